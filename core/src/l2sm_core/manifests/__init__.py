@@ -1,0 +1,46 @@
+"""Builders for the Kubernetes objects the charms create, as plain dicts.
+
+Plain dicts keep the domain core free of Kubernetes client imports: charms hand them to
+lightkube, tests validate them with kubernetes-validate and the CRD schemas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+# Labels every object made by these charms carries, so removal can find exactly its own.
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "juju-l2sm-charms"
+PART_OF = "app.kubernetes.io/part-of"
+INSTANCE = "app.kubernetes.io/instance"
+MODEL = "l2sm-charms.juju.is/model"
+# Who owns an L2Network: an `l2sm-network` application or the controller's create-network
+# action. Each refuses to touch what the other owns.
+OWNER_KIND = "l2sm-charms.juju.is/owner-kind"
+OWNER = "l2sm-charms.juju.is/owner"
+OWNER_KIND_APPLICATION = "application"
+OWNER_KIND_ACTION = "action"
+# Hash of the applied spec, so a charm re-applies only what changed.
+SPEC_HASH = "l2sm-charms.juju.is/spec-hash"
+
+L2SM_GROUP = "l2sm.l2sm.k8s.local"
+L2SM_VERSION = "v1"
+L2SM_API_VERSION = f"{L2SM_GROUP}/{L2SM_VERSION}"
+
+
+def common_labels(app: str, model: str) -> dict[str, str]:
+    return {MANAGED_BY: MANAGED_BY_VALUE, PART_OF: "l2sm", INSTANCE: app, MODEL: model}
+
+
+def spec_hash(obj: dict[str, Any]) -> str:
+    """Stable digest of an object without its own hash annotation."""
+    clean = json.loads(json.dumps(obj))
+    clean.get("metadata", {}).get("annotations", {}).pop(SPEC_HASH, None)
+    return hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def with_spec_hash(obj: dict[str, Any]) -> dict[str, Any]:
+    obj.setdefault("metadata", {}).setdefault("annotations", {})[SPEC_HASH] = spec_hash(obj)
+    return obj

@@ -1,0 +1,161 @@
+"""The client against a real HTTP server (the test double speaks HTTP; the client is not mocked)."""
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from l2sm_core import vnets
+from l2sm_core.vnets import VnetsClient
+
+EP1 = "of:e5e40be8c6b4bf54/1"
+EP2 = "of:cc4d87e0ca1f6b49/2"
+
+
+def client_for(controller, password="karaf", timeout=2.0):
+    return VnetsClient(controller.url, "karaf", password, timeout=timeout)
+
+
+def test_network_lifecycle(controller):
+    client = client_for(controller)
+    client.status()
+    assert client.is_ready()
+    assert not client.network_exists("net-a")
+    client.create_network("net-a")
+    assert client.network_exists("net-a")
+    assert "net-a" in client.describe_network("net-a")
+    client.add_ports("net-a", [EP1, EP2])
+    assert controller.networks["net-a"] == {EP1, EP2}
+    client.remove_ports("net-a", [EP1])
+    assert controller.networks["net-a"] == {EP2}
+    client.delete_network("net-a")
+    assert "net-a" not in controller.networks
+    method, path, _ = controller.requests[2]
+    assert (method, path) == ("GET", "/onos/vnets/api/net-a")
+    assert ("POST", "/onos/vnets/api/port", {"networkId": "net-a", "networkEndpoints": [EP1, EP2]}) in (
+        controller.requests
+    )
+
+
+def test_typed_errors(controller):
+    client = client_for(controller)
+    client.create_network("net-a")
+    client.add_ports("net-a", [EP1])
+    # Upstream semantics: creating twice and deleting an unknown network both succeed.
+    client.create_network("net-a")
+    assert controller.networks["net-a"] == {EP1}
+    client.delete_network("missing")
+    with pytest.raises(vnets.ControllerConflict):
+        client.add_ports("missing", [EP1])
+    with pytest.raises(vnets.NetworkMissing):
+        client.describe_network("missing")
+    with pytest.raises(vnets.ControllerResponseError, match="500"):
+        client.remove_ports("net-a", [EP2])
+    controller.refuse_create.add("net-b")
+    with pytest.raises(vnets.ControllerResponseError, match="500"):
+        client.create_network("net-b")
+    with pytest.raises(vnets.ControllerUnauthorized):
+        client_for(controller, password="wrong").status()
+    assert not client_for(controller, password="wrong").is_ready()
+    controller.ready = False
+    with pytest.raises(vnets.ControllerResponseError, match="503"):
+        client.status()
+
+
+def test_endpoints_checked_before_sending(controller):
+    client = client_for(controller)
+    client.create_network("net-a")
+    before = len(controller.requests)
+    for bad in ("of:E5E40BE8C6B4BF54/1", "of:e5e40be8/1", "of:e5e40be8c6b4bf54/0", "eth0"):
+        with pytest.raises(ValueError, match="not a switch port"):
+            client.add_ports("net-a", [bad])
+    assert len(controller.requests) == before
+
+
+def test_devices(controller):
+    controller.devices = {"of:e5e40be8c6b4bf54": True, "of:cc4d87e0ca1f6b49": False}
+    devices = client_for(controller).devices()
+    assert {(d.id, d.available) for d in devices} == {
+        ("of:e5e40be8c6b4bf54", True),
+        ("of:cc4d87e0ca1f6b49", False),
+    }
+
+
+def test_onos_application(controller):
+    client = client_for(controller)
+    controller.vnets_installed = False
+    assert client.onos_ready()
+    assert client.app_state() is None
+    with pytest.raises(vnets.NetworkMissing):
+        client.status()  # the vnets API is not there before the app
+    client.install_app(b"PK-oar-bytes")
+    assert controller.installed_archives == [b"PK-oar-bytes"]
+    assert client.app_state() == "ACTIVE"
+    client.status()
+    controller.onos_up = False
+    assert not client.onos_ready()
+
+
+def test_unreachable():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = VnetsClient(f"http://127.0.0.1:{port}", "karaf", "karaf", timeout=1)
+    with pytest.raises(vnets.ControllerUnreachable):
+        client.status()
+    assert not client.is_ready()
+
+
+def test_timeout_is_unreachable():
+    release = threading.Event()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self):
+            release.wait(5)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = VnetsClient(f"http://127.0.0.1:{server.server_address[1]}", "u", "p", timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(vnets.ControllerUnreachable):
+            client.status()
+        assert time.monotonic() - started < 3
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("path", ["/devices-bad-json", "/devices-no-list"])
+def test_devices_bad_body(path):
+    class Odd(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"{not json" if path == "/devices-bad-json" else b'{"nodes": []}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Odd)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = VnetsClient(f"http://127.0.0.1:{server.server_address[1]}", "u", "p")
+        with pytest.raises(vnets.ControllerResponseError, match="unexpected body"):
+            client.devices()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_bad_base_url():
+    with pytest.raises(ValueError, match="not an http"):
+        VnetsClient("ftp://x", "u", "p")

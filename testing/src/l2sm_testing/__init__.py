@@ -1,0 +1,1 @@
+"""Test doubles for the boundaries the charms talk across; never packed into a charm."""
