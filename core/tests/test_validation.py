@@ -57,3 +57,23 @@ def test_validation_error_names_the_field():
     assert text.startswith("parameter 'network-name': ")
     assert "Value error" not in text
     assert "'Bad_Name' is not a DNS-1123 label" in text
+
+
+def test_model_level_and_unknown_fields():
+    class Config(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(extra="forbid")
+        low: int = 1
+        high: int = 2
+
+        @pydantic.model_validator(mode="after")
+        def _order(self):
+            if self.low >= self.high:
+                raise ValueError("low must be less than high")
+            return self
+
+    with pytest.raises(pydantic.ValidationError) as info:
+        Config(low=3)
+    assert describe_validation_error(info.value, "option") == "low must be less than high"
+    with pytest.raises(pydantic.ValidationError) as info:
+        Config(other=1)
+    assert describe_validation_error(info.value, "option") == "option 'other': unknown option"

@@ -51,10 +51,12 @@ def describe_validation_error(exc: pydantic.ValidationError, kind: str = "parame
     """One line per invalid field, naming the field as the user typed it (dashes, not underscores)."""
     lines = []
     for error in exc.errors():
-        loc = ".".join(str(part) for part in error["loc"]) or "?"
-        field = loc.replace("_", "-")
+        loc = ".".join(str(part) for part in error["loc"])
         msg = error["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        lines.append(f"{kind} '{field}': {msg}")
+        if error["type"] == "extra_forbidden":
+            msg = f"unknown {kind}"
+        # A whole-model check has no location: its message names the fields itself.
+        lines.append(f"{kind} '{loc.replace('_', '-')}': {msg}" if loc else msg)
     return "; ".join(lines)

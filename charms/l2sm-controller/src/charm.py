@@ -1,0 +1,529 @@
+#!/usr/bin/env python3
+"""The L2S-M control plane under Juju: SDN controller, operator, CRDs, webhook, resync."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+from typing import Any
+
+import ops
+import pydantic
+from lightkube import Client
+from lightkube.core.exceptions import ApiError
+
+import tls
+import workload
+from kube import (
+    NAD_CRD,
+    CustomResourceDefinition,
+    Kube,
+    KubeForbidden,
+    L2Network,
+    MutatingWebhookConfiguration,
+    Pod,
+    Service,
+)
+from l2sm_core import attachments
+from l2sm_core.interfaces import ControllerProviderAppData
+from l2sm_core.manifests import OWNER, OWNER_KIND, OWNER_KIND_ACTION, OWNER_KIND_APPLICATION
+from l2sm_core.manifests import controller as objects
+from l2sm_core.manifests.crds import CRD_KINDS, crd_name, custom_resource_definitions
+from l2sm_core.resync import DesiredState, ResyncReport, apply_resync, plan_resync
+from l2sm_core.validation import describe_validation_error
+from l2sm_core.vnets import VNETS_APP, ControllerError, VnetsClient
+from models import CharmConfig, CreateNetworkParams, DeleteNetworkParams, NetworkParams, NoParams
+
+logger = logging.getLogger(__name__)
+
+RELATION = "l2sm-controller"
+CREDENTIALS_LABEL = "controller-credentials"
+TLS_LABEL = "webhook-tls"
+# The controller is in this pod: the charm container reaches its REST API on localhost.
+LOCAL_REST_URL = f"http://127.0.0.1:{objects.REST_PORT}"
+# Events after which the controller may have come back without its in-memory state.
+_MISSING_ARCHIVE = f"{workload.VNETS_ARCHIVE} not in controller-image: attach an l2sm-controller image"
+RESYNC_EVENTS = (ops.PebbleReadyEvent, ops.PebbleCheckRecoveredEvent, ops.UpdateStatusEvent, ops.LeaderElectedEvent)
+
+
+class L2smControllerCharm(ops.CharmBase):
+    _stored = ops.StoredState()
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self._stored.set_default(last_resync="", last_resync_summary="", last_resync_repaired=False)
+        self._kube: Kube | None = None
+        for event in (
+            self.on.controller_pebble_ready,
+            self.on.manager_pebble_ready,
+            self.on.controller_pebble_check_failed,
+            self.on.controller_pebble_check_recovered,
+            self.on.manager_pebble_check_failed,
+            self.on.manager_pebble_check_recovered,
+            self.on.config_changed,
+            self.on.upgrade_charm,
+            self.on.leader_elected,
+            self.on.update_status,
+            self.on[RELATION].relation_joined,
+            self.on[RELATION].relation_changed,
+        ):
+            framework.observe(event, self._reconcile)
+        framework.observe(self.on.remove, self._on_remove)
+        framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
+        framework.observe(self.on.collect_app_status, self._on_collect_app_status)
+        framework.observe(self.on.list_networks_action, self._on_list_networks)
+        framework.observe(self.on.show_network_action, self._on_show_network)
+        framework.observe(self.on.create_network_action, self._on_create_network)
+        framework.observe(self.on.delete_network_action, self._on_delete_network)
+        framework.observe(self.on.controller_status_action, self._on_controller_status)
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    @property
+    def kube(self) -> Kube:
+        if self._kube is None:
+            self._kube = Kube(Client(field_manager=self.app.name), field_manager=self.app.name)
+        return self._kube
+
+    @property
+    def namespace(self) -> str:
+        return self.model.name
+
+    @property
+    def pod_name(self) -> str:
+        return self.unit.name.replace("/", "-")
+
+    def _config(self) -> CharmConfig:
+        try:
+            return self.load_config(CharmConfig)
+        except pydantic.ValidationError as exc:
+            raise _Blocked(describe_validation_error(exc, "option")) from None
+
+    def _vnets(self) -> VnetsClient:
+        return VnetsClient(LOCAL_REST_URL, workload.REST_USERNAME, workload.REST_PASSWORD)
+
+    # -- reconcile ----------------------------------------------------------------------------
+
+    def _reconcile(self, event: ops.EventBase) -> None:
+        if not self.unit.is_leader():
+            return  # one unit runs the controller; collect-status tells the others why
+        try:
+            config = self._config()
+            self._require_cluster()
+            self._apply_cluster_objects()
+            tls_bundle = self._webhook_tls(config)
+            if not self._start_controller():
+                return
+            if isinstance(event, RESYNC_EVENTS):
+                self._resync()
+            if not self._start_manager(tls_bundle):
+                return
+            self.kube.apply(objects.pod_webhook(self.app.name, self.namespace, tls_bundle.ca_cert))
+            self._publish(ready=True)
+        except (_Blocked, _Waiting) as exc:
+            logger.info("reconcile stopped: %s", exc)
+        except KubeForbidden:
+            logger.warning("Kubernetes API refused the charm: deploy with --trust")
+
+    def _require_cluster(self) -> None:
+        if self.kube.get(CustomResourceDefinition, NAD_CRD) is None:
+            raise _Blocked("Multus not found")
+
+    def _apply_cluster_objects(self) -> None:
+        for crd in custom_resource_definitions(self.app.name, self.namespace):
+            self.kube.apply(crd)
+        self.kube.apply(objects.sdn_service(self.app.name, self.namespace, self.pod_name))
+        self.kube.apply(objects.webhook_service(self.app.name, self.namespace, self.pod_name))
+
+    def _webhook_dns_names(self) -> list[str]:
+        service = objects.webhook_service_name(self.app.name)
+        return [f"{service}.{self.namespace}.svc", f"{service}.{self.namespace}.svc.cluster.local"]
+
+    def _webhook_tls(self, config: CharmConfig) -> tls.WebhookTLS:
+        """The stored bundle, issued on first use and reissued before it expires."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        names = self._webhook_dns_names()
+        try:
+            secret = self.model.get_secret(label=TLS_LABEL)
+            current = tls.WebhookTLS.from_secret(secret.get_content(refresh=True))
+        except ops.SecretNotFoundError:
+            bundle = tls.issue(self.app.name, names, config.webhook_certificate_days, now)
+            self.app.add_secret(bundle.as_secret(), label=TLS_LABEL, description="L2S-M webhook CA and cert")
+            logger.info("issued webhook certificate for %s", ", ".join(names))
+            return bundle
+        reason = current.needs_renewal(names, config.webhook_renew_days, now)
+        if reason is None:
+            return current
+        bundle = tls.issue(self.app.name, names, config.webhook_certificate_days, now, ca=current)
+        secret.set_content(bundle.as_secret())
+        logger.info("renewed webhook certificate: %s", reason)
+        return bundle
+
+    def _start_controller(self) -> bool:
+        container = self.unit.get_container("controller")
+        if not container.can_connect():
+            raise _Waiting("waiting for the controller container")
+        layer = workload.controller_layer()
+        if workload.plan_differs(container.get_plan(), layer):
+            container.add_layer("controller", layer, combine=True)
+            container.replan()
+        client = self._vnets()
+        if not client.onos_ready():
+            raise _Waiting("controller starting")
+        if client.app_state(VNETS_APP) is None:
+            try:
+                archive = container.pull(workload.VNETS_ARCHIVE, encoding=None).read()
+            except (ops.pebble.PathError, FileNotFoundError):
+                raise _Blocked(_MISSING_ARCHIVE) from None
+            client.install_app(archive)
+            logger.info("installed the vnets app into the controller")
+        return client.is_ready()
+
+    def _start_manager(self, bundle: tls.WebhookTLS) -> bool:
+        container = self.unit.get_container("manager")
+        if not container.can_connect():
+            raise _Waiting("waiting for the manager container")
+        for name, content in (("tls.crt", bundle.cert), ("tls.key", bundle.key)):
+            path = f"{workload.WEBHOOK_CERT_DIR}/{name}"
+            try:
+                same = container.pull(path).read() == content
+            except (ops.pebble.PathError, FileNotFoundError):
+                same = False
+            if not same:  # the manager's cert watcher reloads it; no restart
+                container.push(path, content, make_dirs=True, permissions=0o600)
+        layer = workload.manager_layer(self.namespace)
+        if workload.plan_differs(container.get_plan(), layer):
+            container.add_layer("manager", layer, combine=True)
+            container.replan()
+        return _check_passed(container, workload.MANAGER_CHECK)
+
+    # -- resync -------------------------------------------------------------------------------
+
+    def _desired_state(self) -> DesiredState:
+        networks = {n["metadata"]["name"] for n in self.kube.list(L2Network) if not _deleting(n)}
+        ports: dict[str, set[str]] = {}
+        released: dict[str, set[str]] = {}
+        for pod in self.kube.list(Pod, labels={attachments.L2SM_POD_LABEL: "true"}):
+            node = (pod.get("spec") or {}).get("nodeName")
+            notes = (pod.get("metadata") or {}).get("annotations") or {}
+            if not node:
+                continue
+            try:
+                held = attachments.pod_endpoints(
+                    node,
+                    notes.get(attachments.L2SM_NETWORKS_ANNOTATION, ""),
+                    notes.get(attachments.MULTUS_NETWORKS_ANNOTATION, ""),
+                )
+            except ValueError as exc:
+                logger.warning("pod %s: %s", pod["metadata"]["name"], exc)
+                continue
+            gone = _deleting(pod) or pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+            for network, endpoints in held.items():
+                (released if gone else ports).setdefault(network, set()).update(endpoints)
+        return DesiredState.build(networks, ports, released)
+
+    def _resync(self) -> ResyncReport:
+        report = apply_resync(self._vnets(), plan_resync(self._desired_state()))
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        self._stored.last_resync = now
+        self._stored.last_resync_summary = report.summary()
+        self._stored.last_resync_repaired = report.repaired
+        if report.repaired or report.failures or report.ports_removed:
+            logger.warning("resync repaired the controller: %s", report.summary())
+        else:
+            logger.info("resync: %s", report.summary())
+        return report
+
+    # -- relation -----------------------------------------------------------------------------
+
+    def _credentials(self) -> ops.Secret:
+        try:
+            return self.model.get_secret(label=CREDENTIALS_LABEL)
+        except ops.SecretNotFoundError:
+            content = {"username": workload.REST_USERNAME, "password": workload.REST_PASSWORD}
+            return self.app.add_secret(content, label=CREDENTIALS_LABEL, description="L2S-M REST API")
+
+    def _publish(self, ready: bool) -> None:
+        relations = self.model.relations[RELATION]
+        if not relations:
+            return
+        service = self.kube.get(Service, objects.sdn_service_name(self.app.name), self.namespace)
+        cluster_ip = ((service or {}).get("spec") or {}).get("clusterIP")
+        if not cluster_ip:
+            raise _Waiting("waiting for the controller Service address")
+        secret = self._credentials()
+        secret_id = secret.id or secret.get_info().id
+        data = ControllerProviderAppData(
+            host=f"{objects.sdn_service_name(self.app.name)}.{self.namespace}.svc.cluster.local",
+            cluster_ip=cluster_ip,
+            openflow_port=objects.OPENFLOW_PORT,
+            rest_url=f"http://{cluster_ip}:{objects.REST_PORT}",
+            ready=ready,
+            credentials_secret=secret_id,
+        )
+        for relation in relations:
+            secret.grant(relation)
+            relation.save(data, self.app)
+
+    # -- removal ------------------------------------------------------------------------------
+
+    def _on_remove(self, _: ops.RemoveEvent) -> None:
+        if self.app.planned_units() > 0:
+            return  # scaling down: the remaining leader keeps the cluster objects
+        try:
+            # Webhook first: left without its server it would block every L2S-M pod.
+            self.kube.delete(MutatingWebhookConfiguration, objects.webhook_configuration_name(
+                self.app.name, self.namespace))
+            for name in (objects.webhook_service_name(self.app.name), objects.sdn_service_name(self.app.name)):
+                self.kube.delete(Service, name, self.namespace)
+            remaining = self.kube.list(L2Network)
+            if remaining:
+                names = ", ".join(sorted(f"{_ns(n)}/{n['metadata']['name']}" for n in remaining))
+                # Deleting a CRD deletes every object of its kind in every namespace.
+                logger.warning("keeping the L2S-M CRDs: %d L2Network(s) still exist: %s", len(remaining), names)
+                return
+            for kind in CRD_KINDS:
+                self.kube.delete(CustomResourceDefinition, crd_name(kind))
+            logger.info("removed the L2S-M CRDs: no L2Network was left")
+        except KubeForbidden:
+            logger.error("cannot clean up without --trust: delete the webhook %s by hand",
+                         objects.webhook_configuration_name(self.app.name, self.namespace))
+
+    # -- status -------------------------------------------------------------------------------
+
+    def _assess(self) -> ops.StatusBase:
+        if not self.unit.is_leader():
+            return ops.BlockedStatus("the controller is not clustered: only the leader runs; remove this unit")
+        try:
+            self._config()
+            self._require_cluster()
+            controller = self.unit.get_container("controller")
+            manager = self.unit.get_container("manager")
+            if not controller.can_connect():
+                return ops.WaitingStatus("waiting for the controller container")
+            client = self._vnets()
+            if not client.onos_ready():
+                return ops.WaitingStatus("controller starting")
+            if not client.is_ready():
+                if client.app_state(VNETS_APP) is None and not controller.exists(workload.VNETS_ARCHIVE):
+                    raise _Blocked(_MISSING_ARCHIVE)
+                return ops.WaitingStatus("vnets app starting")
+            if not manager.can_connect() or not _check_passed(manager, workload.MANAGER_CHECK):
+                return ops.WaitingStatus("manager starting")
+            switches = sum(1 for d in client.devices() if d.available)
+        except _Blocked as exc:
+            return ops.BlockedStatus(str(exc))
+        except KubeForbidden:
+            return ops.BlockedStatus(f"deploy with --trust (juju trust {self.app.name} --scope=cluster)")
+        except ControllerError as exc:
+            return ops.WaitingStatus(f"controller not answering: {type(exc).__name__}")
+        return ops.ActiveStatus(f"controller ready, {switches} switch{'es' if switches != 1 else ''} connected")
+
+    def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        event.add_status(self._status())
+
+    def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        event.add_status(self._status())
+
+    def _status(self) -> ops.StatusBase:
+        # Both collect events run in one dispatch: assess once.
+        if not hasattr(self, "_status_cache"):
+            status = self._assess()
+            if isinstance(status, ops.BlockedStatus) and status.message == "Multus not found":
+                status = ops.BlockedStatus(f"Multus not found: install it (CRD {NAD_CRD} is missing)")
+            self._status_cache = status
+        return self._status_cache
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def _params(self, event: ops.ActionEvent, cls: type[Any]) -> Any:
+        try:
+            return event.load_params(cls)
+        except pydantic.ValidationError as exc:
+            event.fail(describe_validation_error(exc))
+            return None
+
+    def _find_network(self, name: str) -> dict[str, Any] | None:
+        # L2S-M looks names up cluster-wide, so a name is unique across namespaces.
+        return next((n for n in self.kube.list(L2Network) if n["metadata"]["name"] == name), None)
+
+    def _attached_pods(self, name: str) -> list[str]:
+        pods = []
+        for pod in self.kube.list(Pod, labels={attachments.L2SM_POD_LABEL: "true"}):
+            notes = pod["metadata"].get("annotations") or {}
+            try:
+                requests = attachments.parse_l2sm_networks(notes.get(attachments.L2SM_NETWORKS_ANNOTATION, ""))
+            except ValueError:
+                continue
+            if not _deleting(pod) and any(r.name == name for r in requests):
+                pods.append(f"{_ns(pod)}/{pod['metadata']['name']}")
+        return sorted(pods)
+
+    def _controller_view(self, name: str) -> str:
+        try:
+            client = self._vnets()
+            return "present" if client.network_exists(name) else "absent"
+        except ControllerError as exc:
+            return f"unknown ({type(exc).__name__})"
+
+    def _guard_action(self, event: ops.ActionEvent) -> bool:
+        if not self.unit.is_leader():
+            event.fail(f"run this on the leader unit: juju run {self.app.name}/leader {event.handle.kind[:-7]}")
+            return False
+        return True
+
+    def _on_list_networks(self, event: ops.ActionEvent) -> None:
+        if self._params(event, NoParams) is None or not self._guard_action(event):
+            return
+        try:
+            rows = [
+                {
+                    "name": n["metadata"]["name"],
+                    "namespace": _ns(n),
+                    "type": n.get("spec", {}).get("type", ""),
+                    "owner": _owner(n),
+                    "connected-pods": int((n.get("status") or {}).get("connectedPodCount") or 0),
+                    "controller": self._controller_view(n["metadata"]["name"]),
+                }
+                for n in sorted(self.kube.list(L2Network), key=lambda n: n["metadata"]["name"])
+            ]
+        except KubeForbidden:
+            event.fail("the Kubernetes API refused the charm: deploy with --trust")
+            return
+        event.set_results({"count": len(rows), "networks": json.dumps(rows)})
+
+    def _on_show_network(self, event: ops.ActionEvent) -> None:
+        params = self._params(event, NetworkParams)
+        if params is None or not self._guard_action(event):
+            return
+        try:
+            network = self._find_network(params.name)
+            if network is None:
+                event.fail(f"parameter 'name': no L2Network named {params.name!r}; list-networks shows them")
+                return
+            pods = self._attached_pods(params.name)
+        except KubeForbidden:
+            event.fail("the Kubernetes API refused the charm: deploy with --trust")
+            return
+        try:
+            described = self._vnets().describe_network(params.name)
+        except ControllerError as exc:
+            described = f"unavailable: {type(exc).__name__}"
+        event.set_results(
+            {
+                "name": params.name,
+                "namespace": _ns(network),
+                "owner": _owner(network),
+                "spec": json.dumps(network.get("spec") or {}, sort_keys=True),
+                "status": json.dumps(network.get("status") or {}, sort_keys=True),
+                "attached-pods": json.dumps(pods),
+                "controller": described,
+            }
+        )
+
+    def _on_create_network(self, event: ops.ActionEvent) -> None:
+        params = self._params(event, CreateNetworkParams)
+        if params is None or not self._guard_action(event):
+            return
+        try:
+            existing = self._find_network(params.name)
+            if existing is not None:
+                event.fail(
+                    f"parameter 'name': an L2Network named {params.name!r} already exists in namespace "
+                    f"{_ns(existing)!r} (owner: {_owner(existing)}); L2S-M names are cluster-wide"
+                )
+                return
+            self.kube.apply(objects.action_network(self.app.name, self.namespace, params.name, params.cidr or None))
+        except KubeForbidden:
+            event.fail("the Kubernetes API refused the charm: deploy with --trust")
+            return
+        event.set_results({"name": params.name, "namespace": self.namespace, "cidr": params.cidr or "none (L2 only)"})
+
+    def _on_delete_network(self, event: ops.ActionEvent) -> None:
+        params = self._params(event, DeleteNetworkParams)
+        if params is None or not self._guard_action(event):
+            return
+        try:
+            network = self._find_network(params.name)
+            if network is None:
+                event.fail(f"parameter 'name': no L2Network named {params.name!r}; list-networks shows them")
+                return
+            labels = network["metadata"].get("labels") or {}
+            if labels.get(OWNER_KIND) == OWNER_KIND_APPLICATION:
+                owner = labels.get(OWNER, "?")
+                event.fail(
+                    f"parameter 'name': {params.name!r} is owned by the l2sm-network application {owner!r}: "
+                    f"remove that application instead (juju remove-application {owner})"
+                )
+                return
+            pods = self._attached_pods(params.name)
+            if pods and not params.force:
+                event.fail(
+                    f"parameter 'force': {len(pods)} pod(s) are attached to {params.name!r} "
+                    f"({', '.join(pods)}); detach them or rerun with force=true"
+                )
+                return
+            self.kube.delete(L2Network, params.name, _ns(network))
+        except KubeForbidden:
+            event.fail("the Kubernetes API refused the charm: deploy with --trust")
+            return
+        event.set_results({"deleted": params.name, "namespace": _ns(network), "detached-pods": json.dumps(pods)})
+
+    def _on_controller_status(self, event: ops.ActionEvent) -> None:
+        if self._params(event, NoParams) is None or not self._guard_action(event):
+            return
+        client = self._vnets()
+        results: dict[str, Any] = {
+            "last-resync": self._stored.last_resync or "never",
+            "last-resync-summary": self._stored.last_resync_summary or "",
+        }
+        try:
+            client.status()
+            devices = client.devices()
+        except ControllerError as exc:
+            results["rest"] = f"not ready: {exc}"
+            event.set_results(results)
+            return
+        results["rest"] = "ready"
+        results["switches-connected"] = sum(1 for d in devices if d.available)
+        results["switches"] = json.dumps([{"id": d.id, "available": d.available} for d in devices])
+        event.set_results(results)
+
+
+class _Blocked(Exception):
+    """Stop reconciling: the operator must fix something (the message says what)."""
+
+
+class _Waiting(Exception):
+    """Stop reconciling: a later event will find the missing piece ready."""
+
+
+def _check_passed(container: ops.Container, name: str) -> bool:
+    """A check that is up and has passed at least once (Pebble starts checks as up)."""
+    info = container.get_checks(name).get(name)
+    if info is None or info.status != ops.pebble.CheckStatus.UP:
+        return False
+    return info.successes is None or info.successes > 0
+
+
+def _deleting(obj: dict[str, Any]) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def _ns(obj: dict[str, Any]) -> str:
+    return (obj.get("metadata") or {}).get("namespace") or ""
+
+
+def _owner(obj: dict[str, Any]) -> str:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    kind = labels.get(OWNER_KIND)
+    if kind in (OWNER_KIND_APPLICATION, OWNER_KIND_ACTION):
+        return f"{kind}:{labels.get(OWNER, '?')}"
+    return "unmanaged"
+
+
+__all__ = ["ApiError", "L2smControllerCharm"]
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(L2smControllerCharm)

@@ -1,0 +1,93 @@
+"""The charm's one door to Kubernetes: lightkube, server-side apply, dicts in and out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lightkube import Client, codecs
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.core_v1 import Pod, Service
+
+from l2sm_core.manifests import L2SM_GROUP, L2SM_VERSION, SPEC_HASH
+
+logger = logging.getLogger(__name__)
+
+L2Network = create_namespaced_resource(L2SM_GROUP, L2SM_VERSION, "L2Network", "l2networks")
+NAD_CRD = "network-attachment-definitions.k8s.cni.cncf.io"
+
+__all__ = [
+    "NAD_CRD",
+    "CustomResourceDefinition",
+    "Kube",
+    "KubeForbidden",
+    "L2Network",
+    "MutatingWebhookConfiguration",
+    "Pod",
+    "Service",
+]
+
+
+class KubeForbidden(Exception):
+    """The API server refused the charm (403): the application was not deployed with --trust."""
+
+
+def _code(exc: ApiError) -> int:
+    return int(getattr(exc.status, "code", 0) or 0)
+
+
+class Kube:
+    def __init__(self, client: Client, field_manager: str):
+        self.client = client
+        self.field_manager = field_manager
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ApiError as exc:
+            if _code(exc) == 403:
+                raise KubeForbidden(str(exc)) from exc
+            raise
+
+    def get(self, kind: Any, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        try:
+            kwargs = {"namespace": namespace} if namespace else {}
+            return self._call(self.client.get, kind, name, **kwargs).to_dict()
+        except ApiError as exc:
+            if _code(exc) == 404:
+                return None
+            raise
+
+    def list(self, kind: Any, namespace: str | None = None, labels: dict[str, str] | None = None) -> list[dict]:
+        kwargs: dict[str, Any] = {}
+        if namespace:
+            kwargs["namespace"] = namespace
+        if labels:
+            kwargs["labels"] = labels
+        return [obj.to_dict() for obj in self._call(self.client.list, kind, **kwargs)]
+
+    def apply(self, obj: dict[str, Any]) -> bool:
+        """Server-side apply, skipped when the live object carries the same spec hash."""
+        resource = codecs.from_dict(obj)
+        meta = obj["metadata"]
+        live = self.get(type(resource), meta["name"], meta.get("namespace"))
+        wanted = meta.get("annotations", {}).get(SPEC_HASH)
+        if live is not None and wanted and live["metadata"].get("annotations", {}).get(SPEC_HASH) == wanted:
+            return False
+        self._call(self.client.apply, resource, field_manager=self.field_manager, force=True)
+        logger.info("applied %s %s", obj["kind"], meta["name"])
+        return True
+
+    def delete(self, kind: Any, name: str, namespace: str | None = None) -> bool:
+        """True when something was deleted; absent objects are fine."""
+        try:
+            kwargs = {"namespace": namespace} if namespace else {}
+            self._call(self.client.delete, kind, name, **kwargs)
+        except ApiError as exc:
+            if _code(exc) == 404:
+                return False
+            raise
+        return True

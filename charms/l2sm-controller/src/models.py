@@ -1,0 +1,57 @@
+"""Typed config and action parameters: everything from the user is checked here, once."""
+
+from __future__ import annotations
+
+import pydantic
+
+from l2sm_core.validation import dns1123_label, ipv4_prefix
+
+
+class _Model(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+
+class CharmConfig(_Model):
+    webhook_certificate_days: int = pydantic.Field(365, ge=7, le=3650)
+    webhook_renew_days: int = pydantic.Field(30, ge=1, le=365)
+
+    @pydantic.model_validator(mode="after")
+    def _renew_before_expiry(self) -> CharmConfig:
+        if self.webhook_renew_days >= self.webhook_certificate_days:
+            raise ValueError(
+                f"webhook-renew-days ({self.webhook_renew_days}) must be less than "
+                f"webhook-certificate-days ({self.webhook_certificate_days})"
+            )
+        return self
+
+
+class _Params(_Model):
+    # OSM adds application-name to every primitive; it only says which application to run on.
+    application_name: str = ""
+
+
+class NoParams(_Params):
+    pass
+
+
+class NetworkParams(_Params):
+    name: str
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return dns1123_label(value)
+
+
+class CreateNetworkParams(NetworkParams):
+    cidr: str = ""
+
+    @pydantic.field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        value = value.strip()
+        return str(ipv4_prefix(value)) if value else ""
+
+
+class DeleteNetworkParams(NetworkParams):
+    force: bool = False

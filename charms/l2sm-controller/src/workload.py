@@ -1,0 +1,108 @@
+"""Pebble layers for the two workloads, started as their images start them upstream."""
+
+from __future__ import annotations
+
+import base64
+
+from ops import pebble
+
+from l2sm_core.manifests.controller import REST_PORT
+
+# Upstream hard-codes these in the operator; the REST port stays on ClusterIP for that reason.
+REST_USERNAME = "karaf"
+REST_PASSWORD = "karaf"  # noqa: S105 (upstream's fixed value, not a secret we chose)
+
+ONOS_HOME = "/root/onos"
+# The image's entrypoint script starts ONOS and then posts this archive; the charm posts it
+# itself so it can see and report each step.
+VNETS_ARCHIVE = f"{ONOS_HOME}/vnets-app-1.0.oar"
+WEBHOOK_CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"  # noqa: S108 (controller-runtime default)
+MANAGER_HEALTH_PORT = 8081
+
+CONTROLLER_SERVICE = "onos"
+CONTROLLER_CHECK = "vnets-api"
+MANAGER_SERVICE = "manager"
+MANAGER_CHECK = "manager-ready"
+
+
+def _basic_auth() -> str:
+    return "Basic " + base64.b64encode(f"{REST_USERNAME}:{REST_PASSWORD}".encode()).decode()
+
+
+def controller_layer() -> pebble.LayerDict:
+    return {
+        "summary": "L2S-M SDN controller",
+        "services": {
+            CONTROLLER_SERVICE: {
+                "override": "replace",
+                "summary": "ONOS 2.7 (the vnets app is installed by the charm)",
+                "command": f"{ONOS_HOME}/bin/onos-service server",
+                "working-dir": ONOS_HOME,
+                "startup": "enabled",
+            }
+        },
+        "checks": {
+            # Ready-level only: ONOS answers long before the vnets app is in, and a restart
+            # on failure would keep killing it during that window.
+            CONTROLLER_CHECK: {
+                "override": "replace",
+                "level": "ready",
+                "period": "10s",
+                "timeout": "3s",
+                "threshold": 3,
+                "http": {
+                    "url": f"http://localhost:{REST_PORT}/onos/vnets/api/status",
+                    "headers": {"Authorization": _basic_auth()},
+                },
+            }
+        },
+    }
+
+
+def manager_layer(namespace: str) -> pebble.LayerDict:
+    return {
+        "summary": "L2S-M operator",
+        "services": {
+            MANAGER_SERVICE: {
+                "override": "replace",
+                "summary": "L2S-M controller-manager",
+                # Metrics off: upstream serves them behind token reviews we do not set up.
+                "command": (
+                    f"/manager --leader-elect --health-probe-bind-address=:{MANAGER_HEALTH_PORT} "
+                    "--metrics-bind-address=0"
+                ),
+                "startup": "enabled",
+                "environment": {
+                    # Same pod: the REST API is on localhost, no DNS or Service needed.
+                    "CONTROLLER_IP": "127.0.0.1",
+                    "CONTROLLER_PORT": str(REST_PORT),
+                    # NADs live in this namespace; naming it lets KNF pods of other models use them.
+                    "SWITCHES_NAMESPACE": namespace,
+                },
+            }
+        },
+        "checks": {
+            MANAGER_CHECK: {
+                "override": "replace",
+                "level": "ready",
+                "period": "10s",
+                "threshold": 3,
+                "http": {"url": f"http://localhost:{MANAGER_HEALTH_PORT}/readyz"},
+            }
+        },
+    }
+
+
+def plan_differs(plan: pebble.Plan, layer: pebble.LayerDict) -> bool:
+    """True when the running plan lacks any service or check of the layer, as the layer has it."""
+    current = plan.to_dict()
+    for section in ("services", "checks"):
+        wanted = layer.get(section) or {}
+        have = current.get(section) or {}
+        for name, spec in wanted.items():
+            got = dict(have.get(name) or {})
+            if {k: v for k, v in got.items() if k != "override"} != {
+                k: v for k, v in dict(spec).items() if k != "override"
+            }:
+                return True
+    return False

@@ -1,0 +1,124 @@
+"""Shared fixtures: a fake lightkube client, a real HTTP controller double, container states."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ops import pebble, testing
+
+import charm
+import workload
+from l2sm_core.naming import device_id
+from l2sm_testing.controller_server import FakeController
+from l2sm_testing.fake_kube import FakeKube
+
+NAMESPACE = "l2sm"
+APP = "l2sm-controller"
+OAR = b"PK\x03\x04 vnets-app-1.0.oar"
+NAD_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "network-attachment-definitions.k8s.cni.cncf.io"},
+    "spec": {
+        "group": "k8s.cni.cncf.io",
+        "names": {"kind": "NetworkAttachmentDefinition", "plural": "network-attachment-definitions"},
+        "scope": "Namespaced",
+        "versions": [{"name": "v1", "served": True, "storage": True}],
+    },
+}
+
+
+@pytest.fixture
+def kube(monkeypatch):
+    fake = FakeKube()
+    fake.add(NAD_CRD)
+    monkeypatch.setattr(charm, "Client", lambda **_: fake)
+    return fake
+
+
+@pytest.fixture
+def controller(monkeypatch):
+    fake = FakeController().start()
+    fake.vnets_installed = False  # a fresh controller container: the charm installs the app
+    monkeypatch.setattr(charm, "LOCAL_REST_URL", fake.url)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def ctx():
+    return testing.Context(charm.L2smControllerCharm)
+
+
+@pytest.fixture
+def oar_dir(tmp_path):
+    (tmp_path / "vnets-app-1.0.oar").write_bytes(OAR)
+    return tmp_path
+
+
+def controller_container(oar_dir, connect=True, with_archive=True, layers=None):
+    mounts = {"onos": testing.Mount(location=workload.ONOS_HOME, source=oar_dir)} if with_archive else {}
+    return testing.Container("controller", can_connect=connect, mounts=mounts, layers=layers or {})
+
+
+def manager_container(ready=True, connect=True, layers=None, successes=1):
+    checks = []
+    if ready is not None:
+        checks = [
+            testing.CheckInfo(
+                workload.MANAGER_CHECK,
+                level=pebble.CheckLevel.READY,
+                status=pebble.CheckStatus.UP if ready else pebble.CheckStatus.DOWN,
+                successes=successes if ready else 0,
+                failures=0 if ready else 3,
+            )
+        ]
+        # Pebble reports checks only for a plan that has them: the manager is already running.
+        layers = layers or {"manager": pebble.Layer(workload.manager_layer(NAMESPACE))}
+    return testing.Container("manager", can_connect=connect, check_infos=checks, layers=layers or {})
+
+
+def make_state(oar_dir, leader=True, **overrides):
+    base = {
+        "leader": leader,
+        "model": testing.Model(name=NAMESPACE),
+        "containers": {controller_container(oar_dir), manager_container()},
+    }
+    base.update(overrides)
+    return testing.State(**base)
+
+
+def l2network(name, namespace=NAMESPACE, labels=None, status=None, deleting=False):
+    meta = {"name": name, "namespace": namespace, "labels": labels or {}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-25T10:00:00Z"
+    obj = {"apiVersion": "l2sm.l2sm.k8s.local/v1", "kind": "L2Network", "metadata": meta, "spec": {"type": "vnet"}}
+    if status:
+        obj["status"] = status
+    return obj
+
+
+def l2sm_pod(name, node, networks, veths, namespace="knfs", deleting=False, phase="Running"):
+    meta = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {"l2sm": "true"},
+        "annotations": {
+            "l2sm/networks": ", ".join(networks),
+            "k8s.v1.cni.cncf.io/networks": json.dumps([{"name": f"l2sm-veth{v}"} for v in veths]),
+        },
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-25T10:00:00Z"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "busybox"}]},
+        "status": {"phase": phase},
+    }
+
+
+def endpoint(node, port):
+    return f"{device_id(node)}/{port}"

@@ -1,0 +1,168 @@
+"""Install, start-up gates, status and the only-on-change rule."""
+
+import pytest
+from conftest import APP, NAMESPACE, OAR, controller_container, make_state, manager_container
+from ops import testing
+
+import workload
+from l2sm_core.manifests.crds import CRD_KINDS, crd_name
+
+
+def _run(ctx, state, event=None):
+    container = next(c for c in state.containers if c.name == "controller")
+    return ctx.run(event or ctx.on.pebble_ready(container), state)
+
+
+def test_first_start_installs_everything(ctx, kube, controller, oar_dir):
+    out = _run(ctx, make_state(oar_dir))
+
+    for kind in CRD_KINDS:
+        assert kube.find("CustomResourceDefinition", crd_name(kind)) is not None
+    assert kube.find("Service", f"{APP}-sdn", NAMESPACE)["spec"]["selector"] == {
+        "statefulset.kubernetes.io/pod-name": f"{APP}-0"
+    }
+    assert kube.find("Service", f"{APP}-webhook", NAMESPACE) is not None
+    webhook = kube.find("MutatingWebhookConfiguration", f"{APP}-{NAMESPACE}-pods")
+    assert webhook["webhooks"][0]["clientConfig"]["service"]["namespace"] == NAMESPACE
+    assert kube.field_managers == {APP}
+    # The vnets app came from the controller image and went in through ONOS's app API.
+    assert controller.installed_archives == [OAR]
+
+    secret = next(s for s in out.secrets if s.label == "webhook-tls")
+    assert "BEGIN CERTIFICATE" in secret.tracked_content["cert"]
+    manager = out.get_container("manager")
+    fs = manager.get_filesystem(ctx)
+    pushed = (fs / workload.WEBHOOK_CERT_DIR.lstrip("/") / "tls.crt").read_text()
+    assert pushed == secret.tracked_content["cert"]
+    assert out.get_container("controller").plan.services["onos"].command.endswith("onos-service server")
+    env = manager.plan.services["manager"].environment
+    assert env["SWITCHES_NAMESPACE"] == NAMESPACE
+    assert out.unit_status == testing.ActiveStatus("controller ready, 0 switches connected")
+    assert out.app_status == out.unit_status
+
+
+def test_second_run_changes_nothing(ctx, kube, controller, oar_dir):
+    out = _run(ctx, make_state(oar_dir))
+    writes = list(kube.writes)
+    again = ctx.run(ctx.on.update_status(), out)
+    assert kube.writes == writes
+    assert again.unit_status.name == "active"
+
+
+def test_switch_count_in_status(ctx, kube, controller, oar_dir):
+    controller.vnets_installed = True
+    controller.devices = {"of:e5e40be8c6b4bf54": True, "of:cc4d87e0ca1f6b49": True, "of:17f5f571e2353768": False}
+    out = _run(ctx, make_state(oar_dir))
+    assert out.unit_status == testing.ActiveStatus("controller ready, 2 switches connected")
+
+
+def test_webhook_waits_for_the_manager(ctx, kube, controller, oar_dir):
+    state = make_state(oar_dir, containers={controller_container(oar_dir), manager_container(ready=False)})
+    out = _run(ctx, state)
+    assert out.unit_status == testing.WaitingStatus("manager starting")
+    # A webhook without its server would block every L2S-M pod: not installed yet.
+    assert kube.kinds("MutatingWebhookConfiguration") == []
+    assert (out.get_container("manager").get_filesystem(ctx) / "tmp/k8s-webhook-server/serving-certs/tls.key").exists()
+
+
+def test_manager_check_never_passed_is_not_ready(ctx, kube, controller, oar_dir):
+    state = make_state(oar_dir, containers={controller_container(oar_dir), manager_container(successes=0)})
+    out = _run(ctx, state)
+    assert out.unit_status == testing.WaitingStatus("manager starting")
+
+
+def test_manager_waits_for_controller(ctx, kube, controller, oar_dir):
+    controller.onos_up = False
+    out = _run(ctx, make_state(oar_dir, containers={controller_container(oar_dir), manager_container(ready=None)}))
+    assert out.unit_status == testing.WaitingStatus("controller starting")
+    assert out.get_container("controller").plan.services  # ONOS started
+    assert not out.get_container("manager").plan.services  # it would exit without the REST API
+
+
+def test_vnets_starting(ctx, kube, controller, oar_dir):
+    controller.vnets_installed = True
+    controller.ready = False
+    out = _run(ctx, make_state(oar_dir, containers={controller_container(oar_dir), manager_container(ready=None)}))
+    assert out.unit_status == testing.WaitingStatus("vnets app starting")
+    assert not out.get_container("manager").plan.services
+
+
+def test_unreachable_controller(ctx, kube, controller, oar_dir, monkeypatch):
+    import charm
+
+    monkeypatch.setattr(charm, "LOCAL_REST_URL", "http://127.0.0.1:9")
+    out = _run(ctx, make_state(oar_dir))
+    assert out.unit_status == testing.WaitingStatus("controller starting")
+
+
+def test_containers_not_ready(ctx, kube, controller, oar_dir):
+    state = make_state(oar_dir, containers={controller_container(oar_dir, connect=False), manager_container()})
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert out.unit_status == testing.WaitingStatus("waiting for the controller container")
+    state = make_state(oar_dir, containers={controller_container(oar_dir), manager_container(connect=False)})
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert out.unit_status == testing.WaitingStatus("manager starting")
+
+
+def test_missing_archive_blocks(ctx, kube, controller, oar_dir):
+    state = make_state(
+        oar_dir, containers={controller_container(oar_dir, with_archive=False), manager_container(ready=None)}
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert controller.installed_archives == []
+    assert out.unit_status == testing.BlockedStatus(
+        f"{workload.VNETS_ARCHIVE} not in controller-image: attach an l2sm-controller image"
+    )
+    assert not out.get_container("manager").plan.services
+
+
+def test_forbidden_blocks_and_applies_nothing(ctx, kube, controller, oar_dir):
+    kube.forbidden = True
+    out = _run(ctx, make_state(oar_dir))
+    assert out.unit_status == testing.BlockedStatus(f"deploy with --trust (juju trust {APP} --scope=cluster)")
+    assert kube.writes == []
+
+
+def test_multus_missing_blocks(ctx, kube, controller, oar_dir):
+    kube.objects.clear()
+    out = _run(ctx, make_state(oar_dir))
+    assert out.unit_status.name == "blocked"
+    assert "Multus" in out.unit_status.message
+    assert "network-attachment-definitions.k8s.cni.cncf.io" in out.unit_status.message
+    assert kube.writes == []
+
+
+@pytest.mark.parametrize(
+    ("config", "fragment"),
+    [
+        ({"webhook-certificate-days": 3}, "option 'webhook-certificate-days'"),
+        ({"webhook-renew-days": 0}, "option 'webhook-renew-days'"),
+        ({"webhook-certificate-days": 20, "webhook-renew-days": 30}, "webhook-renew-days (30) must be less"),
+    ],
+)
+def test_bad_config_blocks_and_changes_nothing(ctx, kube, controller, oar_dir, config, fragment):
+    out = ctx.run(ctx.on.config_changed(), make_state(oar_dir, config=config))
+    assert out.unit_status.name == "blocked"
+    assert fragment in out.unit_status.message
+    assert kube.writes == []
+    assert not out.secrets
+
+
+def test_extra_unit_does_nothing(ctx, kube, controller, oar_dir):
+    out = _run(ctx, make_state(oar_dir, leader=False))
+    assert out.unit_status.name == "blocked"
+    assert "not clustered" in out.unit_status.message
+    assert kube.writes == []
+    assert not out.get_container("controller").plan.services
+    assert out.get_container("manager").plan.to_dict() == manager_container().plan.to_dict()
+
+
+def test_leader_change_moves_services(kube, controller, oar_dir):
+    import charm
+
+    for unit_id in (0, 1):
+        ctx = testing.Context(charm.L2smControllerCharm, unit_id=unit_id)
+        ctx.run(ctx.on.leader_elected(), make_state(oar_dir))
+        selector = kube.find("Service", f"{APP}-sdn", NAMESPACE)["spec"]["selector"]
+        # Traffic follows the leader: the only unit whose workloads run.
+        assert selector == {"statefulset.kubernetes.io/pod-name": f"{APP}-{unit_id}"}

@@ -1,0 +1,102 @@
+"""An in-memory stand-in for lightkube's Client: the boundary where charm tests cut.
+
+It stores whole objects as dicts, answers get/list/apply/delete as the API server would
+(404 for absent objects, 403 when `forbidden`, label selectors, a ClusterIP for Services)
+and records every write, so tests can assert both what exists and what was sent.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+import httpx
+from lightkube import codecs
+from lightkube.core.exceptions import ApiError
+from lightkube.core.resource import NamespacedResource
+
+
+def api_error(code: int, message: str) -> ApiError:
+    status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "message": message}
+    return ApiError(response=httpx.Response(code, json=status))
+
+
+def _kind(res: Any) -> str:
+    return res._api_info.resource.kind
+
+
+class FakeKube:
+    def __init__(self):
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.forbidden = False
+        self.writes: list[tuple[str, str, str, str]] = []  # (verb, kind, namespace, name)
+        self.field_managers: set[str] = set()
+        self._ips = (f"10.152.183.{i}" for i in itertools.count(10))
+
+    # -- test helpers -----------------------------------------------------------------------
+
+    def add(self, obj: dict[str, Any]) -> dict[str, Any]:
+        obj = copy.deepcopy(obj)
+        meta = obj["metadata"]
+        self.objects[(obj["kind"], meta.get("namespace", ""), meta["name"])] = obj
+        return obj
+
+    def find(self, kind: str, name: str, namespace: str = "") -> dict[str, Any] | None:
+        return self.objects.get((kind, namespace, name))
+
+    def kinds(self, kind: str) -> list[dict[str, Any]]:
+        return [o for (k, _, _), o in sorted(self.objects.items()) if k == kind]
+
+    # -- the Client surface the charms use ---------------------------------------------------
+
+    def _guard(self) -> None:
+        if self.forbidden:
+            raise api_error(403, "forbidden: the service account cannot do this")
+
+    def get(self, res: Any, name: str, *, namespace: str | None = None):
+        self._guard()
+        obj = self.find(_kind(res), name, namespace or "")
+        if obj is None:
+            raise api_error(404, f"{_kind(res)} {name!r} not found")
+        return codecs.from_dict(copy.deepcopy(obj))
+
+    def list(self, res: Any, *, namespace: str | None = None, labels: dict[str, str] | None = None, **_: Any):
+        self._guard()
+        result = []
+        for (kind, ns, _name), obj in sorted(self.objects.items()):
+            if kind != _kind(res) or (namespace and ns != namespace):
+                continue
+            have = obj["metadata"].get("labels") or {}
+            if all(have.get(k) == v for k, v in (labels or {}).items()):
+                result.append(codecs.from_dict(copy.deepcopy(obj)))
+        return result
+
+    def apply(self, obj: Any, *, field_manager: str | None = None, force: bool = False, **_: Any):
+        self._guard()
+        if not field_manager:
+            raise api_error(400, "server-side apply needs a field manager")
+        self.field_managers.add(field_manager)
+        data = obj.to_dict()
+        meta = data["metadata"]
+        namespace = meta.get("namespace", "") if isinstance(obj, NamespacedResource) else ""
+        if isinstance(obj, NamespacedResource) and not namespace:
+            raise api_error(400, "a namespaced object needs a namespace")
+        key = (data["kind"], namespace, meta["name"])
+        old = self.objects.get(key)
+        if data["kind"] == "Service":
+            ip = (old or {}).get("spec", {}).get("clusterIP") or next(self._ips)
+            data.setdefault("spec", {})["clusterIP"] = ip
+        if old and "status" in old:
+            data["status"] = old["status"]
+        self.objects[key] = data
+        self.writes.append(("apply", data["kind"], namespace, meta["name"]))
+        return codecs.from_dict(copy.deepcopy(data))
+
+    def delete(self, res: Any, name: str, *, namespace: str | None = None, **_: Any):
+        self._guard()
+        key = (_kind(res), namespace or "", name)
+        if key not in self.objects:
+            raise api_error(404, f"{_kind(res)} {name!r} not found")
+        del self.objects[key]
+        self.writes.append(("delete", _kind(res), namespace or "", name))
