@@ -1,0 +1,102 @@
+"""The controller loses its state on restart; the charm restores it without anyone acting."""
+
+import logging
+
+from conftest import controller_container, endpoint, l2network, l2sm_pod, make_state
+from ops import pebble, testing
+
+import workload
+
+
+def _recovered(ctx, state):
+    container = next(c for c in state.containers if c.name == "controller")
+    info = testing.CheckInfo(workload.CONTROLLER_CHECK, level=pebble.CheckLevel.READY)
+    return ctx.on.pebble_check_recovered(container, info)
+
+
+def _state_with_running_controller(oar_dir):
+    layers = {"controller": pebble.Layer(workload.controller_layer())}
+    container = controller_container(oar_dir, layers=layers)
+    check = testing.CheckInfo(workload.CONTROLLER_CHECK, level=pebble.CheckLevel.READY, successes=5)
+    container = testing.Container(
+        "controller", can_connect=True, mounts=container.mounts, layers=layers, check_infos={check}
+    )
+    state = make_state(oar_dir)
+    return testing.State(
+        leader=True,
+        model=state.model,
+        containers={container, next(c for c in state.containers if c.name == "manager")},
+    )
+
+
+def test_restart_restores_networks_and_ports(ctx, kube, controller, oar_dir, caplog):
+    controller.vnets_installed = True
+    kube.add(l2network("net-a"))
+    kube.add(l2network("net-b", namespace="other"))
+    kube.add(l2network("net-old", deleting=True))
+    kube.add(l2sm_pod("cache-0", "node-a", ["net-a"], [3]))
+    kube.add(l2sm_pod("router-0", "node-b", ["net-a", "net-b"], [1, 2]))
+    kube.add(l2sm_pod("gone-0", "node-b", ["net-b"], [5], deleting=True))
+    kube.add(l2sm_pod("no-node", "", ["net-b"], [6]))
+    controller.restart()  # ONOS came back empty
+    caplog.set_level(logging.INFO)
+
+    state = _state_with_running_controller(oar_dir)
+    out = ctx.run(_recovered(ctx, state), state)
+
+    assert controller.networks == {
+        "net-a": {endpoint("node-a", 3), endpoint("node-b", 1)},
+        "net-b": {endpoint("node-b", 2)},
+    }
+    assert "resync repaired the controller: 2 network(s) recreated" in caplog.text
+    stored = next(s for s in out.stored_states if s.owner_path == "L2smControllerCharm")
+    assert stored.content["last_resync_repaired"] is True
+    assert "2 network(s) recreated" in stored.content["last_resync_summary"]
+    assert out.unit_status.name == "active"
+
+    # controller-status reports it.
+    ctx.run(ctx.on.action("controller-status"), out)
+    assert "2 network(s) recreated" in ctx.action_results["last-resync-summary"]
+
+
+def test_released_ports_removed(ctx, kube, controller, oar_dir):
+    controller.vnets_installed = True
+    kube.add(l2network("net-a"))
+    kube.add(l2sm_pod("cache-0", "node-a", ["net-a"], [3]))
+    kube.add(l2sm_pod("old-0", "node-a", ["net-a"], [4], phase="Failed"))
+    controller.networks["net-a"] = {endpoint("node-a", 3), endpoint("node-a", 4)}
+
+    state = _state_with_running_controller(oar_dir)
+    out = ctx.run(ctx.on.update_status(), state)
+    assert controller.networks == {"net-a": {endpoint("node-a", 3)}}
+    stored = next(s for s in out.stored_states if s.owner_path == "L2smControllerCharm")
+    assert stored.content["last_resync_repaired"] is False
+    assert "1 released port(s) removed" in stored.content["last_resync_summary"]
+
+
+def test_no_resync_on_other_events(ctx, kube, controller, oar_dir):
+    controller.vnets_installed = True
+    kube.add(l2network("net-a"))
+    controller.restart()
+    ctx.run(ctx.on.config_changed(), _state_with_running_controller(oar_dir))
+    assert controller.networks == {}
+
+
+def test_bad_pod_annotation_is_skipped(ctx, kube, controller, oar_dir, caplog):
+    controller.vnets_installed = True
+    kube.add(l2network("net-a"))
+    pod = l2sm_pod("odd-0", "node-a", ["net-a"], [3])
+    pod["metadata"]["annotations"]["l2sm/networks"] = "[broken"
+    kube.add(pod)
+    kube.add(l2sm_pod("ok-0", "node-a", ["net-a"], [2]))
+    ctx.run(ctx.on.update_status(), _state_with_running_controller(oar_dir))
+    assert controller.networks == {"net-a": {endpoint("node-a", 2)}}
+    assert "odd-0" in caplog.text
+
+
+def test_networks_of_every_namespace_count(ctx, kube, controller, oar_dir):
+    # Networks of every namespace count: names are cluster-wide in L2S-M.
+    controller.vnets_installed = True
+    kube.add(l2network("net-x", namespace="elsewhere"))
+    ctx.run(ctx.on.update_status(), _state_with_running_controller(oar_dir))
+    assert "net-x" in controller.networks

@@ -1,0 +1,57 @@
+"""Webhook certificates: issued, stored in a Juju secret, renewed before expiry."""
+
+import datetime
+
+from conftest import APP, NAMESPACE, make_state
+from cryptography import x509
+from ops import testing
+
+import tls
+import workload
+
+NOW = datetime.datetime.now(datetime.timezone.utc)
+NAMES = [f"{APP}-webhook.{NAMESPACE}.svc", f"{APP}-webhook.{NAMESPACE}.svc.cluster.local"]
+
+
+def test_issue_signs_with_the_ca():
+    bundle = tls.issue(APP, NAMES, 365, NOW)
+    cert = x509.load_pem_x509_certificate(bundle.cert.encode())
+    ca = x509.load_pem_x509_certificate(bundle.ca_cert.encode())
+    cert.verify_directly_issued_by(ca)
+    assert sorted(bundle.dns_names()) == sorted(NAMES)
+    assert bundle.needs_renewal(NAMES, 30, NOW) is None
+    assert "expires in" in bundle.needs_renewal(NAMES, 30, NOW + datetime.timedelta(days=340))
+    assert bundle.needs_renewal(["other.svc"], 30, NOW) == "the webhook Service name changed"
+    assert bundle.needs_renewal(NAMES, 30, NOW + datetime.timedelta(days=3640)) is not None
+
+
+def test_reissue_keeps_the_ca_unless_it_expires():
+    first = tls.issue(APP, NAMES, 365, NOW)
+    second = tls.issue(APP, NAMES, 365, NOW, ca=first)
+    assert second.ca_cert == first.ca_cert and second.cert != first.cert
+    late = NOW + datetime.timedelta(days=3500)
+    third = tls.issue(APP, NAMES, 365, late, ca=first)
+    assert third.ca_cert != first.ca_cert
+    again = tls.WebhookTLS.from_secret(third.as_secret())
+    assert again == third
+
+
+def test_charm_renews_before_expiry(ctx, kube, controller, oar_dir):
+    old = tls.issue(APP, NAMES, 30, NOW - datetime.timedelta(days=25))  # 5 days left
+    secret = testing.Secret(tracked_content=old.as_secret(), label="webhook-tls", owner="app")
+    state = make_state(oar_dir, secrets={secret})
+    out = ctx.run(ctx.on.update_status(), state)
+
+    renewed = tls.WebhookTLS.from_secret(out.get_secret(label="webhook-tls").latest_content)
+    assert renewed.cert != old.cert
+    assert renewed.ca_cert == old.ca_cert  # the webhook's caBundle stays valid
+    assert renewed.not_after() > NOW + datetime.timedelta(days=300)
+    fs = out.get_container("manager").get_filesystem(ctx)
+    assert (fs / workload.WEBHOOK_CERT_DIR.lstrip("/") / "tls.crt").read_text() == renewed.cert
+
+
+def test_charm_keeps_a_valid_certificate(ctx, kube, controller, oar_dir):
+    current = tls.issue(APP, NAMES, 365, NOW)
+    secret = testing.Secret(tracked_content=current.as_secret(), label="webhook-tls", owner="app")
+    out = ctx.run(ctx.on.update_status(), make_state(oar_dir, secrets={secret}))
+    assert out.get_secret(label="webhook-tls").latest_content == current.as_secret()
