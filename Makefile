@@ -11,10 +11,10 @@ COV_MIN ?= 90
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements-dev.txt core/pyproject.toml
+$(VENV)/.installed: requirements-dev.txt core/pyproject.toml testing/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e core
+	$(PY) -m pip install --quiet --no-deps -e core -e testing
 	touch $@
 
 lint: venv

@@ -1,5 +1,4 @@
 import pytest
-
 from l2sm_testing.controller_server import FakeController
 
 

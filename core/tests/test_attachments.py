@@ -8,7 +8,10 @@ from l2sm_core.naming import device_id
 
 
 def test_both_l2sm_forms():
-    assert attachments.parse_l2sm_networks("net-a, net-b") == [NetworkRequest("net-a"), NetworkRequest("net-b")]
+    assert attachments.parse_l2sm_networks("net-a, net-b") == [
+        NetworkRequest("net-a"),
+        NetworkRequest("net-b"),
+    ]
     text = '[{"name": "net-a", "ips": ["10.0.1.10/24"]}, {"name": "net-b"}]'
     assert attachments.parse_l2sm_networks(text) == [
         NetworkRequest("net-a", ("10.0.1.10/24",)),

@@ -30,11 +30,11 @@ def test_dns1123_refuses(name, fragment):
 
 def test_prefix_parsed_strictly():
     assert ipv4_prefix(" 10.0.1.0/24 ") == ipaddress.IPv4Network("10.0.1.0/24")
-    with pytest.raises(ValueError, match="did you mean 10.0.1.0/24"):
+    with pytest.raises(ValueError, match=r"did you mean 10\.0\.1\.0/24"):
         ipv4_prefix("10.0.1.7/24")
-    with pytest.raises(ValueError, match="a.b.c.d/len"):
+    with pytest.raises(ValueError, match=r"a\.b\.c\.d/len"):
         ipv4_prefix("10.0.1.0")
-    with pytest.raises(ValueError, match="a.b.c.d/len"):
+    with pytest.raises(ValueError, match=r"a\.b\.c\.d/len"):
         ipv4_prefix("10.0.300.0/24")
     with pytest.raises(ValueError, match="IPv6"):
         ipv4_prefix("fd00::/64")

@@ -10,9 +10,6 @@ from typing import Any
 
 import ops
 import pydantic
-from lightkube import Client
-from lightkube.core.exceptions import ApiError
-
 import tls
 import workload
 from kube import (
@@ -25,6 +22,10 @@ from kube import (
     Pod,
     Service,
 )
+from lightkube import Client
+from lightkube.core.exceptions import ApiError
+from models import CharmConfig, CreateNetworkParams, DeleteNetworkParams, NetworkParams, NoParams
+
 from l2sm_core import attachments
 from l2sm_core.interfaces import ControllerProviderAppData
 from l2sm_core.manifests import OWNER, OWNER_KIND, OWNER_KIND_ACTION, OWNER_KIND_APPLICATION
@@ -33,7 +34,6 @@ from l2sm_core.manifests.crds import CRD_KINDS, crd_name, custom_resource_defini
 from l2sm_core.resync import DesiredState, ResyncReport, apply_resync, plan_resync
 from l2sm_core.validation import describe_validation_error
 from l2sm_core.vnets import VNETS_APP, ControllerError, VnetsClient
-from models import CharmConfig, CreateNetworkParams, DeleteNetworkParams, NetworkParams, NoParams
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,12 @@ TLS_LABEL = "webhook-tls"
 LOCAL_REST_URL = f"http://127.0.0.1:{objects.REST_PORT}"
 # Events after which the controller may have come back without its in-memory state.
 _MISSING_ARCHIVE = f"{workload.VNETS_ARCHIVE} not in controller-image: attach an l2sm-controller image"
-RESYNC_EVENTS = (ops.PebbleReadyEvent, ops.PebbleCheckRecoveredEvent, ops.UpdateStatusEvent, ops.LeaderElectedEvent)
+RESYNC_EVENTS = (
+    ops.PebbleReadyEvent,
+    ops.PebbleCheckRecoveredEvent,
+    ops.UpdateStatusEvent,
+    ops.LeaderElectedEvent,
+)
 
 
 class L2smControllerCharm(ops.CharmBase):
@@ -273,28 +278,39 @@ class L2smControllerCharm(ops.CharmBase):
             return  # scaling down: the remaining leader keeps the cluster objects
         try:
             # Webhook first: left without its server it would block every L2S-M pod.
-            self.kube.delete(MutatingWebhookConfiguration, objects.webhook_configuration_name(
-                self.app.name, self.namespace))
-            for name in (objects.webhook_service_name(self.app.name), objects.sdn_service_name(self.app.name)):
+            self.kube.delete(
+                MutatingWebhookConfiguration,
+                objects.webhook_configuration_name(self.app.name, self.namespace),
+            )
+            for name in (
+                objects.webhook_service_name(self.app.name),
+                objects.sdn_service_name(self.app.name),
+            ):
                 self.kube.delete(Service, name, self.namespace)
             remaining = self.kube.list(L2Network)
             if remaining:
                 names = ", ".join(sorted(f"{_ns(n)}/{n['metadata']['name']}" for n in remaining))
                 # Deleting a CRD deletes every object of its kind in every namespace.
-                logger.warning("keeping the L2S-M CRDs: %d L2Network(s) still exist: %s", len(remaining), names)
+                logger.warning(
+                    "keeping the L2S-M CRDs: %d L2Network(s) still exist: %s", len(remaining), names
+                )
                 return
             for kind in CRD_KINDS:
                 self.kube.delete(CustomResourceDefinition, crd_name(kind))
             logger.info("removed the L2S-M CRDs: no L2Network was left")
         except KubeForbidden:
-            logger.error("cannot clean up without --trust: delete the webhook %s by hand",
-                         objects.webhook_configuration_name(self.app.name, self.namespace))
+            logger.error(
+                "cannot clean up without --trust: delete the webhook %s by hand",
+                objects.webhook_configuration_name(self.app.name, self.namespace),
+            )
 
     # -- status -------------------------------------------------------------------------------
 
     def _assess(self) -> ops.StatusBase:
         if not self.unit.is_leader():
-            return ops.BlockedStatus("the controller is not clustered: only the leader runs; remove this unit")
+            return ops.BlockedStatus(
+                "the controller is not clustered: only the leader runs; remove this unit"
+            )
         try:
             self._config()
             self._require_cluster()
@@ -318,7 +334,9 @@ class L2smControllerCharm(ops.CharmBase):
             return ops.BlockedStatus(f"deploy with --trust (juju trust {self.app.name} --scope=cluster)")
         except ControllerError as exc:
             return ops.WaitingStatus(f"controller not answering: {type(exc).__name__}")
-        return ops.ActiveStatus(f"controller ready, {switches} switch{'es' if switches != 1 else ''} connected")
+        return ops.ActiveStatus(
+            f"controller ready, {switches} switch{'es' if switches != 1 else ''} connected"
+        )
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         event.add_status(self._status())
@@ -353,7 +371,9 @@ class L2smControllerCharm(ops.CharmBase):
         for pod in self.kube.list(Pod, labels={attachments.L2SM_POD_LABEL: "true"}):
             notes = pod["metadata"].get("annotations") or {}
             try:
-                requests = attachments.parse_l2sm_networks(notes.get(attachments.L2SM_NETWORKS_ANNOTATION, ""))
+                requests = attachments.parse_l2sm_networks(
+                    notes.get(attachments.L2SM_NETWORKS_ANNOTATION, "")
+                )
             except ValueError:
                 continue
             if not _deleting(pod) and any(r.name == name for r in requests):
@@ -369,7 +389,9 @@ class L2smControllerCharm(ops.CharmBase):
 
     def _guard_action(self, event: ops.ActionEvent) -> bool:
         if not self.unit.is_leader():
-            event.fail(f"run this on the leader unit: juju run {self.app.name}/leader {event.handle.kind[:-7]}")
+            event.fail(
+                f"run this on the leader unit: juju run {self.app.name}/leader {event.handle.kind[:-7]}"
+            )
             return False
         return True
 
@@ -434,11 +456,15 @@ class L2smControllerCharm(ops.CharmBase):
                     f"{_ns(existing)!r} (owner: {_owner(existing)}); L2S-M names are cluster-wide"
                 )
                 return
-            self.kube.apply(objects.action_network(self.app.name, self.namespace, params.name, params.cidr or None))
+            self.kube.apply(
+                objects.action_network(self.app.name, self.namespace, params.name, params.cidr or None)
+            )
         except KubeForbidden:
             event.fail("the Kubernetes API refused the charm: deploy with --trust")
             return
-        event.set_results({"name": params.name, "namespace": self.namespace, "cidr": params.cidr or "none (L2 only)"})
+        event.set_results(
+            {"name": params.name, "namespace": self.namespace, "cidr": params.cidr or "none (L2 only)"}
+        )
 
     def _on_delete_network(self, event: ops.ActionEvent) -> None:
         params = self._params(event, DeleteNetworkParams)
@@ -468,7 +494,9 @@ class L2smControllerCharm(ops.CharmBase):
         except KubeForbidden:
             event.fail("the Kubernetes API refused the charm: deploy with --trust")
             return
-        event.set_results({"deleted": params.name, "namespace": _ns(network), "detached-pods": json.dumps(pods)})
+        event.set_results(
+            {"deleted": params.name, "namespace": _ns(network), "detached-pods": json.dumps(pods)}
+        )
 
     def _on_controller_status(self, event: ops.ActionEvent) -> None:
         if self._params(event, NoParams) is None or not self._guard_action(event):

@@ -61,7 +61,9 @@ class Kube:
                 return None
             raise
 
-    def list(self, kind: Any, namespace: str | None = None, labels: dict[str, str] | None = None) -> list[dict]:
+    def list(
+        self, kind: Any, namespace: str | None = None, labels: dict[str, str] | None = None
+    ) -> list[dict]:
         kwargs: dict[str, Any] = {}
         if namespace:
             kwargs["namespace"] = namespace

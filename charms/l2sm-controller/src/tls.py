@@ -121,4 +121,3 @@ def issue(
         cert=cert.public_bytes(serialization.Encoding.PEM).decode(),
         key=_pem_key(key),
     )
-

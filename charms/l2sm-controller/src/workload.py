@@ -10,13 +10,13 @@ from l2sm_core.manifests.controller import REST_PORT
 
 # Upstream hard-codes these in the operator; the REST port stays on ClusterIP for that reason.
 REST_USERNAME = "karaf"
-REST_PASSWORD = "karaf"  # noqa: S105 (upstream's fixed value, not a secret we chose)
+REST_PASSWORD = "karaf"
 
 ONOS_HOME = "/root/onos"
 # The image's entrypoint script starts ONOS and then posts this archive; the charm posts it
 # itself so it can see and report each step.
 VNETS_ARCHIVE = f"{ONOS_HOME}/vnets-app-1.0.oar"
-WEBHOOK_CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"  # noqa: S108 (controller-runtime default)
+WEBHOOK_CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"
 MANAGER_HEALTH_PORT = 8081
 
 CONTROLLER_SERVICE = "onos"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -100,7 +99,7 @@ class VnetsClient:
         except urllib.error.HTTPError as exc:
             status, payload = exc.code, exc.read()
             exc.close()
-        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+        except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
             raise ControllerUnreachable(f"{method} {self.base_url}{path}: {exc}") from exc
         what = f"{method} {path} answered {status}: {payload[:200].decode(errors='replace')}"
         if status in (401, 403):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from ops import pebble, testing
-
 import charm
+import pytest
 import workload
-from l2sm_core.naming import device_id
 from l2sm_testing.controller_server import FakeController
 from l2sm_testing.fake_kube import FakeKube
+from ops import pebble, testing
+
+from l2sm_core.naming import device_id
 
 NAMESPACE = "l2sm"
 APP = "l2sm-controller"
@@ -93,7 +93,12 @@ def l2network(name, namespace=NAMESPACE, labels=None, status=None, deleting=Fals
     meta = {"name": name, "namespace": namespace, "labels": labels or {}}
     if deleting:
         meta["deletionTimestamp"] = "2026-11-25T10:00:00Z"
-    obj = {"apiVersion": "l2sm.l2sm.k8s.local/v1", "kind": "L2Network", "metadata": meta, "spec": {"type": "vnet"}}
+    obj = {
+        "apiVersion": "l2sm.l2sm.k8s.local/v1",
+        "kind": "L2Network",
+        "metadata": meta,
+        "spec": {"type": "vnet"},
+    }
     if status:
         obj["status"] = status
     return obj

@@ -95,7 +95,9 @@ def test_show_with_controller_down(ctx, kube, controller, oar_dir):
 
 def test_delete_refuses_application_owned(ctx, kube, controller, oar_dir):
     kube.add(l2network("my-first-osm-net", labels=APP_OWNED))
-    message = _fails(ctx, oar_dir, "delete-network", kube, "owned by the l2sm-network application", name="my-first-osm-net")
+    message = _fails(
+        ctx, oar_dir, "delete-network", kube, "owned by the l2sm-network application", name="my-first-osm-net"
+    )
     assert "juju remove-application my-first-osm-net" in message
 
 

@@ -1,10 +1,10 @@
 """Install, start-up gates, status and the only-on-change rule."""
 
 import pytest
+import workload
 from conftest import APP, NAMESPACE, OAR, controller_container, make_state, manager_container
 from ops import testing
 
-import workload
 from l2sm_core.manifests.crds import CRD_KINDS, crd_name
 
 
@@ -51,7 +51,11 @@ def test_second_run_changes_nothing(ctx, kube, controller, oar_dir):
 
 def test_switch_count_in_status(ctx, kube, controller, oar_dir):
     controller.vnets_installed = True
-    controller.devices = {"of:e5e40be8c6b4bf54": True, "of:cc4d87e0ca1f6b49": True, "of:17f5f571e2353768": False}
+    controller.devices = {
+        "of:e5e40be8c6b4bf54": True,
+        "of:cc4d87e0ca1f6b49": True,
+        "of:17f5f571e2353768": False,
+    }
     out = _run(ctx, make_state(oar_dir))
     assert out.unit_status == testing.ActiveStatus("controller ready, 2 switches connected")
 
@@ -62,7 +66,9 @@ def test_webhook_waits_for_the_manager(ctx, kube, controller, oar_dir):
     assert out.unit_status == testing.WaitingStatus("manager starting")
     # A webhook without its server would block every L2S-M pod: not installed yet.
     assert kube.kinds("MutatingWebhookConfiguration") == []
-    assert (out.get_container("manager").get_filesystem(ctx) / "tmp/k8s-webhook-server/serving-certs/tls.key").exists()
+    assert (
+        out.get_container("manager").get_filesystem(ctx) / "tmp/k8s-webhook-server/serving-certs/tls.key"
+    ).exists()
 
 
 def test_manager_check_never_passed_is_not_ready(ctx, kube, controller, oar_dir):
@@ -73,7 +79,9 @@ def test_manager_check_never_passed_is_not_ready(ctx, kube, controller, oar_dir)
 
 def test_manager_waits_for_controller(ctx, kube, controller, oar_dir):
     controller.onos_up = False
-    out = _run(ctx, make_state(oar_dir, containers={controller_container(oar_dir), manager_container(ready=None)}))
+    out = _run(
+        ctx, make_state(oar_dir, containers={controller_container(oar_dir), manager_container(ready=None)})
+    )
     assert out.unit_status == testing.WaitingStatus("controller starting")
     assert out.get_container("controller").plan.services  # ONOS started
     assert not out.get_container("manager").plan.services  # it would exit without the REST API
@@ -82,7 +90,9 @@ def test_manager_waits_for_controller(ctx, kube, controller, oar_dir):
 def test_vnets_starting(ctx, kube, controller, oar_dir):
     controller.vnets_installed = True
     controller.ready = False
-    out = _run(ctx, make_state(oar_dir, containers={controller_container(oar_dir), manager_container(ready=None)}))
+    out = _run(
+        ctx, make_state(oar_dir, containers={controller_container(oar_dir), manager_container(ready=None)})
+    )
     assert out.unit_status == testing.WaitingStatus("vnets app starting")
     assert not out.get_container("manager").plan.services
 
@@ -96,7 +106,9 @@ def test_unreachable_controller(ctx, kube, controller, oar_dir, monkeypatch):
 
 
 def test_containers_not_ready(ctx, kube, controller, oar_dir):
-    state = make_state(oar_dir, containers={controller_container(oar_dir, connect=False), manager_container()})
+    state = make_state(
+        oar_dir, containers={controller_container(oar_dir, connect=False), manager_container()}
+    )
     out = ctx.run(ctx.on.config_changed(), state)
     assert out.unit_status == testing.WaitingStatus("waiting for the controller container")
     state = make_state(oar_dir, containers={controller_container(oar_dir), manager_container(connect=False)})

@@ -25,8 +25,9 @@ def test_remove_deletes_webhook_first_then_services_then_crds(ctx, kube, control
     assert kube.writes[0] == ("delete", "MutatingWebhookConfiguration", "", f"{APP}-{NAMESPACE}-pods")
     assert {w[3] for w in kube.writes[1:3]} == {f"{APP}-sdn", f"{APP}-webhook"}
     assert {w[3] for w in kube.writes[3:]} == {crd_name(k) for k in CRD_KINDS}
-    assert kube.kinds("CustomResourceDefinition") == [kube.find(
-        "CustomResourceDefinition", "network-attachment-definitions.k8s.cni.cncf.io")]
+    assert kube.kinds("CustomResourceDefinition") == [
+        kube.find("CustomResourceDefinition", "network-attachment-definitions.k8s.cni.cncf.io")
+    ]
 
 
 def test_crds_kept_while_networks_exist(ctx, kube, controller, oar_dir, caplog):
@@ -55,6 +56,8 @@ def test_remove_without_trust_says_what_to_do(ctx, kube, controller, oar_dir, ca
 
 
 def test_remove_before_anything_was_installed(ctx, kube, controller, oar_dir):
-    state = make_state(oar_dir, containers={controller_container(oar_dir, connect=False), manager_container()})
+    state = make_state(
+        oar_dir, containers={controller_container(oar_dir, connect=False), manager_container()}
+    )
     ctx.run(ctx.on.remove(), _removing(state))
     assert kube.writes == []  # nothing was there, nothing to delete

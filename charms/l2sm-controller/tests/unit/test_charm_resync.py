@@ -2,10 +2,9 @@
 
 import logging
 
+import workload
 from conftest import controller_container, endpoint, l2network, l2sm_pod, make_state
 from ops import pebble, testing
-
-import workload
 
 
 def _recovered(ctx, state):

@@ -2,12 +2,11 @@
 
 import datetime
 
+import tls
+import workload
 from conftest import APP, NAMESPACE, make_state
 from cryptography import x509
 from ops import testing
-
-import tls
-import workload
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 NAMES = [f"{APP}-webhook.{NAMESPACE}.svc", f"{APP}-webhook.{NAMESPACE}.svc.cluster.local"]

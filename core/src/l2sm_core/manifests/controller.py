@@ -51,7 +51,12 @@ def sdn_service(app: str, namespace: str, pod_name: str) -> dict[str, Any]:
                 "type": "ClusterIP",
                 "selector": {POD_NAME_LABEL: pod_name},
                 "ports": [
-                    {"name": "openflow", "port": OPENFLOW_PORT, "targetPort": OPENFLOW_PORT, "protocol": "TCP"},
+                    {
+                        "name": "openflow",
+                        "port": OPENFLOW_PORT,
+                        "targetPort": OPENFLOW_PORT,
+                        "protocol": "TCP",
+                    },
                     {"name": "rest", "port": REST_PORT, "targetPort": REST_PORT, "protocol": "TCP"},
                 ],
             },

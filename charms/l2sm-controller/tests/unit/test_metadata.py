@@ -1,0 +1,30 @@
+"""charmcraft.yaml promises that OSM and the other charms rely on."""
+
+from pathlib import Path
+
+import charm
+import yaml
+
+META = yaml.safe_load((Path(__file__).resolve().parents[2] / "charmcraft.yaml").read_text())
+
+
+def test_every_action_accepts_osm_and_refuses_unknown_params():
+    assert META["actions"]
+    for name, spec in META["actions"].items():
+        assert "application-name" in spec["params"], name
+        assert spec.get("additionalProperties") is False, name
+        assert hasattr(charm.L2smControllerCharm, "_on_" + name.replace("-", "_")), name
+
+
+def test_images_pinned_to_the_supported_l2sm_release():
+    from l2sm_core import CONTROLLER_IMAGE, MANAGER_IMAGE
+
+    resources = META["resources"]
+    assert resources["controller-image"]["upstream-source"] == CONTROLLER_IMAGE
+    assert resources["manager-image"]["upstream-source"] == MANAGER_IMAGE
+    assert {c["resource"] for c in META["containers"].values()} == set(resources)
+
+
+def test_interface_and_trust():
+    assert META["provides"]["l2sm-controller"]["interface"] == "l2sm_controller"
+    assert "k8s-api" in META["assumes"]
