@@ -11,15 +11,16 @@ import copy
 import itertools
 from typing import Any
 
-import httpx
 from lightkube import codecs
+from lightkube.core import exceptions as lightkube_exceptions
 from lightkube.core.exceptions import ApiError
 from lightkube.core.resource import NamespacedResource
 
 
 def api_error(code: int, message: str) -> ApiError:
     status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "message": message}
-    return ApiError(response=httpx.Response(code, json=status))
+    # The HTTP library lightkube itself uses (httpx2 in lightkube 1.x), whatever it is.
+    return ApiError(response=lightkube_exceptions.httpx.Response(code, json=status))
 
 
 def _kind(res: Any) -> str:

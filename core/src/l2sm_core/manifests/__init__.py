@@ -37,7 +37,10 @@ def common_labels(app: str, model: str) -> dict[str, str]:
 def spec_hash(obj: dict[str, Any]) -> str:
     """Stable digest of an object without its own hash annotation."""
     clean = json.loads(json.dumps(obj))
-    clean.get("metadata", {}).get("annotations", {}).pop(SPEC_HASH, None)
+    meta = clean.get("metadata", {})
+    meta.get("annotations", {}).pop(SPEC_HASH, None)
+    if not meta.get("annotations"):
+        meta.pop("annotations", None)
     return hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()[:16]
 
 
