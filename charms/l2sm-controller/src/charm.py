@@ -113,23 +113,27 @@ class L2smControllerCharm(ops.CharmBase):
     def _reconcile(self, event: ops.EventBase) -> None:
         if not self.unit.is_leader():
             return  # one unit runs the controller; collect-status tells the others why
+        ready = False
         try:
             config = self._config()
             self._require_cluster()
             self._apply_cluster_objects()
             tls_bundle = self._webhook_tls(config)
-            if not self._start_controller():
-                return
-            if isinstance(event, RESYNC_EVENTS):
-                self._resync()
-            if not self._start_manager(tls_bundle):
-                return
-            self.kube.apply(objects.pod_webhook(self.app.name, self.namespace, tls_bundle.ca_cert))
-            self._publish(ready=True)
+            if self._start_controller():
+                if isinstance(event, RESYNC_EVENTS):
+                    self._resync()
+                if self._start_manager(tls_bundle):
+                    self.kube.apply(objects.pod_webhook(self.app.name, self.namespace, tls_bundle.ca_cert))
+                    ready = True
         except (_Blocked, _Waiting) as exc:
             logger.info("reconcile stopped: %s", exc)
         except KubeForbidden:
             logger.warning("Kubernetes API refused the charm: deploy with --trust")
+            return
+        except ControllerError as exc:
+            # The controller went away mid-way; its check or update-status brings us back.
+            logger.warning("controller stopped answering: %s", exc)
+        self._publish(ready)
 
     def _require_cluster(self) -> None:
         if self.kube.get(CustomResourceDefinition, NAD_CRD) is None:
@@ -250,13 +254,14 @@ class L2smControllerCharm(ops.CharmBase):
             return self.app.add_secret(content, label=CREDENTIALS_LABEL, description="L2S-M REST API")
 
     def _publish(self, ready: bool) -> None:
+        """Tell related charms where the controller is, and whether it is ready yet."""
         relations = self.model.relations[RELATION]
         if not relations:
             return
         service = self.kube.get(Service, objects.sdn_service_name(self.app.name), self.namespace)
         cluster_ip = ((service or {}).get("spec") or {}).get("clusterIP")
         if not cluster_ip:
-            raise _Waiting("waiting for the controller Service address")
+            return  # nothing useful to say before the Service has an address
         secret = self._credentials()
         secret_id = secret.id or secret.get_info().id
         data = ControllerProviderAppData(

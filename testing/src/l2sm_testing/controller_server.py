@@ -25,6 +25,7 @@ class FakeController:
         self.onos_up = True  # ONOS core (web UI and /onos/v1) answering
         self.vnets_installed = True
         self.installed_archives: list[bytes] = []
+        self.install_fails = False  # ONOS refusing the archive (500)
         # Names whose creation the controller refuses (409), as it does on internal errors.
         self.refuse_create: set[str] = set()
         self._auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
@@ -103,6 +104,8 @@ class FakeController:
                 if path == "/onos/v1/applications?activate=true" and method == "POST":
                     if fake.vnets_installed:
                         return self._reply(409, {"message": "already installed"})
+                    if fake.install_fails:
+                        return self._reply(500, {"message": "bundle failed to start"})
                     fake.installed_archives.append(body)
                     fake.vnets_installed = True
                     return self._reply(200, {"name": "org.l2sm.vnets", "state": "ACTIVE"})

@@ -178,3 +178,49 @@ def test_leader_change_moves_services(kube, controller, oar_dir):
         selector = kube.find("Service", f"{APP}-sdn", NAMESPACE)["spec"]["selector"]
         # Traffic follows the leader: the only unit whose workloads run.
         assert selector == {"statefulset.kubernetes.io/pod-name": f"{APP}-{unit_id}"}
+
+
+@pytest.mark.parametrize(
+    "event_name",
+    [
+        "manager_pebble_ready",
+        "config_changed",
+        "upgrade_charm",
+        "leader_elected",
+        "update_status",
+        "check_failed",
+    ],
+)
+def test_every_event_of_interest_reconciles(ctx, kube, controller, oar_dir, event_name):
+    from ops import pebble
+
+    state = make_state(oar_dir)
+    manager = next(c for c in state.containers if c.name == "manager")
+    if event_name == "manager_pebble_ready":
+        event = ctx.on.pebble_ready(manager)
+    elif event_name == "check_failed":
+        # A check that failed once (below threshold) while the controller otherwise runs.
+        info = testing.CheckInfo(workload.CONTROLLER_CHECK, level=pebble.CheckLevel.READY, failures=1)
+        running = testing.Container(
+            "controller",
+            can_connect=True,
+            mounts=controller_container(oar_dir).mounts,
+            layers={"controller": pebble.Layer(workload.controller_layer())},
+            check_infos={info},
+        )
+        state = make_state(oar_dir, containers={running, manager})
+        event = ctx.on.pebble_check_failed(running, info)
+    else:
+        event = getattr(ctx.on, event_name)()
+    out = ctx.run(event, state)
+    assert kube.find("MutatingWebhookConfiguration", f"{APP}-{NAMESPACE}-pods") is not None
+    assert out.unit_status.name == "active"
+
+
+def test_controller_error_mid_reconcile_is_logged(ctx, kube, controller, oar_dir, caplog):
+    controller.install_fails = True
+    out = ctx.run(ctx.on.update_status(), make_state(oar_dir))
+    assert "controller stopped answering" in caplog.text
+    assert controller.installed_archives == []
+    assert out.unit_status == testing.WaitingStatus("vnets app starting")
+    assert kube.find("MutatingWebhookConfiguration", f"{APP}-{NAMESPACE}-pods") is None

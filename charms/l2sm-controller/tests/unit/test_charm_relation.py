@@ -28,8 +28,18 @@ def test_publishes_address_and_secret(ctx, kube, controller, oar_dir):
     assert data.credentials_secret == secret.id
 
 
-def test_nothing_published_until_ready(ctx, kube, controller, oar_dir):
-    controller.onos_up = False
+def test_not_ready_is_published_as_such(ctx, kube, controller, oar_dir):
     relation = testing.Relation("l2sm-controller", remote_app_name="l2sm-switch")
     out = ctx.run(ctx.on.relation_joined(relation), make_state(oar_dir, relations={relation}))
+    assert json.loads(out.get_relation(relation.id).local_app_data["ready"]) is True
+
+    controller.onos_up = False  # the controller went down
+    out = ctx.run(ctx.on.update_status(), out)
+    assert json.loads(out.get_relation(relation.id).local_app_data["ready"]) is False
+
+
+def test_nothing_published_without_trust(ctx, kube, controller, oar_dir):
+    kube.forbidden = True
+    relation = testing.Relation("l2sm-controller", remote_app_name="l2sm-switch")
+    out = ctx.run(ctx.on.relation_changed(relation), make_state(oar_dir, relations={relation}))
     assert out.get_relation(relation.id).local_app_data == {}
