@@ -59,6 +59,7 @@ class L2smControllerCharm(ops.CharmBase):
         super().__init__(framework)
         self._stored.set_default(last_resync="", last_resync_summary="", last_resync_repaired=False)
         self._kube: Kube | None = None
+        self._status_cache: ops.StatusBase | None = None
         for event in (
             self.on.controller_pebble_ready,
             self.on.manager_pebble_ready,
@@ -137,7 +138,7 @@ class L2smControllerCharm(ops.CharmBase):
 
     def _require_cluster(self) -> None:
         if self.kube.get(CustomResourceDefinition, NAD_CRD) is None:
-            raise _Blocked("Multus not found")
+            raise _Blocked(f"Multus not found: install it (CRD {NAD_CRD} is missing)")
 
     def _apply_cluster_objects(self) -> None:
         for crd in custom_resource_definitions(self.app.name, self.namespace):
@@ -351,11 +352,8 @@ class L2smControllerCharm(ops.CharmBase):
 
     def _status(self) -> ops.StatusBase:
         # Both collect events run in one dispatch: assess once.
-        if not hasattr(self, "_status_cache"):
-            status = self._assess()
-            if isinstance(status, ops.BlockedStatus) and status.message == "Multus not found":
-                status = ops.BlockedStatus(f"Multus not found: install it (CRD {NAD_CRD} is missing)")
-            self._status_cache = status
+        if self._status_cache is None:
+            self._status_cache = self._assess()
         return self._status_cache
 
     # -- actions ------------------------------------------------------------------------------
@@ -394,9 +392,8 @@ class L2smControllerCharm(ops.CharmBase):
 
     def _guard_action(self, event: ops.ActionEvent) -> bool:
         if not self.unit.is_leader():
-            event.fail(
-                f"run this on the leader unit: juju run {self.app.name}/leader {event.handle.kind[:-7]}"
-            )
+            action = event.handle.kind.removesuffix("_action").replace("_", "-")
+            event.fail(f"run this on the leader unit: juju run {self.app.name}/leader {action}")
             return False
         return True
 

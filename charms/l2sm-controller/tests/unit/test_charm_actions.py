@@ -139,9 +139,10 @@ def test_controller_status(ctx, kube, controller, oar_dir):
 
 @pytest.mark.parametrize("action", ["list-networks", "controller-status", "create-network"])
 def test_actions_refused_on_extra_units(ctx, kube, controller, oar_dir, action):
-    with pytest.raises(testing.ActionFailed, match="run this on the leader unit"):
-        params = {"name": "net-a"} if action == "create-network" else {}
+    params = {"name": "net-a"} if action == "create-network" else {}
+    with pytest.raises(testing.ActionFailed) as info:
         ctx.run(ctx.on.action(action, params=params), make_state(oar_dir, leader=False))
+    assert info.value.message == f"run this on the leader unit: juju run {APP}/leader {action}"
     assert kube.writes == []
 
 
