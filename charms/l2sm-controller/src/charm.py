@@ -358,16 +358,48 @@ class L2smControllerCharm(ops.CharmBase):
 
     # -- actions ------------------------------------------------------------------------------
 
-    def _params(self, event: ops.ActionEvent, cls: type[Any]) -> Any:
+    def _run_action(self, event: ops.ActionEvent, cls: type[Any], body: Any) -> None:
+        """Params checked, leader checked, then body(params) -> results; a refusal changes nothing."""
         try:
-            return event.load_params(cls)
+            params = event.load_params(cls)
         except pydantic.ValidationError as exc:
             event.fail(describe_validation_error(exc))
-            return None
+            return
+        if not self.unit.is_leader():
+            action = event.handle.kind.removesuffix("_action").replace("_", "-")
+            event.fail(f"run this on the leader unit: juju run {self.app.name}/leader {action}")
+            return
+        try:
+            event.set_results(body(params))
+        except _Refused as exc:
+            event.fail(str(exc))
+        except KubeForbidden:
+            event.fail("the Kubernetes API refused the charm: deploy with --trust")
 
-    def _find_network(self, name: str) -> dict[str, Any] | None:
+    def _on_list_networks(self, event: ops.ActionEvent) -> None:
+        self._run_action(event, NoParams, self._list_networks)
+
+    def _on_show_network(self, event: ops.ActionEvent) -> None:
+        self._run_action(event, NetworkParams, self._show_network)
+
+    def _on_create_network(self, event: ops.ActionEvent) -> None:
+        self._run_action(event, CreateNetworkParams, self._create_network)
+
+    def _on_delete_network(self, event: ops.ActionEvent) -> None:
+        self._run_action(event, DeleteNetworkParams, self._delete_network)
+
+    def _on_controller_status(self, event: ops.ActionEvent) -> None:
+        self._run_action(event, NoParams, self._controller_status)
+
+    def _lookup_network(self, name: str) -> dict[str, Any] | None:
         # L2S-M looks names up cluster-wide, so a name is unique across namespaces.
         return next((n for n in self.kube.list(L2Network) if n["metadata"]["name"] == name), None)
+
+    def _find_network(self, name: str) -> dict[str, Any]:
+        found = self._lookup_network(name)
+        if found is None:
+            raise _Refused(f"parameter 'name': no L2Network named {name!r}; list-networks shows them")
+        return found
 
     def _attached_pods(self, name: str) -> list[str]:
         pods = []
@@ -385,140 +417,91 @@ class L2smControllerCharm(ops.CharmBase):
 
     def _controller_view(self, name: str) -> str:
         try:
-            client = self._vnets()
-            return "present" if client.network_exists(name) else "absent"
+            return "present" if self._vnets().network_exists(name) else "absent"
         except ControllerError as exc:
             return f"unknown ({type(exc).__name__})"
 
-    def _guard_action(self, event: ops.ActionEvent) -> bool:
-        if not self.unit.is_leader():
-            action = event.handle.kind.removesuffix("_action").replace("_", "-")
-            event.fail(f"run this on the leader unit: juju run {self.app.name}/leader {action}")
-            return False
-        return True
+    def _list_networks(self, _: NoParams) -> dict[str, Any]:
+        rows = [
+            {
+                "name": n["metadata"]["name"],
+                "namespace": _ns(n),
+                "type": n.get("spec", {}).get("type", ""),
+                "owner": _owner(n),
+                "connected-pods": int((n.get("status") or {}).get("connectedPodCount") or 0),
+                "controller": self._controller_view(n["metadata"]["name"]),
+            }
+            for n in sorted(self.kube.list(L2Network), key=lambda n: n["metadata"]["name"])
+        ]
+        return {"count": len(rows), "networks": json.dumps(rows)}
 
-    def _on_list_networks(self, event: ops.ActionEvent) -> None:
-        if self._params(event, NoParams) is None or not self._guard_action(event):
-            return
-        try:
-            rows = [
-                {
-                    "name": n["metadata"]["name"],
-                    "namespace": _ns(n),
-                    "type": n.get("spec", {}).get("type", ""),
-                    "owner": _owner(n),
-                    "connected-pods": int((n.get("status") or {}).get("connectedPodCount") or 0),
-                    "controller": self._controller_view(n["metadata"]["name"]),
-                }
-                for n in sorted(self.kube.list(L2Network), key=lambda n: n["metadata"]["name"])
-            ]
-        except KubeForbidden:
-            event.fail("the Kubernetes API refused the charm: deploy with --trust")
-            return
-        event.set_results({"count": len(rows), "networks": json.dumps(rows)})
-
-    def _on_show_network(self, event: ops.ActionEvent) -> None:
-        params = self._params(event, NetworkParams)
-        if params is None or not self._guard_action(event):
-            return
-        try:
-            network = self._find_network(params.name)
-            if network is None:
-                event.fail(f"parameter 'name': no L2Network named {params.name!r}; list-networks shows them")
-                return
-            pods = self._attached_pods(params.name)
-        except KubeForbidden:
-            event.fail("the Kubernetes API refused the charm: deploy with --trust")
-            return
+    def _show_network(self, params: NetworkParams) -> dict[str, Any]:
+        network = self._find_network(params.name)
+        pods = self._attached_pods(params.name)
         try:
             described = self._vnets().describe_network(params.name)
         except ControllerError as exc:
             described = f"unavailable: {type(exc).__name__}"
-        event.set_results(
-            {
-                "name": params.name,
-                "namespace": _ns(network),
-                "owner": _owner(network),
-                "spec": json.dumps(network.get("spec") or {}, sort_keys=True),
-                "status": json.dumps(network.get("status") or {}, sort_keys=True),
-                "attached-pods": json.dumps(pods),
-                "controller": described,
-            }
-        )
+        return {
+            "name": params.name,
+            "namespace": _ns(network),
+            "owner": _owner(network),
+            "spec": json.dumps(network.get("spec") or {}, sort_keys=True),
+            "status": json.dumps(network.get("status") or {}, sort_keys=True),
+            "attached-pods": json.dumps(pods),
+            "controller": described,
+        }
 
-    def _on_create_network(self, event: ops.ActionEvent) -> None:
-        params = self._params(event, CreateNetworkParams)
-        if params is None or not self._guard_action(event):
-            return
-        try:
-            existing = self._find_network(params.name)
-            if existing is not None:
-                event.fail(
-                    f"parameter 'name': an L2Network named {params.name!r} already exists in namespace "
-                    f"{_ns(existing)!r} (owner: {_owner(existing)}); L2S-M names are cluster-wide"
-                )
-                return
-            self.kube.apply(
-                objects.action_network(self.app.name, self.namespace, params.name, params.cidr or None)
+    def _create_network(self, params: CreateNetworkParams) -> dict[str, Any]:
+        existing = self._lookup_network(params.name)
+        if existing is not None:
+            raise _Refused(
+                f"parameter 'name': an L2Network named {params.name!r} already exists in namespace "
+                f"{_ns(existing)!r} (owner: {_owner(existing)}); L2S-M names are cluster-wide"
             )
-        except KubeForbidden:
-            event.fail("the Kubernetes API refused the charm: deploy with --trust")
-            return
-        event.set_results(
-            {"name": params.name, "namespace": self.namespace, "cidr": params.cidr or "none (L2 only)"}
+        self.kube.apply(
+            objects.action_network(self.app.name, self.namespace, params.name, params.cidr or None)
         )
+        return {"name": params.name, "namespace": self.namespace, "cidr": params.cidr or "none (L2 only)"}
 
-    def _on_delete_network(self, event: ops.ActionEvent) -> None:
-        params = self._params(event, DeleteNetworkParams)
-        if params is None or not self._guard_action(event):
-            return
-        try:
-            network = self._find_network(params.name)
-            if network is None:
-                event.fail(f"parameter 'name': no L2Network named {params.name!r}; list-networks shows them")
-                return
-            labels = network["metadata"].get("labels") or {}
-            if labels.get(OWNER_KIND) == OWNER_KIND_APPLICATION:
-                owner = labels.get(OWNER, "?")
-                event.fail(
-                    f"parameter 'name': {params.name!r} is owned by the l2sm-network application {owner!r}: "
-                    f"remove that application instead (juju remove-application {owner})"
-                )
-                return
-            pods = self._attached_pods(params.name)
-            if pods and not params.force:
-                event.fail(
-                    f"parameter 'force': {len(pods)} pod(s) are attached to {params.name!r} "
-                    f"({', '.join(pods)}); detach them or rerun with force=true"
-                )
-                return
-            self.kube.delete(L2Network, params.name, _ns(network))
-        except KubeForbidden:
-            event.fail("the Kubernetes API refused the charm: deploy with --trust")
-            return
-        event.set_results(
-            {"deleted": params.name, "namespace": _ns(network), "detached-pods": json.dumps(pods)}
-        )
+    def _delete_network(self, params: DeleteNetworkParams) -> dict[str, Any]:
+        network = self._find_network(params.name)
+        labels = network["metadata"].get("labels") or {}
+        if labels.get(OWNER_KIND) == OWNER_KIND_APPLICATION:
+            owner = labels.get(OWNER, "?")
+            raise _Refused(
+                f"parameter 'name': {params.name!r} is owned by the l2sm-network application {owner!r}: "
+                f"remove that application instead (juju remove-application {owner})"
+            )
+        pods = self._attached_pods(params.name)
+        if pods and not params.force:
+            raise _Refused(
+                f"parameter 'force': {len(pods)} pod(s) are attached to {params.name!r} "
+                f"({', '.join(pods)}); detach them or rerun with force=true"
+            )
+        self.kube.delete(L2Network, params.name, _ns(network))
+        return {"deleted": params.name, "namespace": _ns(network), "detached-pods": json.dumps(pods)}
 
-    def _on_controller_status(self, event: ops.ActionEvent) -> None:
-        if self._params(event, NoParams) is None or not self._guard_action(event):
-            return
-        client = self._vnets()
+    def _controller_status(self, _: NoParams) -> dict[str, Any]:
         results: dict[str, Any] = {
             "last-resync": self._stored.last_resync or "never",
             "last-resync-summary": self._stored.last_resync_summary or "",
         }
+        client = self._vnets()
         try:
             client.status()
             devices = client.devices()
         except ControllerError as exc:
-            results["rest"] = f"not ready: {exc}"
-            event.set_results(results)
-            return
-        results["rest"] = "ready"
-        results["switches-connected"] = sum(1 for d in devices if d.available)
-        results["switches"] = json.dumps([{"id": d.id, "available": d.available} for d in devices])
-        event.set_results(results)
+            return results | {"rest": f"not ready: {exc}"}
+        return results | {
+            "rest": "ready",
+            "switches-connected": sum(1 for d in devices if d.available),
+            "switches": json.dumps([{"id": d.id, "available": d.available} for d in devices]),
+        }
+
+
+class _Refused(Exception):
+    """An action refused: the message names the parameter and the fix."""
 
 
 class _Blocked(Exception):
