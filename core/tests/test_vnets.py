@@ -94,6 +94,12 @@ def test_onos_application(controller):
     assert controller.installed_archives == [b"PK-oar-bytes"]
     assert client.app_state() == "ACTIVE"
     client.status()
+    controller.vnets_active = False
+    assert client.app_state() == "INSTALLED"
+    with pytest.raises(vnets.NetworkMissing):
+        client.status()
+    client.activate_app()
+    assert client.app_state() == "ACTIVE"
     controller.onos_up = False
     assert not client.onos_ready()
 

@@ -181,7 +181,11 @@ class L2smControllerCharm(ops.CharmBase):
         client = self._vnets()
         if not client.onos_ready():
             raise _Waiting("controller starting")
-        if client.app_state(VNETS_APP) is None:
+        state = client.app_state(VNETS_APP)
+        if state == "INSTALLED":
+            client.activate_app(VNETS_APP)
+            logger.info("activated the installed vnets app")
+        elif state is None:
             try:
                 archive = container.pull(workload.VNETS_ARCHIVE, encoding=None).read()
             except (ops.pebble.PathError, FileNotFoundError):

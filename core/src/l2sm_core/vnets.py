@@ -184,6 +184,11 @@ class VnetsClient:
         except (ValueError, KeyError, TypeError) as exc:
             raise ControllerResponseError(f"GET application {app}: unexpected body: {exc}") from exc
 
+    def activate_app(self, app: str = VNETS_APP) -> None:
+        """Activate an installed application (INSTALLED -> ACTIVE)."""
+        status, payload = self._request("POST", f"{APPLICATIONS_PATH}/{_quote(app)}/active")
+        self._expect(status, payload, (200, 204), f"activate application {app}")
+
     def install_app(self, archive: bytes) -> None:
         """Install and activate an ONOS application archive (.oar), as `onos-app install!` does."""
         status, payload = self._request("POST", f"{APPLICATIONS_PATH}?activate=true", archive)

@@ -24,6 +24,7 @@ class FakeController:
         self.ready = True  # the vnets status answer once the app runs
         self.onos_up = True  # ONOS core (web UI and /onos/v1) answering
         self.vnets_installed = True
+        self.vnets_active = True  # installed apps may sit INSTALLED until activated
         self.installed_archives: list[bytes] = []
         self.install_fails = False  # ONOS refusing the archive (500)
         # Names whose creation the controller refuses (409), as it does on internal errors.
@@ -100,6 +101,12 @@ class FakeController:
                 if path == "/onos/v1/applications/org.l2sm.vnets" and method == "GET":
                     if not fake.vnets_installed:
                         return self._reply(404, {"message": "App not found"})
+                    state = "ACTIVE" if fake.vnets_active else "INSTALLED"
+                    return self._reply(200, {"name": "org.l2sm.vnets", "state": state})
+                if path == "/onos/v1/applications/org.l2sm.vnets/active" and method == "POST":
+                    if not fake.vnets_installed:
+                        return self._reply(404, {"message": "App not found"})
+                    fake.vnets_active = True
                     return self._reply(200, {"name": "org.l2sm.vnets", "state": "ACTIVE"})
                 if path == "/onos/v1/applications?activate=true" and method == "POST":
                     if fake.vnets_installed:
@@ -107,12 +114,12 @@ class FakeController:
                     if fake.install_fails:
                         return self._reply(500, {"message": "bundle failed to start"})
                     fake.installed_archives.append(body)
-                    fake.vnets_installed = True
+                    fake.vnets_installed = fake.vnets_active = True
                     return self._reply(200, {"name": "org.l2sm.vnets", "state": "ACTIVE"})
                 if path == "/onos/v1/devices" and method == "GET":
                     devices = [{"id": d, "available": a, "type": "SWITCH"} for d, a in fake.devices.items()]
                     return self._reply(200, {"devices": devices})
-                if not path.startswith(VNETS) or not fake.vnets_installed:
+                if not path.startswith(VNETS) or not (fake.vnets_installed and fake.vnets_active):
                     return self._reply(404, {"error": "no such resource"})
                 rest = path[len(VNETS) :]
                 if rest == "/status" and method == "GET":

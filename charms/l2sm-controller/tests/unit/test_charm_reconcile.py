@@ -224,3 +224,12 @@ def test_controller_error_mid_reconcile_is_logged(ctx, kube, controller, oar_dir
     assert controller.installed_archives == []
     assert out.unit_status == testing.WaitingStatus("vnets app starting")
     assert kube.find("MutatingWebhookConfiguration", f"{APP}-{NAMESPACE}-pods") is None
+
+
+def test_installed_but_inactive_app_is_activated(ctx, kube, controller, oar_dir):
+    controller.vnets_installed = True
+    controller.vnets_active = False
+    out = _run(ctx, make_state(oar_dir))
+    assert controller.vnets_active
+    assert controller.installed_archives == []
+    assert out.unit_status.name == "active"
