@@ -5,6 +5,7 @@ from l2sm_core.interfaces import ControllerProviderAppData
 
 GOOD = {
     "host": "l2sm-controller-sdn.l2sm.svc.cluster.local",
+    "namespace": "l2sm",
     "cluster-ip": "10.152.183.20",
     "openflow-port": 6633,
     "rest-url": "http://10.152.183.20:8181",
@@ -27,6 +28,7 @@ def test_round_trip_by_alias():
         ("rest-url", "10.0.0.1:8181", "not an http"),
         ("credentials-secret", "karaf:karaf", "Juju secret id"),
         ("host", "Bad_Host.svc", "DNS-1123"),
+        ("namespace", "L2SM", "DNS-1123"),
     ],
 )
 def test_bad_fields_refused(field, value, fragment):

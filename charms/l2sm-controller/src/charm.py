@@ -271,6 +271,7 @@ class L2smControllerCharm(ops.CharmBase):
         secret_id = secret.id or secret.get_info().id
         data = ControllerProviderAppData(
             host=f"{objects.sdn_service_name(self.app.name)}.{self.namespace}.svc.cluster.local",
+            namespace=self.namespace,
             cluster_ip=cluster_ip,
             openflow_port=objects.OPENFLOW_PORT,
             rest_url=f"http://{cluster_ip}:{objects.REST_PORT}",

@@ -26,6 +26,8 @@ class ControllerProviderAppData(_Databag):
     """
 
     host: str = pydantic.Field(description="In-cluster DNS name of the controller Service")
+    # The operator looks for switch attachments (NADs) only here: the Overlay must live here too.
+    namespace: str
     cluster_ip: str = pydantic.Field(alias="cluster-ip")
     openflow_port: int = pydantic.Field(alias="openflow-port", ge=1, le=65535)
     rest_url: str = pydantic.Field(alias="rest-url")
@@ -51,6 +53,11 @@ class ControllerProviderAppData(_Databag):
         if not value.startswith("secret:"):
             raise ValueError("must be a Juju secret id (secret:...), never the credentials")
         return value
+
+    @pydantic.field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return dns1123_label(value)
 
     @pydantic.field_validator("host")
     @classmethod

@@ -19,6 +19,7 @@ def test_publishes_address_and_secret(ctx, kube, controller, oar_dir):
     assert data.host == f"{APP}-sdn.{NAMESPACE}.svc.cluster.local"
     assert data.rest_url == f"http://{cluster_ip}:8181"
     assert data.openflow_port == 6633
+    assert data.namespace == NAMESPACE
     assert data.ready is True
     assert "karaf" not in json.dumps(raw)  # never the credentials themselves
 
