@@ -11,17 +11,17 @@ COV_MIN ?= 90
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements-dev.txt core/pyproject.toml testing/pyproject.toml
+$(VENV)/.installed: requirements-dev.txt core/pyproject.toml charmlib/pyproject.toml testing/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e core -e testing
+	$(PY) -m pip install --quiet --no-deps -e core -e charmlib -e testing
 	touch $@
 
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/codespell
-	$(VENV)/bin/pyright
+	$(VENV)/bin/pyright --pythonpath $(PY)
 
 fmt: venv
 	$(VENV)/bin/ruff check --fix .
@@ -29,7 +29,8 @@ fmt: venv
 
 # Core and each charm run in their own pytest process: every charm has a module named `charm`.
 unit: venv
-	$(PY) -m pytest core/tests --cov=l2sm_core --cov-report=term-missing --cov-fail-under=$(COV_MIN)
+	$(PY) -m pytest core/tests charmlib/tests --cov=l2sm_core --cov=l2sm_charmlib \
+	  --cov-report=term-missing --cov-fail-under=$(COV_MIN)
 	@set -e; for c in $(CHARMS); do \
 	  echo "== unit: $$c"; \
 	  (cd $$c && PYTHONPATH=src $(CURDIR)/$(PY) -m pytest tests/unit \

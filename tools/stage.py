@@ -1,7 +1,7 @@
-"""Stage each charm as charmcraft would pack it: the charm's own files plus the domain core.
+"""Stage each charm as charmcraft would pack it: the charm's own files plus the shared packages.
 
-The core is copied into the charm's `lib/`, which the charm's dispatch script puts on
-PYTHONPATH (docs/decisions/0001-domain-core-in-charms.md). The result under build/<charm>/ is
+The domain core and the Kubernetes glue are copied into the charm's `lib/`, which the charm's
+dispatch script puts on PYTHONPATH (docs/decisions/0001-domain-core-in-charms.md). The result under build/<charm>/ is
 the tree to run `charmcraft pack` in.
 """
 
@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ROOT / "core" / "src" / "l2sm_core"
+# Workspace packages every charm carries in lib/: the pure domain core and the Kubernetes glue.
+SHARED = (ROOT / "core" / "src" / "l2sm_core", ROOT / "charmlib" / "src" / "l2sm_charmlib")
 # What a charm directory contributes; tests, caches and build output stay behind.
 CHARM_ENTRIES = ("charmcraft.yaml", "src", "requirements.txt", "README.md", "LICENSE", "icon.svg")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".coverage")
@@ -37,7 +38,8 @@ def stage(charm_dir: Path, out: Path) -> Path:
     license_file = target / "LICENSE"
     if not license_file.exists():
         shutil.copy2(ROOT / "LICENSE", license_file)
-    shutil.copytree(CORE, target / "lib" / CORE.name, ignore=IGNORE)
+    for package in SHARED:
+        shutil.copytree(package, target / "lib" / package.name, ignore=IGNORE)
     return target
 
 

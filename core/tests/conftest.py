@@ -1,4 +1,5 @@
 import pytest
+
 from l2sm_testing.controller_server import FakeController
 
 

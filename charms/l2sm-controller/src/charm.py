@@ -12,7 +12,11 @@ import ops
 import pydantic
 import tls
 import workload
-from kube import (
+from lightkube import Client
+from lightkube.core.exceptions import ApiError
+from models import CharmConfig, CreateNetworkParams, DeleteNetworkParams, NetworkParams, NoParams
+
+from l2sm_charmlib.kube import (
     NAD_CRD,
     CustomResourceDefinition,
     Kube,
@@ -22,10 +26,6 @@ from kube import (
     Pod,
     Service,
 )
-from lightkube import Client
-from lightkube.core.exceptions import ApiError
-from models import CharmConfig, CreateNetworkParams, DeleteNetworkParams, NetworkParams, NoParams
-
 from l2sm_core import attachments
 from l2sm_core.interfaces import ControllerProviderAppData
 from l2sm_core.manifests import OWNER, OWNER_KIND, OWNER_KIND_ACTION, OWNER_KIND_APPLICATION

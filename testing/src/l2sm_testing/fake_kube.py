@@ -88,8 +88,9 @@ class FakeKube:
         if data["kind"] == "Service":
             ip = (old or {}).get("spec", {}).get("clusterIP") or next(self._ips)
             data.setdefault("spec", {})["clusterIP"] = ip
-        if old and "status" in old:
-            data["status"] = old["status"]
+        if old:
+            # Server-side apply merges what this manager sends into the live object.
+            data = _merge(copy.deepcopy(old), data)
         self.objects[key] = data
         self.writes.append(("apply", data["kind"], namespace, meta["name"]))
         return codecs.from_dict(copy.deepcopy(data))
@@ -101,3 +102,12 @@ class FakeKube:
             raise api_error(404, f"{_kind(res)} {name!r} not found")
         del self.objects[key]
         self.writes.append(("delete", _kind(res), namespace or "", name))
+
+
+def _merge(live: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
+    for key, value in applied.items():
+        if isinstance(value, dict) and isinstance(live.get(key), dict):
+            live[key] = _merge(live[key], value)
+        else:
+            live[key] = value
+    return live

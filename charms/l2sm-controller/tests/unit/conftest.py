@@ -7,11 +7,11 @@ import json
 import charm
 import pytest
 import workload
-from l2sm_testing.controller_server import FakeController
-from l2sm_testing.fake_kube import FakeKube
 from ops import pebble, testing
 
 from l2sm_core.naming import device_id
+from l2sm_testing.controller_server import FakeController
+from l2sm_testing.fake_kube import FakeKube
 
 NAMESPACE = "l2sm"
 APP = "l2sm-controller"

@@ -10,13 +10,18 @@ from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
-from lightkube.resources.core_v1 import Pod, Service
+from lightkube.resources.apps_v1 import ReplicaSet
+from lightkube.resources.core_v1 import Node, Pod, Service
 
 from l2sm_core.manifests import L2SM_GROUP, L2SM_VERSION, SPEC_HASH
 
 logger = logging.getLogger(__name__)
 
 L2Network = create_namespaced_resource(L2SM_GROUP, L2SM_VERSION, "L2Network", "l2networks")
+Overlay = create_namespaced_resource(L2SM_GROUP, L2SM_VERSION, "Overlay", "overlays")
+NetworkAttachmentDefinition = create_namespaced_resource(
+    "k8s.cni.cncf.io", "v1", "NetworkAttachmentDefinition", "network-attachment-definitions"
+)
 NAD_CRD = "network-attachment-definitions.k8s.cni.cncf.io"
 
 __all__ = [
@@ -26,7 +31,11 @@ __all__ = [
     "KubeForbidden",
     "L2Network",
     "MutatingWebhookConfiguration",
+    "NetworkAttachmentDefinition",
+    "Node",
+    "Overlay",
     "Pod",
+    "ReplicaSet",
     "Service",
 ]
 

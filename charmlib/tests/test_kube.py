@@ -1,0 +1,59 @@
+import pytest
+from lightkube.core.exceptions import ApiError
+
+from l2sm_charmlib.kube import Kube, KubeForbidden, L2Network, Service
+from l2sm_core.manifests.controller import action_network, sdn_service
+from l2sm_testing.fake_kube import FakeKube, api_error
+
+
+@pytest.fixture
+def fake():
+    return FakeKube()
+
+
+def test_apply_only_on_change(fake):
+    kube = Kube(fake, "test-manager")
+    assert kube.apply(sdn_service("a", "m", "a-0")) is True
+    assert kube.apply(sdn_service("a", "m", "a-0")) is False
+    assert kube.apply(sdn_service("a", "m", "a-1")) is True
+    assert fake.field_managers == {"test-manager"}
+    assert kube.get(Service, "a-sdn", "m")["spec"]["selector"]["statefulset.kubernetes.io/pod-name"] == "a-1"
+
+
+def test_get_list_delete(fake):
+    kube = Kube(fake, "t")
+    assert kube.get(Service, "missing", "m") is None
+    kube.apply(action_network("a", "m", "net-a", None))
+    kube.apply(action_network("a", "other", "net-b", None))
+    assert [n["metadata"]["name"] for n in kube.list(L2Network)] == ["net-a", "net-b"]
+    assert [n["metadata"]["name"] for n in kube.list(L2Network, namespace="other")] == ["net-b"]
+    assert kube.list(L2Network, labels={"l2sm-charms.juju.is/owner": "nobody"}) == []
+    assert kube.delete(L2Network, "net-a", "m") is True
+    assert kube.delete(L2Network, "net-a", "m") is False
+
+
+def test_forbidden_is_typed(fake):
+    kube = Kube(fake, "t")
+    fake.forbidden = True
+    for call in (
+        lambda: kube.get(Service, "x", "m"),
+        lambda: kube.list(L2Network),
+        lambda: kube.apply(sdn_service("a", "m", "a-0")),
+        lambda: kube.delete(Service, "x", "m"),
+    ):
+        with pytest.raises(KubeForbidden):
+            call()
+
+
+def test_other_errors_propagate(fake, monkeypatch):
+    kube = Kube(fake, "t")
+
+    def boom(*_, **__):
+        raise api_error(500, "etcd is unhappy")
+
+    monkeypatch.setattr(fake, "get", boom)
+    monkeypatch.setattr(fake, "delete", boom)
+    with pytest.raises(ApiError):
+        kube.get(Service, "x", "m")
+    with pytest.raises(ApiError):
+        kube.delete(Service, "x", "m")
