@@ -1,8 +1,8 @@
 """Stage each charm as charmcraft would pack it: the charm's own files plus the shared packages.
 
 The domain core and the Kubernetes glue are copied into the charm's `lib/`, which the charm's
-dispatch script puts on PYTHONPATH (docs/decisions/0001-domain-core-in-charms.md). The result under build/<charm>/ is
-the tree to run `charmcraft pack` in.
+dispatch script puts on PYTHONPATH (docs/decisions/0001-domain-core-in-charms.md). The result
+under build/<charm>/ is the tree to run `charmcraft pack` in.
 """
 
 from __future__ import annotations
