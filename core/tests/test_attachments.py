@@ -49,3 +49,13 @@ def test_multus_text_form_and_missing():
     with pytest.raises(ValueError, match="not valid JSON"):
         attachments.multus_attachment_names("[oops")
     assert attachments.veth_port_number("ov-veth0") is None
+
+
+def test_ports_in_use_per_node():
+    pods = [
+        ("node-a", json.dumps([{"name": "fabric-veth1"}, {"name": "fabric-veth4"}])),
+        ("node-a", "l2sm/fabric-veth2@net1"),
+        ("node-b", json.dumps([{"name": "other-veth1"}, {"name": "fabric-veth1"}])),
+        ("", json.dumps([{"name": "fabric-veth9"}])),  # not scheduled: holds nothing
+    ]
+    assert attachments.ports_in_use("fabric", pods) == {"node-a": {1, 2, 4}, "node-b": {1}}

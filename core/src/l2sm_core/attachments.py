@@ -90,3 +90,20 @@ def pod_endpoints(node: str, l2sm_networks: str, multus_networks: str) -> dict[s
     for request, port in zip(requests, ports, strict=False):
         result.setdefault(request.name, []).append(port_endpoint(node, port))
     return result
+
+
+def ports_in_use(overlay: str, pods: list[tuple[str, str]]) -> dict[str, set[int]]:
+    """Switch ports held per node, from (node, Multus annotation) of each live L2S-M pod.
+
+    Only this overlay's attachments (`<overlay>-vethN`) count.
+    """
+    usage: dict[str, set[int]] = {}
+    prefix = f"{overlay}-veth"
+    for node, multus in pods:
+        if not node:
+            continue
+        for name in multus_attachment_names(multus):
+            port = veth_port_number(name)
+            if port and name == f"{prefix}{port}":
+                usage.setdefault(node, set()).add(port)
+    return usage

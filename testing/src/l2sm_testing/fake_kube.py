@@ -49,6 +49,10 @@ class FakeKube:
     def kinds(self, kind: str) -> list[dict[str, Any]]:
         return [o for (k, _, _), o in sorted(self.objects.items()) if k == kind]
 
+    def finish_deletion(self, kind: str, name: str, namespace: str = "") -> None:
+        """What a controller does once its finalizer has run."""
+        del self.objects[(kind, namespace, name)]
+
     # -- the Client surface the charms use ---------------------------------------------------
 
     def _guard(self) -> None:
@@ -100,7 +104,13 @@ class FakeKube:
         key = (_kind(res), namespace or "", name)
         if key not in self.objects:
             raise api_error(404, f"{_kind(res)} {name!r} not found")
-        del self.objects[key]
+        meta = self.objects[key]["metadata"]
+        if meta.get("finalizers"):
+            # Like the API server: an object with finalizers only gets marked; its
+            # controller (the test, here) removes it later with `finish_deletion`.
+            meta.setdefault("deletionTimestamp", "2026-01-01T00:00:00Z")
+        else:
+            del self.objects[key]
         self.writes.append(("delete", _kind(res), namespace or "", name))
 
 

@@ -1,0 +1,400 @@
+#!/usr/bin/env python3
+"""The L2S-M switch fabric under Juju: one Overlay, kept in step with config and cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ops
+import pydantic
+from lightkube import Client
+from models import ShowTopologyParams, SwitchConfig
+
+from l2sm_charmlib.kube import (
+    Kube,
+    KubeForbidden,
+    NetworkAttachmentDefinition,
+    Node,
+    Overlay,
+    Pod,
+    ReplicaSet,
+)
+from l2sm_core import attachments, naming, topology
+from l2sm_core.interfaces import ControllerProviderAppData
+from l2sm_core.manifests import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE, SPEC_HASH
+from l2sm_core.manifests import switch as switch_objects
+from l2sm_core.validation import describe_validation_error
+
+logger = logging.getLogger(__name__)
+
+RELATION = "controller"
+# How long a hook waits for the operator to finish deleting an Overlay before recreating it.
+RECREATE_WAIT_SECONDS = 60.0
+RECREATE_POLL_SECONDS = 2.0
+RECREATING = "recreating the switch overlay: traffic between nodes is interrupted"
+
+
+@dataclass(frozen=True)
+class Fabric:
+    """Everything the Overlay is made from, checked."""
+
+    config: SwitchConfig
+    controller: ControllerProviderAppData
+    name: str
+    nodes: tuple[str, ...]
+    links: tuple[topology.Link, ...]
+
+    @property
+    def namespace(self) -> str:
+        return self.controller.namespace
+
+
+class L2smSwitchCharm(ops.CharmBase):
+    _stored = ops.StoredState()
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self._stored.set_default(last_change="")
+        self._kube: Kube | None = None
+        self._status_cache: ops.StatusBase | None = None
+        for event in (
+            self.on.config_changed,
+            self.on.upgrade_charm,
+            self.on.leader_elected,
+            self.on.update_status,
+            self.on[RELATION].relation_changed,
+            self.on[RELATION].relation_broken,
+        ):
+            framework.observe(event, self._reconcile)
+        framework.observe(self.on.remove, self._on_remove)
+        framework.observe(self.on.collect_unit_status, self._on_collect_status)
+        framework.observe(self.on.collect_app_status, self._on_collect_status)
+        framework.observe(self.on.show_topology_action, self._on_show_topology)
+
+    @property
+    def kube(self) -> Kube:
+        if self._kube is None:
+            self._kube = Kube(Client(field_manager=self.app.name), field_manager=self.app.name)
+        return self._kube
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def _fabric(self) -> Fabric:
+        try:
+            config = self.load_config(SwitchConfig)
+        except pydantic.ValidationError as exc:
+            raise _Blocked(describe_validation_error(exc, "option")) from None
+        controller = self._controller_data()
+        name = config.overlay_name or self.app.name
+        if "veth" in name:
+            raise _Blocked(f"the application name {name!r} contains 'veth': set option 'overlay-name'")
+        nodes = self._nodes(config)
+        try:
+            links = topology.parse_topology(config.topology, nodes)
+        except ValueError as exc:
+            raise _Blocked(f"option 'topology': {exc}") from None
+        return Fabric(config=config, controller=controller, name=name, nodes=nodes, links=links)
+
+    def _controller_data(self) -> ControllerProviderAppData:
+        relation = self.model.get_relation(RELATION)
+        if relation is None or relation.app is None:
+            raise _Blocked(
+                f"integrate with l2sm-controller: juju integrate {self.app.name}:{RELATION} l2sm-controller"
+            )
+        if not relation.data[relation.app]:
+            raise _Waiting("waiting for the controller to publish its address")
+        try:
+            data = relation.load(ControllerProviderAppData, relation.app)
+        except pydantic.ValidationError as exc:
+            raise _Blocked(f"controller relation data: {describe_validation_error(exc, 'field')}") from None
+        if not data.ready:
+            raise _Waiting("waiting for the controller to be ready")
+        return data
+
+    def _nodes(self, config: SwitchConfig) -> tuple[str, ...]:
+        cluster = {n["metadata"]["name"]: n for n in self.kube.list(Node)}
+        wanted = topology.parse_nodes(config.nodes)
+        if wanted:
+            absent = [n for n in wanted if n not in cluster]
+            if absent:
+                raise _Blocked(f"option 'nodes': not in the cluster: {', '.join(absent)}")
+            return wanted
+        usable = tuple(sorted(name for name, node in cluster.items() if _schedulable_linux(node)))
+        if not usable:
+            raise _Waiting("no schedulable Linux node in the cluster")
+        return usable
+
+    def _pods(self) -> list[tuple[str, str]]:
+        """(node, Multus annotation) of every live L2S-M pod in the cluster."""
+        result = []
+        for pod in self.kube.list(Pod, labels={attachments.L2SM_POD_LABEL: "true"}):
+            meta = pod.get("metadata") or {}
+            if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in (
+                "Succeeded",
+                "Failed",
+            ):
+                continue
+            notes = meta.get("annotations") or {}
+            result.append(
+                (
+                    (pod.get("spec") or {}).get("nodeName") or "",
+                    notes.get(attachments.MULTUS_NETWORKS_ANNOTATION, ""),
+                )
+            )
+        return result
+
+    # -- reconcile ----------------------------------------------------------------------------
+
+    def _reconcile(self, _: ops.EventBase) -> None:
+        if not self.unit.is_leader():
+            return
+        try:
+            fabric = self._fabric()
+            usage = attachments.ports_in_use(fabric.name, self._pods())
+            self._check_interfaces(fabric, usage)
+            self._remove_stale_overlays(fabric)
+            self._apply_overlay(fabric)
+            self._mark_used_attachments(fabric, usage)
+        except (_Blocked, _Waiting) as exc:
+            logger.info("reconcile stopped: %s", exc)
+        except KubeForbidden:
+            logger.warning("Kubernetes API refused the charm: deploy with --trust")
+
+    def _check_interfaces(self, fabric: Fabric, usage: dict[str, set[int]]) -> None:
+        count = fabric.config.interfaces_per_node
+        above = {node: max(ports) for node, ports in usage.items() if ports and max(ports) > count}
+        if above:
+            held = ", ".join(f"port {port} on {node}" for node, port in sorted(above.items()))
+            raise _Blocked(f"option 'interfaces-per-node': {count} is below ports in use ({held})")
+
+    def _owned_overlays(self, namespace: str) -> list[dict[str, Any]]:
+        labels = {MANAGED_BY: MANAGED_BY_VALUE, INSTANCE: self.app.name}
+        return self.kube.list(Overlay, namespace=namespace, labels=labels)
+
+    def _remove_stale_overlays(self, fabric: Fabric) -> None:
+        for stale in self._owned_overlays(fabric.namespace):
+            if stale["metadata"]["name"] != fabric.name:
+                logger.warning("overlay renamed: deleting %s", stale["metadata"]["name"])
+                self.kube.delete(Overlay, stale["metadata"]["name"], fabric.namespace)
+
+    def _desired(self, fabric: Fabric) -> dict[str, Any]:
+        return switch_objects.overlay(
+            self.app.name,
+            fabric.namespace,
+            fabric.name,
+            fabric.nodes,
+            fabric.links,
+            fabric.config.interfaces_per_node,
+            fabric.controller.cluster_ip,
+            fabric.controller.openflow_port,
+            fabric.config.switch_image,
+        )
+
+    def _apply_overlay(self, fabric: Fabric) -> None:
+        """Create the Overlay, or recreate it when its shape changed: the operator builds the
+        switches only when none exist (docs/decisions/0004-switch-changes-recreate-overlay.md)."""
+        desired = self._desired(fabric)
+        live = self.kube.get(Overlay, fabric.name, fabric.namespace)
+        if live is not None:
+            if _hash(live) == _hash(desired) and not _deleting(live):
+                return
+            if not _deleting(live):
+                logger.warning("%s: %s", RECREATING, _describe_change(live, desired))
+                self.kube.delete(Overlay, fabric.name, fabric.namespace)
+            if not self._wait_gone(fabric):
+                raise _Waiting(RECREATING)
+        self.kube.apply(desired)
+        self._stored.last_change = (
+            f"overlay {fabric.name}: {len(fabric.nodes)} node(s), {len(fabric.links)} link(s)"
+        )
+        logger.info("applied %s", self._stored.last_change)
+
+    def _wait_gone(self, fabric: Fabric) -> bool:
+        deadline = time.monotonic() + RECREATE_WAIT_SECONDS
+        while self.kube.get(Overlay, fabric.name, fabric.namespace) is not None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(RECREATE_POLL_SECONDS)
+        return True
+
+    def _mark_used_attachments(self, fabric: Fabric, usage: dict[str, set[int]]) -> None:
+        """A recreated Overlay comes with fresh NADs that forget which ports running pods hold;
+        mark them again so the webhook does not hand a held port to a new pod."""
+        for node, ports in sorted(usage.items()):
+            for port in sorted(ports):
+                name = f"{fabric.name}-veth{port}"
+                nad = self.kube.get(NetworkAttachmentDefinition, name, fabric.namespace)
+                if nad is None:
+                    continue  # the operator has not made it yet: the next update-status will
+                label = f"used-{node}"
+                if (nad["metadata"].get("labels") or {}).get(label) == "true":
+                    continue
+                self.kube.apply(
+                    {
+                        "apiVersion": "k8s.cni.cncf.io/v1",
+                        "kind": "NetworkAttachmentDefinition",
+                        "metadata": {"name": name, "namespace": fabric.namespace, "labels": {label: "true"}},
+                    }
+                )
+                logger.info("marked %s as used on %s", name, node)
+
+    # -- removal ------------------------------------------------------------------------------
+
+    def _on_remove(self, _: ops.RemoveEvent) -> None:
+        if self.app.planned_units() > 0:
+            return
+        relation = self.model.get_relation(RELATION)
+        namespaces = {self.model.name}
+        if relation is not None and relation.app is not None:
+            with contextlib.suppress(pydantic.ValidationError):
+                namespaces.add(relation.load(ControllerProviderAppData, relation.app).namespace)
+        try:
+            for namespace in sorted(namespaces):
+                for overlay in self._owned_overlays(namespace):
+                    self.kube.delete(Overlay, overlay["metadata"]["name"], namespace)
+                    logger.warning(
+                        "deleted overlay %s: pods on L2S-M networks lose connectivity",
+                        overlay["metadata"]["name"],
+                    )
+        except KubeForbidden:
+            logger.error("cannot delete the overlay without --trust: delete it by hand")
+
+    # -- status -------------------------------------------------------------------------------
+
+    def _switches(self, fabric: Fabric) -> dict[str, bool]:
+        """Node -> whether its switch pod is ready, from the operator's ReplicaSets."""
+        sets = {rs["metadata"]["name"]: rs for rs in self.kube.list(ReplicaSet, namespace=fabric.namespace)}
+        ready = {}
+        for node in fabric.nodes:
+            rs = sets.get(topology.switch_pod_name(fabric.name, node))
+            ready[node] = bool(rs and int((rs.get("status") or {}).get("readyReplicas") or 0) >= 1)
+        return ready
+
+    def _assess(self) -> ops.StatusBase:
+        if not self.unit.is_leader():
+            return ops.ActiveStatus("standby: the leader manages the fabric")
+        try:
+            fabric = self._fabric()
+            self._check_interfaces(fabric, attachments.ports_in_use(fabric.name, self._pods()))
+            live = self.kube.get(Overlay, fabric.name, fabric.namespace)
+            if live is None or _deleting(live) or _hash(live) != _hash(self._desired(fabric)):
+                return ops.MaintenanceStatus(
+                    RECREATING if live is not None else "creating the switch overlay"
+                )
+            switches = self._switches(fabric)
+        except _Blocked as exc:
+            return ops.BlockedStatus(str(exc))
+        except _Waiting as exc:
+            return ops.WaitingStatus(str(exc))
+        except KubeForbidden:
+            return ops.BlockedStatus(f"deploy with --trust (juju trust {self.app.name} --scope=cluster)")
+        ready = sum(switches.values())
+        missing = [node for node, up in switches.items() if not up]
+        if missing:
+            return ops.WaitingStatus(
+                f"{ready}/{len(switches)} switches ready; waiting on {', '.join(missing)}"
+            )
+        message = f"{ready}/{len(switches)} switches ready"
+        isolated = topology.isolated_nodes(fabric.nodes, fabric.links)
+        if isolated:
+            message += f"; no links to {', '.join(isolated)}"
+        return ops.ActiveStatus(message)
+
+    def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._status_cache is None:
+            self._status_cache = self._assess()
+        event.add_status(self._status_cache)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def _on_show_topology(self, event: ops.ActionEvent) -> None:
+        try:
+            event.load_params(ShowTopologyParams)
+        except pydantic.ValidationError as exc:
+            event.fail(describe_validation_error(exc))
+            return
+        try:
+            fabric = self._fabric()
+            switches = self._switches(fabric)
+            usage = attachments.ports_in_use(fabric.name, self._pods())
+        except (_Blocked, _Waiting) as exc:
+            event.fail(f"the fabric is not configured yet: {exc}")
+            return
+        except KubeForbidden:
+            event.fail("the Kubernetes API refused the charm: deploy with --trust")
+            return
+        nodes = [
+            {
+                "name": node,
+                "switch": topology.switch_pod_name(fabric.name, node),
+                "bridge": naming.bridge_name_for(node),
+                "datapath-id": naming.datapath_id(node),
+                "device-id": naming.device_id(node),
+                "ready": switches[node],
+                "ports-in-use": sorted(usage.get(node, set())),
+            }
+            for node in fabric.nodes
+        ]
+        event.set_results(
+            {
+                "overlay": fabric.name,
+                "namespace": fabric.namespace,
+                "interfaces-per-node": fabric.config.interfaces_per_node,
+                "nodes": json.dumps(nodes),
+                "links": json.dumps([[link.a, link.b] for link in fabric.links]),
+                "last-change": self._stored.last_change or "none",
+            }
+        )
+
+
+class _Blocked(Exception):
+    """The operator must fix something (the message says what)."""
+
+
+class _Waiting(Exception):
+    """Something that resolves itself is not there yet."""
+
+
+def _schedulable_linux(node: dict[str, Any]) -> bool:
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    return (
+        not (node.get("spec") or {}).get("unschedulable")
+        and labels.get("kubernetes.io/os", "linux") == "linux"
+    )
+
+
+def _deleting(obj: dict[str, Any]) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def _hash(obj: dict[str, Any]) -> str | None:
+    return ((obj.get("metadata") or {}).get("annotations") or {}).get(SPEC_HASH)
+
+
+def _describe_change(live: dict[str, Any], desired: dict[str, Any]) -> str:
+    before, after = live.get("spec") or {}, desired["spec"]
+    changes = []
+    old_nodes = set((before.get("topology") or {}).get("nodes") or [])
+    new_nodes = set(after["topology"]["nodes"])
+    if new_nodes - old_nodes:
+        changes.append(f"nodes added: {', '.join(sorted(new_nodes - old_nodes))}")
+    if old_nodes - new_nodes:
+        changes.append(f"nodes removed: {', '.join(sorted(old_nodes - new_nodes))}")
+    if (before.get("topology") or {}).get("links") != after["topology"]["links"]:
+        changes.append("links changed")
+    if before.get("interfaceNumber") != after["interfaceNumber"]:
+        changes.append(f"interfaces {before.get('interfaceNumber')} -> {after['interfaceNumber']}")
+    if before.get("switchTemplate") != after["switchTemplate"]:
+        changes.append("switch template changed")
+    if before.get("provider") != after["provider"]:
+        changes.append("controller address changed")
+    return "; ".join(changes) or "spec changed"
+
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(L2smSwitchCharm)

@@ -1,0 +1,120 @@
+"""Fixtures: a fake lightkube client with nodes, and the controller's relation data."""
+
+from __future__ import annotations
+
+import json
+
+import charm
+import pytest
+from ops import testing
+
+from l2sm_core.topology import switch_pod_name
+from l2sm_testing.fake_kube import FakeKube
+
+APP = "l2sm-switch"
+NAMESPACE = "l2sm"
+CONTROLLER_DATA = {
+    "host": "l2sm-controller-sdn.l2sm.svc.cluster.local",
+    "namespace": NAMESPACE,
+    "cluster-ip": "10.152.183.20",
+    "openflow-port": 6633,
+    "rest-url": "http://10.152.183.20:8181",
+    "ready": True,
+    "credentials-secret": "secret:cs0qk4fmp25c77ek0av0",
+}
+
+
+def node(name, unschedulable=False, os="linux"):
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/os": os}},
+        "spec": {"unschedulable": unschedulable},
+    }
+
+
+def replica_set(overlay, node_name, ready=1):
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": switch_pod_name(overlay, node_name), "namespace": NAMESPACE},
+        "spec": {
+            "selector": {"matchLabels": {"app": switch_pod_name(overlay, node_name)}},
+            "template": {
+                "metadata": {"labels": {"app": switch_pod_name(overlay, node_name)}},
+                "spec": {"containers": [{"name": "l2sm-switch", "image": "alexdecb/talpa:1.3.8"}]},
+            },
+        },
+        "status": {"replicas": 1, "readyReplicas": ready},
+    }
+
+
+def nad(overlay, port, labels=None):
+    return {
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {
+            "name": f"{overlay}-veth{port}",
+            "namespace": NAMESPACE,
+            "labels": {"app": "l2sm", "overlay": overlay, **(labels or {})},
+        },
+        "spec": {"config": "{}"},
+    }
+
+
+def knf_pod(name, node_name, veths, overlay=APP, deleting=False):
+    meta = {
+        "name": name,
+        "namespace": "cdn",
+        "labels": {"l2sm": "true"},
+        "annotations": {
+            "k8s.v1.cni.cncf.io/networks": json.dumps(
+                [{"name": f"{overlay}-veth{v}", "namespace": NAMESPACE} for v in veths]
+            )
+        },
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-25T10:00:00Z"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {"nodeName": node_name, "containers": [{"name": "app", "image": "busybox"}]},
+        "status": {"phase": "Running"},
+    }
+
+
+@pytest.fixture
+def kube(monkeypatch):
+    fake = FakeKube()
+    for name in ("node-a", "node-b", "node-c"):
+        fake.add(node(name))
+    fake.add(node("cordoned", unschedulable=True))
+    fake.add(node("win-1", os="windows"))
+    monkeypatch.setattr(charm, "Client", lambda **_: fake)
+    monkeypatch.setattr(charm, "RECREATE_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(charm, "RECREATE_POLL_SECONDS", 0.05)
+    return fake
+
+
+@pytest.fixture
+def ctx():
+    return testing.Context(charm.L2smSwitchCharm)
+
+
+def controller_relation(data=None):
+    raw = {k: json.dumps(v) for k, v in (CONTROLLER_DATA if data is None else data).items()}
+    return testing.Relation("controller", remote_app_name="l2sm-controller", remote_app_data=raw)
+
+
+def make_state(leader=True, config=None, relation=True, data=None, **overrides):
+    relations = overrides.pop("relations", None)
+    if relations is None:
+        relations = {controller_relation(data)} if relation else set()
+    return testing.State(
+        leader=leader,
+        model=testing.Model(name="switch-model"),
+        config=config or {},
+        relations=relations,
+        **overrides,
+    )

@@ -1,0 +1,136 @@
+"""Relation, trust, leadership, removal, the show-topology action and charmcraft.yaml."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import APP, CONTROLLER_DATA, NAMESPACE, controller_relation, knf_pod, make_state, replica_set
+from ops import testing
+
+from l2sm_core import naming
+
+
+def test_needs_the_controller(ctx, kube):
+    out = ctx.run(ctx.on.config_changed(), make_state(relation=False))
+    assert out.unit_status == testing.BlockedStatus(
+        f"integrate with l2sm-controller: juju integrate {APP}:controller l2sm-controller"
+    )
+    assert kube.writes == []
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        ({}, testing.WaitingStatus("waiting for the controller to publish its address")),
+        (CONTROLLER_DATA | {"ready": False}, testing.WaitingStatus("waiting for the controller to be ready")),
+    ],
+)
+def test_waits_for_the_controller(ctx, kube, data, status):
+    out = ctx.run(ctx.on.config_changed(), make_state(data=data))
+    assert out.unit_status == status
+    assert kube.writes == []
+
+
+def test_bad_relation_data_names_the_field(ctx, kube):
+    out = ctx.run(ctx.on.config_changed(), make_state(data=CONTROLLER_DATA | {"cluster-ip": "nowhere"}))
+    assert out.unit_status.name == "blocked"
+    assert "controller relation data: field 'cluster-ip'" in out.unit_status.message
+    assert kube.writes == []
+
+
+def test_no_usable_node(ctx, kube):
+    for key in [k for k in kube.objects if k[0] == "Node"]:
+        del kube.objects[key]
+    out = ctx.run(ctx.on.config_changed(), make_state())
+    assert out.unit_status == testing.WaitingStatus("no schedulable Linux node in the cluster")
+
+
+def test_forbidden(ctx, kube):
+    kube.forbidden = True
+    out = ctx.run(ctx.on.config_changed(), make_state())
+    assert out.unit_status == testing.BlockedStatus(f"deploy with --trust (juju trust {APP} --scope=cluster)")
+
+
+def test_standby_unit_does_nothing(ctx, kube):
+    out = ctx.run(ctx.on.config_changed(), make_state(leader=False))
+    assert out.unit_status == testing.ActiveStatus("standby: the leader manages the fabric")
+    assert kube.writes == []
+
+
+@pytest.mark.parametrize("event", ["upgrade_charm", "leader_elected", "update_status", "relation_changed"])
+def test_events_of_interest_reconcile(ctx, kube, event):
+    state = make_state()
+    trigger = (
+        ctx.on.relation_changed(next(iter(state.relations)))
+        if event == "relation_changed"
+        else getattr(ctx.on, event)()
+    )
+    ctx.run(trigger, state)
+    assert kube.find("Overlay", APP, NAMESPACE) is not None
+
+
+def test_relation_broken_keeps_the_fabric(ctx, kube):
+    ctx.run(ctx.on.config_changed(), make_state())
+    relation = controller_relation()
+    out = ctx.run(ctx.on.relation_broken(relation), make_state(relation=False, relations={relation}))
+    # With fail_mode=secure the switches keep their flows: nothing is torn down.
+    assert kube.find("Overlay", APP, NAMESPACE) is not None
+    assert out.unit_status.name in ("blocked", "waiting")
+
+
+def test_remove_deletes_the_overlay(ctx, kube):
+    ctx.run(ctx.on.config_changed(), make_state())
+    state = make_state(planned_units=0)
+    ctx.run(ctx.on.remove(), state)
+    assert kube.find("Overlay", APP, NAMESPACE) is None
+
+
+def test_scale_down_keeps_the_overlay(ctx, kube):
+    ctx.run(ctx.on.config_changed(), make_state())
+    ctx.run(ctx.on.remove(), make_state(planned_units=1))
+    assert kube.find("Overlay", APP, NAMESPACE) is not None
+
+
+def test_remove_without_trust(ctx, kube, caplog):
+    ctx.run(ctx.on.config_changed(), make_state())
+    kube.forbidden = True
+    ctx.run(ctx.on.remove(), make_state(planned_units=0))
+    assert "delete it by hand" in caplog.text
+
+
+def test_show_topology(ctx, kube):
+    out = ctx.run(ctx.on.config_changed(), make_state(config={"topology": "node-a:node-b,node-b:node-c"}))
+    kube.add(replica_set(APP, "node-a"))
+    kube.add(knf_pod("cache-0", "node-a", [1, 3]))
+    ctx.run(ctx.on.action("show-topology", params={"application-name": APP}), out)
+    results = ctx.action_results
+    assert results["overlay"] == APP and results["namespace"] == NAMESPACE
+    assert json.loads(results["links"]) == [["node-a", "node-b"], ["node-b", "node-c"]]
+    first = json.loads(results["nodes"])[0]
+    assert first == {
+        "name": "node-a",
+        "switch": first["switch"],
+        "bridge": naming.bridge_name_for("node-a"),
+        "datapath-id": naming.datapath_id("node-a"),
+        "device-id": naming.device_id("node-a"),
+        "ready": True,
+        "ports-in-use": [1, 3],
+    }
+    assert results["last-change"].startswith(f"overlay {APP}: 3 node(s), 2 link(s)")
+
+
+def test_show_topology_refusals(ctx, kube):
+    with pytest.raises(testing.ActionFailed, match="not configured yet: integrate with l2sm-controller"):
+        ctx.run(ctx.on.action("show-topology"), make_state(relation=False))
+    kube.forbidden = True
+    with pytest.raises(testing.ActionFailed, match="deploy with --trust"):
+        ctx.run(ctx.on.action("show-topology"), make_state())
+
+
+def test_metadata_promises():
+    meta = yaml.safe_load((Path(__file__).resolve().parents[2] / "charmcraft.yaml").read_text())
+    assert meta["requires"]["controller"]["interface"] == "l2sm_controller"
+    for spec in meta["actions"].values():
+        assert "application-name" in spec["params"] and spec["additionalProperties"] is False
+    assert meta["config"]["options"]["switch-image"]["default"] == "alexdecb/talpa:1.3.8"
