@@ -3,6 +3,7 @@ from lightkube.core.exceptions import ApiError
 
 from l2sm_charmlib.kube import Kube, KubeForbidden, L2Network, Service
 from l2sm_core.manifests.controller import action_network, sdn_service
+from l2sm_core.manifests.crds import custom_resource_definitions
 from l2sm_testing.fake_kube import FakeKube, api_error
 
 
@@ -20,12 +21,24 @@ def test_apply_only_on_change(fake):
     assert kube.get(Service, "a-sdn", "m")["spec"]["selector"]["statefulset.kubernetes.io/pod-name"] == "a-1"
 
 
+def test_unknown_kind_has_no_objects(fake):
+    # Before the CRDs exist the API server answers 404 for the whole kind.
+    kube = Kube(fake, "t")
+    assert kube.list(L2Network) == []
+    with pytest.raises(ApiError):
+        kube.apply(action_network("a", "m", "net-a", None))
+
+
 def test_get_list_delete(fake):
     kube = Kube(fake, "t")
+    for crd in custom_resource_definitions("a", "m"):
+        kube.apply(crd)
     assert kube.get(Service, "missing", "m") is None
     kube.apply(action_network("a", "m", "net-a", None))
     kube.apply(action_network("a", "other", "net-b", None))
+    # No namespace: every namespace, not the client's own (lightkube's default).
     assert [n["metadata"]["name"] for n in kube.list(L2Network)] == ["net-a", "net-b"]
+    assert fake.list(L2Network) == []  # what the bare client would have answered here
     assert [n["metadata"]["name"] for n in kube.list(L2Network, namespace="other")] == ["net-b"]
     assert kube.list(L2Network, labels={"l2sm-charms.juju.is/owner": "nobody"}) == []
     assert kube.delete(L2Network, "net-a", "m") is True

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from lightkube import Client, codecs
+from lightkube import ALL_NS, Client, codecs
 from lightkube.core.exceptions import ApiError
+from lightkube.core.resource import NamespacedResource
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
@@ -19,12 +20,21 @@ logger = logging.getLogger(__name__)
 
 L2Network = create_namespaced_resource(L2SM_GROUP, L2SM_VERSION, "L2Network", "l2networks")
 Overlay = create_namespaced_resource(L2SM_GROUP, L2SM_VERSION, "Overlay", "overlays")
+NetworkEdgeDevice = create_namespaced_resource(
+    L2SM_GROUP, L2SM_VERSION, "NetworkEdgeDevice", "networkedgedevices"
+)
+QuarantinePodRequest = create_namespaced_resource(
+    L2SM_GROUP, L2SM_VERSION, "QuarantinePodRequest", "quarantinepodrequests"
+)
+# Every kind the L2S-M CRDs define: deleting a CRD deletes all objects of its kind.
+L2SM_KINDS = (L2Network, Overlay, NetworkEdgeDevice, QuarantinePodRequest)
 NetworkAttachmentDefinition = create_namespaced_resource(
     "k8s.cni.cncf.io", "v1", "NetworkAttachmentDefinition", "network-attachment-definitions"
 )
 NAD_CRD = "network-attachment-definitions.k8s.cni.cncf.io"
 
 __all__ = [
+    "L2SM_KINDS",
     "NAD_CRD",
     "CustomResourceDefinition",
     "Kube",
@@ -32,9 +42,11 @@ __all__ = [
     "L2Network",
     "MutatingWebhookConfiguration",
     "NetworkAttachmentDefinition",
+    "NetworkEdgeDevice",
     "Node",
     "Overlay",
     "Pod",
+    "QuarantinePodRequest",
     "ReplicaSet",
     "Service",
 ]
@@ -73,12 +85,22 @@ class Kube:
     def list(
         self, kind: Any, namespace: str | None = None, labels: dict[str, str] | None = None
     ) -> list[dict]:
+        """Objects of a kind; a namespaced kind without a namespace means every namespace.
+
+        A kind the cluster does not know (its CRD absent) has no objects: an empty list.
+        """
         kwargs: dict[str, Any] = {}
-        if namespace:
-            kwargs["namespace"] = namespace
+        if issubclass(kind, NamespacedResource):
+            # Without this lightkube would list only the charm's own namespace.
+            kwargs["namespace"] = namespace or ALL_NS
         if labels:
             kwargs["labels"] = labels
-        return [obj.to_dict() for obj in self._call(self.client.list, kind, **kwargs)]
+        try:
+            return [obj.to_dict() for obj in self._call(self.client.list, kind, **kwargs)]
+        except ApiError as exc:
+            if _code(exc) == 404:
+                return []
+            raise
 
     def apply(self, obj: dict[str, Any]) -> bool:
         """Server-side apply, skipped when the live object carries the same spec hash."""

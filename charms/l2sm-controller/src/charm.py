@@ -17,6 +17,7 @@ from lightkube.core.exceptions import ApiError
 from models import CharmConfig, CreateNetworkParams, DeleteNetworkParams, NetworkParams, NoParams
 
 from l2sm_charmlib.kube import (
+    L2SM_KINDS,
     NAD_CRD,
     CustomResourceDefinition,
     Kube,
@@ -298,17 +299,23 @@ class L2smControllerCharm(ops.CharmBase):
                 objects.sdn_service_name(self.app.name),
             ):
                 self.kube.delete(Service, name, self.namespace)
-            remaining = self.kube.list(L2Network)
+            remaining = sorted(
+                f"{obj['kind']} {_ns(obj)}/{obj['metadata']['name']}"
+                for kind in L2SM_KINDS
+                for obj in self.kube.list(kind)
+            )
             if remaining:
-                names = ", ".join(sorted(f"{_ns(n)}/{n['metadata']['name']}" for n in remaining))
-                # Deleting a CRD deletes every object of its kind in every namespace.
+                # Deleting a CRD deletes every object of its kind in every namespace, and
+                # hangs on their finalizers once the manager is gone.
                 logger.warning(
-                    "keeping the L2S-M CRDs: %d L2Network(s) still exist: %s", len(remaining), names
+                    "keeping the L2S-M CRDs: %d object(s) still exist: %s",
+                    len(remaining),
+                    ", ".join(remaining),
                 )
                 return
             for kind in CRD_KINDS:
                 self.kube.delete(CustomResourceDefinition, crd_name(kind))
-            logger.info("removed the L2S-M CRDs: no L2Network was left")
+            logger.info("removed the L2S-M CRDs: no L2S-M object was left")
         except KubeForbidden:
             logger.error(
                 "cannot clean up without --trust: delete the webhook %s by hand",

@@ -16,6 +16,7 @@ from lightkube import Client
 from models import ShowTopologyParams, SwitchConfig
 
 from l2sm_charmlib.kube import (
+    CustomResourceDefinition,
     Kube,
     KubeForbidden,
     NetworkAttachmentDefinition,
@@ -28,6 +29,7 @@ from l2sm_core import attachments, naming, topology
 from l2sm_core.interfaces import ControllerProviderAppData
 from l2sm_core.manifests import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE, SPEC_HASH
 from l2sm_core.manifests import switch as switch_objects
+from l2sm_core.manifests.crds import crd_name
 from l2sm_core.validation import describe_validation_error
 
 logger = logging.getLogger(__name__)
@@ -90,6 +92,8 @@ class L2smSwitchCharm(ops.CharmBase):
         except pydantic.ValidationError as exc:
             raise _Blocked(describe_validation_error(exc, "option")) from None
         controller = self._controller_data()
+        if self.kube.get(CustomResourceDefinition, crd_name("Overlay")) is None:
+            raise _Waiting("waiting for the L2S-M CRDs (l2sm-controller installs them)")
         name = config.overlay_name or self.app.name
         if "veth" in name:
             raise _Blocked(f"the application name {name!r} contains 'veth': set option 'overlay-name'")

@@ -27,8 +27,26 @@ def _kind(res: Any) -> str:
     return res._api_info.resource.kind
 
 
+def _crd_backing(res: Any) -> str | None:
+    """The CRD a kind needs to exist, or None for the API server's built-in kinds."""
+    info = res._api_info
+    group = info.resource.group
+    if not group or "." not in group or group.endswith(".k8s.io"):
+        return None
+    return f"{info.plural}.{group}"
+
+
+def _namespaced(res: Any) -> bool:
+    return (
+        issubclass(res, NamespacedResource) if isinstance(res, type) else isinstance(res, NamespacedResource)
+    )
+
+
 class FakeKube:
-    def __init__(self):
+    def __init__(self, default_namespace: str = "default"):
+        # Like lightkube's Client: a namespaced call without a namespace means this one
+        # (the pod's own, in a charm), and ALL_NS ("*") means every namespace.
+        self.default_namespace = default_namespace
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.forbidden = False
         self.writes: list[tuple[str, str, str, str]] = []  # (verb, kind, namespace, name)
@@ -55,22 +73,31 @@ class FakeKube:
 
     # -- the Client surface the charms use ---------------------------------------------------
 
-    def _guard(self) -> None:
+    def _guard(self, res: Any = None) -> None:
         if self.forbidden:
             raise api_error(403, "forbidden: the service account cannot do this")
+        crd = _crd_backing(res) if res is not None else None
+        if crd and self.find("CustomResourceDefinition", crd) is None:
+            raise api_error(404, f"the server could not find the requested resource ({crd})")
+
+    def _ns(self, res: Any, namespace: str | None) -> str:
+        if not _namespaced(res):
+            return ""
+        return namespace or self.default_namespace
 
     def get(self, res: Any, name: str, *, namespace: str | None = None):
-        self._guard()
-        obj = self.find(_kind(res), name, namespace or "")
+        self._guard(res)
+        obj = self.find(_kind(res), name, self._ns(res, namespace))
         if obj is None:
             raise api_error(404, f"{_kind(res)} {name!r} not found")
         return codecs.from_dict(copy.deepcopy(obj))
 
     def list(self, res: Any, *, namespace: str | None = None, labels: dict[str, str] | None = None, **_: Any):
-        self._guard()
+        self._guard(res)
+        wanted = None if namespace == "*" else self._ns(res, namespace)
         result = []
         for (kind, ns, _name), obj in sorted(self.objects.items()):
-            if kind != _kind(res) or (namespace and ns != namespace):
+            if kind != _kind(res) or (wanted is not None and ns != wanted):
                 continue
             have = obj["metadata"].get("labels") or {}
             if all(have.get(k) == v for k, v in (labels or {}).items()):
@@ -78,15 +105,13 @@ class FakeKube:
         return result
 
     def apply(self, obj: Any, *, field_manager: str | None = None, force: bool = False, **_: Any):
-        self._guard()
+        self._guard(type(obj))
         if not field_manager:
             raise api_error(400, "server-side apply needs a field manager")
         self.field_managers.add(field_manager)
         data = obj.to_dict()
         meta = data["metadata"]
-        namespace = meta.get("namespace", "") if isinstance(obj, NamespacedResource) else ""
-        if isinstance(obj, NamespacedResource) and not namespace:
-            raise api_error(400, "a namespaced object needs a namespace")
+        namespace = self._ns(type(obj), meta.get("namespace"))
         key = (data["kind"], namespace, meta["name"])
         old = self.objects.get(key)
         if data["kind"] == "Service":
@@ -100,8 +125,8 @@ class FakeKube:
         return codecs.from_dict(copy.deepcopy(data))
 
     def delete(self, res: Any, name: str, *, namespace: str | None = None, **_: Any):
-        self._guard()
-        key = (_kind(res), namespace or "", name)
+        self._guard(res)
+        key = (_kind(res), self._ns(res, namespace), name)
         if key not in self.objects:
             raise api_error(404, f"{_kind(res)} {name!r} not found")
         meta = self.objects[key]["metadata"]
@@ -111,7 +136,7 @@ class FakeKube:
             meta.setdefault("deletionTimestamp", "2026-01-01T00:00:00Z")
         else:
             del self.objects[key]
-        self.writes.append(("delete", _kind(res), namespace or "", name))
+        self.writes.append(("delete", _kind(res), key[1], name))
 
 
 def _merge(live: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any]:

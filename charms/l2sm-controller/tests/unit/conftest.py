@@ -9,6 +9,7 @@ import pytest
 import workload
 from ops import pebble, testing
 
+from l2sm_core.manifests.crds import custom_resource_definitions
 from l2sm_core.naming import device_id
 from l2sm_testing.controller_server import FakeController
 from l2sm_testing.fake_kube import FakeKube
@@ -31,10 +32,19 @@ NAD_CRD = {
 
 @pytest.fixture
 def kube(monkeypatch):
-    fake = FakeKube()
+    # Namespaced calls without a namespace land in the model's namespace, as in the pod.
+    fake = FakeKube(default_namespace=NAMESPACE)
     fake.add(NAD_CRD)
     monkeypatch.setattr(charm, "Client", lambda **_: fake)
     return fake
+
+
+@pytest.fixture
+def crds_installed(kube):
+    """The cluster after a first reconcile: the L2S-M kinds exist."""
+    for crd in custom_resource_definitions(APP, NAMESPACE):
+        kube.add(crd)
+    return kube
 
 
 @pytest.fixture

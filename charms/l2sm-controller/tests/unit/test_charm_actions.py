@@ -12,6 +12,9 @@ from l2sm_core.manifests.crds import validate_custom_object
 APP_OWNED = {OWNER_KIND: "application", OWNER: "my-first-osm-net"}
 
 
+pytestmark = pytest.mark.usefixtures("crds_installed")
+
+
 def _action(ctx, action, oar_dir, **params):
     return ctx.run(ctx.on.action(action, params=params), make_state(oar_dir))
 

@@ -39,7 +39,23 @@ def test_crds_kept_while_networks_exist(ctx, kube, controller, oar_dir, caplog):
     assert kube.find("Service", f"{APP}-sdn", NAMESPACE) is None
     for kind in CRD_KINDS:
         assert kube.find("CustomResourceDefinition", crd_name(kind)) is not None
-    assert "keeping the L2S-M CRDs: 1 L2Network(s) still exist: cdn/net-a" in caplog.text
+    assert "keeping the L2S-M CRDs: 1 object(s) still exist: L2Network cdn/net-a" in caplog.text
+
+
+def test_crds_kept_while_the_switch_fabric_exists(ctx, kube, controller, oar_dir, caplog):
+    out = _installed(ctx, kube, oar_dir)
+    kube.add(
+        {
+            "apiVersion": "l2sm.l2sm.k8s.local/v1",
+            "kind": "Overlay",
+            "metadata": {"name": "fabric", "namespace": NAMESPACE},
+            "spec": {"provider": {"name": "l2sm-controller", "domain": ["10.0.0.1"]}},
+        }
+    )
+    caplog.set_level(logging.WARNING)
+    ctx.run(ctx.on.remove(), _removing(out))
+    assert kube.find("CustomResourceDefinition", crd_name("Overlay")) is not None
+    assert f"Overlay {NAMESPACE}/fabric" in caplog.text
 
 
 def test_scale_down_keeps_everything(ctx, kube, controller, oar_dir):

@@ -2,9 +2,12 @@
 
 import logging
 
+import pytest
 import workload
 from conftest import controller_container, endpoint, l2network, l2sm_pod, make_state
 from ops import pebble, testing
+
+pytestmark = pytest.mark.usefixtures("crds_installed")
 
 
 def _recovered(ctx, state):

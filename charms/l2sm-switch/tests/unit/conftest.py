@@ -8,6 +8,7 @@ import charm
 import pytest
 from ops import testing
 
+from l2sm_core.manifests.crds import custom_resource_definitions
 from l2sm_core.topology import switch_pod_name
 from l2sm_testing.fake_kube import FakeKube
 
@@ -21,6 +22,19 @@ CONTROLLER_DATA = {
     "rest-url": "http://10.152.183.20:8181",
     "ready": True,
     "credentials-secret": "secret:cs0qk4fmp25c77ek0av0",
+}
+
+
+NAD_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "network-attachment-definitions.k8s.cni.cncf.io"},
+    "spec": {
+        "group": "k8s.cni.cncf.io",
+        "names": {"kind": "NetworkAttachmentDefinition", "plural": "network-attachment-definitions"},
+        "scope": "Namespaced",
+        "versions": [{"name": "v1", "served": True, "storage": True}],
+    },
 }
 
 
@@ -86,7 +100,11 @@ def knf_pod(name, node_name, veths, overlay=APP, deleting=False):
 
 @pytest.fixture
 def kube(monkeypatch):
-    fake = FakeKube()
+    fake = FakeKube(default_namespace="switch-model")
+    # What l2sm-controller and Multus installed.
+    for crd in custom_resource_definitions("l2sm-controller", NAMESPACE):
+        fake.add(crd)
+    fake.add(NAD_CRD)
     for name in ("node-a", "node-b", "node-c"):
         fake.add(node(name))
     fake.add(node("cordoned", unschedulable=True))

@@ -39,6 +39,15 @@ def test_bad_relation_data_names_the_field(ctx, kube):
     assert kube.writes == []
 
 
+def test_waits_for_the_crds(ctx, kube):
+    del kube.objects[("CustomResourceDefinition", "", "overlays.l2sm.l2sm.k8s.local")]
+    out = ctx.run(ctx.on.config_changed(), make_state())
+    assert out.unit_status == testing.WaitingStatus(
+        "waiting for the L2S-M CRDs (l2sm-controller installs them)"
+    )
+    assert kube.writes == []
+
+
 def test_no_usable_node(ctx, kube):
     for key in [k for k in kube.objects if k[0] == "Node"]:
         del kube.objects[key]
