@@ -58,9 +58,10 @@ def test_restart_is_repaired(controller):
     report = apply_resync(client, plan_resync(desired))
     assert report.repaired
     assert sorted(report.networks_recreated) == ["net-a", "net-b"]
-    assert report.ports_added == 3
+    assert (report.ports_restored, report.ports_confirmed) == (3, 0)
+    assert again.ports_confirmed == 3
     assert controller.networks == {"net-a": {A1, B1}, "net-b": {A2}}
-    assert "2 network(s) recreated" in report.summary()
+    assert report.summary().startswith("2 network(s) recreated with 3 port(s), 0 already present")
 
 
 def test_released_ports_removed_idempotently(controller):

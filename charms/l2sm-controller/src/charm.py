@@ -44,6 +44,9 @@ TLS_LABEL = "webhook-tls"
 # The controller is in this pod: the charm container reaches its REST API on localhost.
 LOCAL_REST_URL = f"http://127.0.0.1:{objects.REST_PORT}"
 # Events after which the controller may have come back without its in-memory state.
+# A started manager needs a few seconds; waiting for it in the same hook lets the webhook,
+# status and relation data follow at once instead of at the next update-status.
+MANAGER_START_WAIT = 30.0
 _MISSING_ARCHIVE = f"{workload.VNETS_ARCHIVE} not in controller-image: attach an l2sm-controller image"
 RESYNC_EVENTS = (
     ops.PebbleReadyEvent,
@@ -58,9 +61,12 @@ class L2smControllerCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        self._stored.set_default(last_resync="", last_resync_summary="", last_resync_repaired=False)
+        self._stored.set_default(
+            last_resync="", last_resync_summary="", last_repair="", last_repair_summary=""
+        )
         self._kube: Kube | None = None
         self._status_cache: ops.StatusBase | None = None
+        self._blocked_by: str | None = None
         for event in (
             self.on.controller_pebble_ready,
             self.on.manager_pebble_ready,
@@ -114,7 +120,8 @@ class L2smControllerCharm(ops.CharmBase):
 
     def _reconcile(self, event: ops.EventBase) -> None:
         if not self.unit.is_leader():
-            return  # one unit runs the controller; collect-status tells the others why
+            self._stand_down()  # one unit runs the controller; collect-status tells the others why
+            return
         ready = False
         try:
             config = self._config()
@@ -127,7 +134,12 @@ class L2smControllerCharm(ops.CharmBase):
                 if self._start_manager(tls_bundle):
                     self.kube.apply(objects.pod_webhook(self.app.name, self.namespace, tls_bundle.ca_cert))
                     ready = True
-        except (_Blocked, _Waiting) as exc:
+        except _Blocked as exc:
+            # Some causes show only while acting (a workload that will not start): keep it
+            # for this dispatch's status, which otherwise is assessed from a fresh look.
+            self._blocked_by = str(exc)
+            logger.info("reconcile stopped: %s", exc)
+        except _Waiting as exc:
             logger.info("reconcile stopped: %s", exc)
         except KubeForbidden:
             logger.warning("Kubernetes API refused the charm: deploy with --trust")
@@ -136,6 +148,18 @@ class L2smControllerCharm(ops.CharmBase):
             # The controller went away mid-way; its check or update-status brings us back.
             logger.warning("controller stopped answering: %s", exc)
         self._publish(ready)
+
+    def _stand_down(self) -> None:
+        """A unit that lost leadership stops its workloads: a second manager would hold the
+        operator's lease and a second ONOS would take ports the Services no longer reach."""
+        for name in ("controller", "manager"):
+            container = self.unit.get_container(name)
+            if not container.can_connect():
+                continue
+            running = [svc for svc, info in container.get_services().items() if info.is_running()]
+            if running:
+                container.stop(*running)
+                logger.warning("not the leader: stopped %s in %s", ", ".join(running), name)
 
     def _require_cluster(self) -> None:
         if self.kube.get(CustomResourceDefinition, NAD_CRD) is None:
@@ -178,7 +202,7 @@ class L2smControllerCharm(ops.CharmBase):
         layer = workload.controller_layer()
         if workload.plan_differs(container.get_plan(), layer):
             container.add_layer("controller", layer, combine=True)
-            container.replan()
+            _replan(container, "controller-image", "an l2sm-controller image")
         client = self._vnets()
         if not client.onos_ready():
             raise _Waiting("controller starting")
@@ -208,10 +232,12 @@ class L2smControllerCharm(ops.CharmBase):
             if not same:  # the manager's cert watcher reloads it; no restart
                 container.push(path, content, make_dirs=True, permissions=0o600)
         layer = workload.manager_layer(self.namespace)
+        started = False
         if workload.plan_differs(container.get_plan(), layer):
             container.add_layer("manager", layer, combine=True)
-            container.replan()
-        return _check_passed(container, workload.MANAGER_CHECK)
+            _replan(container, "manager-image", "an l2sm-controller-manager image")
+            started = True
+        return _manager_ready(container, wait=MANAGER_START_WAIT if started else 0.0)
 
     # -- resync -------------------------------------------------------------------------------
 
@@ -243,7 +269,10 @@ class L2smControllerCharm(ops.CharmBase):
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self._stored.last_resync = now
         self._stored.last_resync_summary = report.summary()
-        self._stored.last_resync_repaired = report.repaired
+        if report.repaired:
+            # Kept apart: the next resync, with nothing to repair, must not hide this one.
+            self._stored.last_repair = now
+            self._stored.last_repair_summary = report.summary()
         if report.repaired or report.failures or report.ports_removed:
             logger.warning("resync repaired the controller: %s", report.summary())
         else:
@@ -343,7 +372,7 @@ class L2smControllerCharm(ops.CharmBase):
                 if client.app_state(VNETS_APP) is None and not controller.exists(workload.VNETS_ARCHIVE):
                     raise _Blocked(_MISSING_ARCHIVE)
                 return ops.WaitingStatus("vnets app starting")
-            if not manager.can_connect() or not _check_passed(manager, workload.MANAGER_CHECK):
+            if not manager.can_connect() or not _manager_ready(manager):
                 return ops.WaitingStatus("manager starting")
             switches = sum(1 for d in client.devices() if d.available)
         except _Blocked as exc:
@@ -365,7 +394,7 @@ class L2smControllerCharm(ops.CharmBase):
     def _status(self) -> ops.StatusBase:
         # Both collect events run in one dispatch: assess once.
         if self._status_cache is None:
-            self._status_cache = self._assess()
+            self._status_cache = ops.BlockedStatus(self._blocked_by) if self._blocked_by else self._assess()
         return self._status_cache
 
     # -- actions ------------------------------------------------------------------------------
@@ -485,6 +514,11 @@ class L2smControllerCharm(ops.CharmBase):
                 f"parameter 'name': {params.name!r} is owned by the l2sm-network application {owner!r}: "
                 f"remove that application instead (juju remove-application {owner})"
             )
+        if labels.get(OWNER_KIND) != OWNER_KIND_ACTION and not params.force:
+            raise _Refused(
+                f"parameter 'force': {params.name!r} was not made by create-network (no owner label: "
+                "made with helm or kubectl?); rerun with force=true to delete it anyway"
+            )
         pods = self._attached_pods(params.name)
         if pods and not params.force:
             raise _Refused(
@@ -498,6 +532,8 @@ class L2smControllerCharm(ops.CharmBase):
         results: dict[str, Any] = {
             "last-resync": self._stored.last_resync or "never",
             "last-resync-summary": self._stored.last_resync_summary or "",
+            "last-repair": self._stored.last_repair or "never",
+            "last-repair-summary": self._stored.last_repair_summary or "",
         }
         client = self._vnets()
         try:
@@ -522,6 +558,20 @@ class _Blocked(Exception):
 
 class _Waiting(Exception):
     """Stop reconciling: a later event will find the missing piece ready."""
+
+
+def _replan(container: ops.Container, resource: str, expected: str) -> None:
+    try:
+        container.replan()
+    except ops.pebble.ChangeError as exc:
+        raise _Blocked(f"{resource} does not start ({exc.err.splitlines()[0]}): attach {expected}") from None
+
+
+def _manager_ready(container: ops.Container, wait: float = 0.0) -> bool:
+    """The manager's readiness check has passed, or its /readyz answers (within `wait` s)."""
+    return _check_passed(container, workload.MANAGER_CHECK) or workload.http_ok(
+        workload.MANAGER_READYZ_URL, wait=wait
+    )
 
 
 def _check_passed(container: ops.Container, name: str) -> bool:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import time
+import urllib.error
+import urllib.request
 
 from ops import pebble
 
@@ -18,6 +21,7 @@ ONOS_HOME = "/root/onos"
 VNETS_ARCHIVE = f"{ONOS_HOME}/vnets-app-1.0.oar"
 WEBHOOK_CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"
 MANAGER_HEALTH_PORT = 8081
+MANAGER_READYZ_URL = f"http://127.0.0.1:{MANAGER_HEALTH_PORT}/readyz"
 
 CONTROLLER_SERVICE = "onos"
 CONTROLLER_CHECK = "vnets-api"
@@ -106,3 +110,18 @@ def plan_differs(plan: pebble.Plan, layer: pebble.LayerDict) -> bool:
             }:
                 return True
     return False
+
+
+def http_ok(url: str, wait: float = 0.0, interval: float = 1.0) -> bool:
+    """True once url answers 200, trying for up to `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() + interval > deadline:
+            return False
+        time.sleep(interval)

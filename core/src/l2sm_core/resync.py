@@ -105,7 +105,8 @@ def plan_resync(desired: DesiredState) -> ResyncPlan:
 class ResyncReport:
     networks_recreated: list[str] = field(default_factory=list)
     networks_present: list[str] = field(default_factory=list)
-    ports_added: int = 0
+    ports_restored: int = 0  # posted to networks that had to be recreated
+    ports_confirmed: int = 0  # posted again to networks that were there (a no-op upstream)
     ports_removed: int = 0
     ports_already_absent: int = 0
     orphans: dict[str, list[str]] = field(default_factory=dict)
@@ -117,9 +118,8 @@ class ResyncReport:
 
     def summary(self) -> str:
         parts = [
-            f"{len(self.networks_recreated)} network(s) recreated",
-            f"{len(self.networks_present)} already present",
-            f"{self.ports_added} port(s) re-added",
+            f"{len(self.networks_recreated)} network(s) recreated with {self.ports_restored} port(s)",
+            f"{len(self.networks_present)} already present ({self.ports_confirmed} port(s) confirmed)",
             f"{self.ports_removed} released port(s) removed",
         ]
         if self.ports_already_absent:
@@ -155,7 +155,10 @@ def _apply_one(client: VnetsClient, call: Call, report: ResyncReport) -> None:
             report.networks_recreated.append(call.network)
     elif isinstance(call, AddPorts):
         client.add_ports(call.network, list(call.endpoints))
-        report.ports_added += len(call.endpoints)
+        if call.network in report.networks_recreated:
+            report.ports_restored += len(call.endpoints)
+        else:
+            report.ports_confirmed += len(call.endpoints)
     elif call.network in report.networks_recreated:
         return  # a network recreated just now holds only the ports added above
     else:

@@ -27,6 +27,7 @@ class FakeController:
         self.vnets_active = True  # installed apps may sit INSTALLED until activated
         self.installed_archives: list[bytes] = []
         self.install_fails = False  # ONOS refusing the archive (500)
+        self.manager_ready = True  # the manager's /readyz, served here for convenience
         # Names whose creation the controller refuses (409), as it does on internal errors.
         self.refuse_create: set[str] = set()
         self._auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
@@ -88,12 +89,16 @@ class FakeController:
                 body = self._body() if method in ("POST", "DELETE") else None
                 with fake._lock:
                     fake.requests.append((method, self.path, body))
+                    if self.path == "/readyz":
+                        return self._route(method, body)
                     if self.headers.get("Authorization") != fake._auth:
                         return self._reply(401, {"error": "unauthorized"})
                     return self._route(method, body)
 
             def _route(self, method: str, body):
                 path = self.path
+                if path == "/readyz" and method == "GET":
+                    return self._reply(200 if fake.manager_ready else 503, text="ok")
                 if not fake.onos_up:
                     return self._reply(503, text="ONOS is starting")
                 if path == "/onos/ui" and method == "GET":

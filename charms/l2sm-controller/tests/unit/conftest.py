@@ -52,6 +52,8 @@ def controller(monkeypatch):
     fake = FakeController().start()
     fake.vnets_installed = False  # a fresh controller container: the charm installs the app
     monkeypatch.setattr(charm, "LOCAL_REST_URL", fake.url)
+    monkeypatch.setattr(workload, "MANAGER_READYZ_URL", f"{fake.url}/readyz")
+    monkeypatch.setattr(charm, "MANAGER_START_WAIT", 0.2)
     yield fake
     fake.stop()
 
@@ -72,7 +74,7 @@ def controller_container(oar_dir, connect=True, with_archive=True, layers=None):
     return testing.Container("controller", can_connect=connect, mounts=mounts, layers=layers or {})
 
 
-def manager_container(ready=True, connect=True, layers=None, successes=1):
+def manager_container(ready=True, connect=True, layers=None, successes=1, running=True):
     checks = []
     if ready is not None:
         checks = [
@@ -86,7 +88,10 @@ def manager_container(ready=True, connect=True, layers=None, successes=1):
         ]
         # Pebble reports checks only for a plan that has them: the manager is already running.
         layers = layers or {"manager": pebble.Layer(workload.manager_layer(NAMESPACE))}
-    return testing.Container("manager", can_connect=connect, check_infos=checks, layers=layers or {})
+    statuses = {"manager": pebble.ServiceStatus.ACTIVE} if layers and running else {}
+    return testing.Container(
+        "manager", can_connect=connect, check_infos=checks, layers=layers or {}, service_statuses=statuses
+    )
 
 
 def make_state(oar_dir, leader=True, **overrides):

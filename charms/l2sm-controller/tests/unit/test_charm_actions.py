@@ -114,6 +114,13 @@ def test_delete_refuses_attached_unless_forced(ctx, kube, controller, oar_dir):
     assert json.loads(ctx.action_results["detached-pods"]) == ["knfs/cache-0"]
 
 
+def test_delete_refuses_unmanaged_unless_forced(ctx, kube, controller, oar_dir):
+    kube.add(l2network("helm-net", namespace="helm"))
+    _fails(ctx, oar_dir, "delete-network", kube, "was not made by create-network", name="helm-net")
+    _action(ctx, "delete-network", oar_dir, name="helm-net", force=True)
+    assert kube.find("L2Network", "helm-net", "helm") is None
+
+
 def test_delete_missing_and_bad(ctx, kube, controller, oar_dir):
     _fails(ctx, oar_dir, "delete-network", kube, "no L2Network named 'net-a'", name="net-a")
     _fails(ctx, oar_dir, "delete-network", kube, "parameter 'name'", name="-bad")
@@ -130,6 +137,7 @@ def test_controller_status(ctx, kube, controller, oar_dir):
     controller.devices = {"of:e5e40be8c6b4bf54": True, "of:cc4d87e0ca1f6b49": False}
     _action(ctx, "controller-status", oar_dir)
     results = ctx.action_results
+    assert (results["last-repair"], results["last-repair-summary"]) == ("never", "")
     assert results["rest"] == "ready"
     assert results["switches-connected"] == 1
     assert json.loads(results["switches"])[1] == {"id": "of:cc4d87e0ca1f6b49", "available": False}

@@ -3,7 +3,7 @@
 import pytest
 import workload
 from conftest import APP, NAMESPACE, OAR, controller_container, make_state, manager_container
-from ops import testing
+from ops import pebble, testing
 
 from l2sm_core.manifests.crds import CRD_KINDS, crd_name
 
@@ -61,6 +61,7 @@ def test_switch_count_in_status(ctx, kube, controller, oar_dir):
 
 
 def test_webhook_waits_for_the_manager(ctx, kube, controller, oar_dir):
+    controller.manager_ready = False
     state = make_state(oar_dir, containers={controller_container(oar_dir), manager_container(ready=False)})
     out = _run(ctx, state)
     assert out.unit_status == testing.WaitingStatus("manager starting")
@@ -72,6 +73,7 @@ def test_webhook_waits_for_the_manager(ctx, kube, controller, oar_dir):
 
 
 def test_manager_check_never_passed_is_not_ready(ctx, kube, controller, oar_dir):
+    controller.manager_ready = False  # and /readyz does not answer either
     state = make_state(oar_dir, containers={controller_container(oar_dir), manager_container(successes=0)})
     out = _run(ctx, state)
     assert out.unit_status == testing.WaitingStatus("manager starting")
@@ -166,7 +168,8 @@ def test_extra_unit_does_nothing(ctx, kube, controller, oar_dir):
     assert "not clustered" in out.unit_status.message
     assert kube.writes == []
     assert not out.get_container("controller").plan.services
-    assert out.get_container("manager").plan.to_dict() == manager_container().plan.to_dict()
+    # A unit that lost leadership stops the manager it was running.
+    assert out.get_container("manager").service_statuses["manager"] == pebble.ServiceStatus.INACTIVE
 
 
 def test_leader_change_moves_services(kube, controller, oar_dir):
@@ -233,3 +236,39 @@ def test_installed_but_inactive_app_is_activated(ctx, kube, controller, oar_dir)
     assert controller.vnets_active
     assert controller.installed_archives == []
     assert out.unit_status.name == "active"
+
+
+def test_manager_started_in_this_hook_is_waited_for(ctx, kube, controller, oar_dir):
+    # A fresh manager container: the charm adds the layer, then waits on /readyz.
+    state = make_state(oar_dir, containers={controller_container(oar_dir), manager_container(ready=None)})
+    out = _run(ctx, state)
+    service = out.get_container("manager").plan.services["manager"]
+    assert service.command.startswith("/manager --leader-elect --health-probe-bind-address=:8081")
+    assert service.environment == {
+        "CONTROLLER_IP": "127.0.0.1",
+        "CONTROLLER_PORT": "8181",
+        "SWITCHES_NAMESPACE": NAMESPACE,
+    }
+    assert "manager-ready" in out.get_container("manager").plan.checks
+    # Ready within the hook: webhook, status and relation data need no update-status.
+    assert kube.find("MutatingWebhookConfiguration", f"{APP}-{NAMESPACE}-pods") is not None
+    assert out.unit_status.name == "active"
+
+
+def test_image_that_does_not_start_blocks(ctx, kube, controller, oar_dir, monkeypatch):
+    import ops
+
+    def broken_replan(self):
+        raise ops.pebble.ChangeError(
+            "cannot start service: exec: /root/onos/bin/onos-service: no such file", None
+        )
+
+    monkeypatch.setattr(ops.Container, "replan", broken_replan)
+    state = make_state(oar_dir, containers={controller_container(oar_dir), manager_container(ready=None)})
+    out = _run(ctx, state)
+    assert out.unit_status == testing.BlockedStatus(
+        "controller-image does not start (cannot start service: exec: /root/onos/bin/onos-service: "
+        "no such file): attach an l2sm-controller image"
+    )
+    assert not out.get_container("manager").plan.services
+    assert kube.find("MutatingWebhookConfiguration", f"{APP}-{NAMESPACE}-pods") is None

@@ -52,13 +52,14 @@ def test_restart_restores_networks_and_ports(ctx, kube, controller, oar_dir, cap
     }
     assert "resync repaired the controller: 2 network(s) recreated" in caplog.text
     stored = next(s for s in out.stored_states if s.owner_path == "L2smControllerCharm")
-    assert stored.content["last_resync_repaired"] is True
-    assert "2 network(s) recreated" in stored.content["last_resync_summary"]
+    assert "2 network(s) recreated with 3 port(s)" in stored.content["last_repair_summary"]
     assert out.unit_status.name == "active"
 
-    # controller-status reports it.
+    # controller-status reports it, and a later resync with nothing to do does not hide it.
+    out = ctx.run(ctx.on.update_status(), out)
     ctx.run(ctx.on.action("controller-status"), out)
-    assert "2 network(s) recreated" in ctx.action_results["last-resync-summary"]
+    assert ctx.action_results["last-resync-summary"].startswith("0 network(s) recreated")
+    assert "2 network(s) recreated with 3 port(s)" in ctx.action_results["last-repair-summary"]
 
 
 def test_released_ports_removed(ctx, kube, controller, oar_dir):
@@ -72,7 +73,7 @@ def test_released_ports_removed(ctx, kube, controller, oar_dir):
     out = ctx.run(ctx.on.update_status(), state)
     assert controller.networks == {"net-a": {endpoint("node-a", 3)}}
     stored = next(s for s in out.stored_states if s.owner_path == "L2smControllerCharm")
-    assert stored.content["last_resync_repaired"] is False
+    assert stored.content["last_repair"] == ""
     assert "1 released port(s) removed" in stored.content["last_resync_summary"]
 
 
