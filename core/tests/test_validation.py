@@ -38,6 +38,10 @@ def test_prefix_parsed_strictly():
         ipv4_prefix("10.0.300.0/24")
     with pytest.raises(ValueError, match="IPv6"):
         ipv4_prefix("fd00::/64")
+    with pytest.raises(ValueError, match=r"did you mean 10\.0\.1\.0/24"):
+        ipv4_prefix("10.0.1.0/255.255.255.0")
+    with pytest.raises(ValueError, match=r"a\.b\.c\.d/len form"):
+        ipv4_prefix("10.0.1.0/024")
     with pytest.raises(ValueError, match="no room"):
         ipv4_prefix("10.0.0.0/31")
 

@@ -128,11 +128,15 @@ class L2smControllerCharm(ops.CharmBase):
             self._require_cluster()
             self._apply_cluster_objects()
             tls_bundle = self._webhook_tls(config)
+            webhook = objects.pod_webhook(self.app.name, self.namespace, tls_bundle.ca_bundle())
+            if self.kube.get(MutatingWebhookConfiguration, webhook["metadata"]["name"]) is not None:
+                # A new CA must be trusted before the manager serves a certificate from it.
+                self.kube.apply(webhook)
             if self._start_controller():
                 if isinstance(event, RESYNC_EVENTS):
                     self._resync()
                 if self._start_manager(tls_bundle):
-                    self.kube.apply(objects.pod_webhook(self.app.name, self.namespace, tls_bundle.ca_cert))
+                    self.kube.apply(webhook)
                     ready = True
         except _Blocked as exc:
             # Some causes show only while acting (a workload that will not start): keep it

@@ -19,13 +19,29 @@ class WebhookTLS:
     ca_key: str
     cert: str
     key: str
+    # The CA this one replaced: still trusted by the webhook until the manager serves a
+    # certificate from the new one.
+    previous_ca_cert: str = ""
 
     def as_secret(self) -> dict[str, str]:
-        return {"ca-cert": self.ca_cert, "ca-key": self.ca_key, "cert": self.cert, "key": self.key}
+        content = {"ca-cert": self.ca_cert, "ca-key": self.ca_key, "cert": self.cert, "key": self.key}
+        if self.previous_ca_cert:
+            content["previous-ca-cert"] = self.previous_ca_cert
+        return content
 
     @classmethod
     def from_secret(cls, content: dict[str, str]) -> WebhookTLS:
-        return cls(content["ca-cert"], content["ca-key"], content["cert"], content["key"])
+        return cls(
+            content["ca-cert"],
+            content["ca-key"],
+            content["cert"],
+            content["key"],
+            content.get("previous-ca-cert", ""),
+        )
+
+    def ca_bundle(self) -> str:
+        """What the webhook trusts: the current CA, and the previous one across a rotation."""
+        return self.ca_cert + self.previous_ca_cert
 
     def not_after(self) -> datetime.datetime:
         return x509.load_pem_x509_certificate(self.cert.encode()).not_valid_after_utc
@@ -66,11 +82,14 @@ def issue(
     ca: WebhookTLS | None = None,
 ) -> WebhookTLS:
     """A serving certificate for dns_names, signed by ca's CA (a new CA when None or expiring)."""
+    previous = ""
     if ca is not None:
         ca_cert = x509.load_pem_x509_certificate(ca.ca_cert.encode())
         ca_key = serialization.load_pem_private_key(ca.ca_key.encode(), password=None)
         if ca_cert.not_valid_after_utc - now <= datetime.timedelta(days=days):
-            ca = None
+            previous, ca = ca.ca_cert, None
+        else:
+            previous = ca.previous_ca_cert
     if ca is None:
         ca_key = _key()
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} webhook CA")])
@@ -120,4 +139,5 @@ def issue(
         ca_key=_pem_key(ca_key),
         cert=cert.public_bytes(serialization.Encoding.PEM).decode(),
         key=_pem_key(key),
+        previous_ca_cert=previous,
     )

@@ -12,6 +12,7 @@ import re
 import pydantic
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_IPV4_PREFIX = re.compile(r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")
 
 
 def dns1123_label(value: str) -> str:
@@ -42,6 +43,9 @@ def ipv4_prefix(value: str) -> ipaddress.IPv4Network:
         raise ValueError(f"{value!r} is not an IPv4 prefix: write it as a.b.c.d/len") from None
     if not isinstance(network, ipaddress.IPv4Network):
         raise ValueError(f"{value!r} is IPv6: only IPv4 prefixes are supported")
+    if not _IPV4_PREFIX.match(text):
+        # ipaddress also takes netmasks and padded lengths (/255.255.255.0, /024): be strict.
+        raise ValueError(f"{value!r} is not in a.b.c.d/len form: did you mean {network}?")
     if network.prefixlen > 30:
         raise ValueError(f"{value!r} leaves no room for hosts: use a prefix length of at most /30")
     return network

@@ -28,9 +28,12 @@ def test_reissue_keeps_the_ca_unless_it_expires():
     first = tls.issue(APP, NAMES, 365, NOW)
     second = tls.issue(APP, NAMES, 365, NOW, ca=first)
     assert second.ca_cert == first.ca_cert and second.cert != first.cert
+    assert second.ca_bundle() == first.ca_cert
     late = NOW + datetime.timedelta(days=3500)
     third = tls.issue(APP, NAMES, 365, late, ca=first)
     assert third.ca_cert != first.ca_cert
+    # Across a CA rotation the webhook trusts both, so no pod is refused in between.
+    assert third.ca_bundle() == third.ca_cert + first.ca_cert
     again = tls.WebhookTLS.from_secret(third.as_secret())
     assert again == third
 
@@ -54,3 +57,25 @@ def test_charm_keeps_a_valid_certificate(ctx, kube, controller, oar_dir):
     secret = testing.Secret(tracked_content=current.as_secret(), label="webhook-tls", owner="app")
     out = ctx.run(ctx.on.update_status(), make_state(oar_dir, secrets={secret}))
     assert out.get_secret(label="webhook-tls").latest_content == current.as_secret()
+
+
+def test_new_ca_is_trusted_before_the_new_cert_is_served(ctx, kube, controller, oar_dir):
+    import base64
+
+    from conftest import controller_container, manager_container
+
+    old = tls.issue(APP, NAMES, 365, NOW - datetime.timedelta(days=3640))  # its CA expires soon
+    first = ctx.run(ctx.on.update_status(), make_state(oar_dir))  # installs the webhook
+    assert kube.find("MutatingWebhookConfiguration", f"{APP}-{NAMESPACE}-pods") is not None
+    secret = testing.Secret(tracked_content=old.as_secret(), label="webhook-tls", owner="app")
+    # The manager is not ready in this hook, so only the early webhook update can have run.
+    controller.manager_ready = False
+    containers = {controller_container(oar_dir), manager_container(ready=False)}
+    out = ctx.run(ctx.on.update_status(), make_state(oar_dir, secrets={secret}, containers=containers))
+    assert first.unit_status.name == "active" and out.unit_status.name == "waiting"
+
+    renewed = tls.WebhookTLS.from_secret(out.get_secret(label="webhook-tls").latest_content)
+    assert renewed.ca_cert != old.ca_cert
+    hook = kube.find("MutatingWebhookConfiguration", f"{APP}-{NAMESPACE}-pods")
+    bundle = base64.b64decode(hook["webhooks"][0]["clientConfig"]["caBundle"]).decode()
+    assert bundle == renewed.ca_cert + old.ca_cert
