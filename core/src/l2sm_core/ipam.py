@@ -1,0 +1,154 @@
+"""Addresses and routes of one network's members: pure functions, the same inputs in any
+order giving the same result, so every leader (and the lab) computes the same answer."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Member:
+    """A unit on the network: what it asked for and what it routes to."""
+
+    unit: str  # Juju unit name, e.g. cdn-router/0
+    requested: str = ""  # a.b.c.d/len, or "" for the pool
+    offered: tuple[str, ...] = ()  # prefixes this unit forwards to
+
+
+def unit_order(unit: str) -> tuple[str, int]:
+    """Application name, then unit number as a number (router/10 after router/9)."""
+    app, _, number = unit.rpartition("/")
+    return (app, int(number)) if number.isdigit() else (unit, -1)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    assignments: dict[str, str] = field(default_factory=dict)  # unit -> a.b.c.d/len
+    rejections: dict[str, str] = field(default_factory=dict)  # unit -> reason
+
+
+def _members(members: Iterable[Member]) -> list[Member]:
+    by_unit = {m.unit: m for m in members}
+    return [by_unit[u] for u in sorted(by_unit, key=unit_order)]
+
+
+def allocate(
+    cidr: str,
+    reserved: Iterable[str],
+    members: Iterable[Member],
+    existing: Mapping[str, str],
+) -> Allocation:
+    """Grant static requests, keep existing assignments, hand out pool addresses.
+
+    An existing assignment is never moved to make room; among new requests for one address
+    the lowest unit wins; pool requests take the lowest free address. `existing` holds what
+    was assigned before (departed units simply are not among `members`).
+    """
+    ordered = _members(members)
+    if not cidr:
+        rejections = {
+            m.unit: f"{m.requested} asked for, but this network is pure L2 (no cidr): no addresses"
+            for m in ordered
+            if m.requested
+        }
+        return Allocation(rejections=rejections)
+    net = ipaddress.IPv4Network(cidr)
+    blocked = {ipaddress.IPv4Address(r) for r in reserved}
+
+    def unusable(ip: ipaddress.IPv4Address) -> str | None:
+        if ip not in net:
+            return f"outside {cidr}"
+        if ip == net.network_address:
+            return f"the network address of {cidr}"
+        if ip == net.broadcast_address:
+            return f"the broadcast address of {cidr}"
+        if ip in blocked:
+            return "reserved"
+        return None
+
+    held: dict[ipaddress.IPv4Address, str] = {}
+    assignments: dict[str, str] = {}
+    rejections: dict[str, str] = {}
+
+    def grant(unit: str, ip: ipaddress.IPv4Address) -> None:
+        held[ip] = unit
+        assignments[unit] = f"{ip}/{net.prefixlen}"
+
+    # What units hold already stays theirs while it is valid and still what they ask for.
+    for member in ordered:
+        old = existing.get(member.unit)
+        if not old:
+            continue
+        iface = ipaddress.IPv4Interface(old)
+        wanted = ipaddress.IPv4Interface(member.requested).ip if member.requested else iface.ip
+        if (
+            iface.network == net
+            and unusable(iface.ip) is None
+            and wanted == iface.ip
+            and iface.ip not in held
+        ):
+            grant(member.unit, iface.ip)
+
+    for member in ordered:
+        if member.unit in assignments or not member.requested:
+            continue
+        iface = ipaddress.IPv4Interface(member.requested)
+        reason = unusable(iface.ip)
+        if iface.network.prefixlen != net.prefixlen:
+            rejections[member.unit] = (
+                f"{member.requested} has prefix length /{iface.network.prefixlen}: "
+                f"use {iface.ip}/{net.prefixlen} ({cidr})"
+            )
+        elif reason:
+            rejections[member.unit] = f"{iface.ip} is {reason}"
+        elif iface.ip in held:
+            rejections[member.unit] = f"{iface.ip} is held by {held[iface.ip]}"
+        else:
+            grant(member.unit, iface.ip)
+
+    free = (ip for ip in net.hosts() if ip not in held and ip not in blocked)
+    for member in ordered:
+        if member.unit in assignments or member.requested:
+            continue
+        ip = next(free, None)
+        if ip is None:
+            rejections[member.unit] = f"no free address left in {cidr}"
+        else:
+            grant(member.unit, ip)
+    return Allocation(assignments=assignments, rejections=rejections)
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    routes: list[dict[str, str]] = field(default_factory=list)  # [{prefix, via}]
+    # prefix -> units whose offer lost to another member's (or had no address to route via)
+    shadowed: dict[str, list[str]] = field(default_factory=dict)
+
+
+def compute_routes(cidr: str, members: Iterable[Member], assignments: Mapping[str, str]) -> RouteTable:
+    """Every member's offered prefix but this network's own, via that member's address.
+
+    Two members offering one prefix: the lowest unit with an address wins, the others are
+    reported. Prefixes overlapping this network are never routed (they are on-link).
+    """
+    own = ipaddress.IPv4Network(cidr) if cidr else None
+    offers: dict[ipaddress.IPv4Network, list[str]] = {}
+    for member in _members(members):
+        for text in member.offered:
+            prefix = ipaddress.IPv4Network(text)
+            if own is not None and prefix.overlaps(own):
+                continue
+            offers.setdefault(prefix, []).append(member.unit)
+    table = RouteTable()
+    for prefix in sorted(offers):
+        units = offers[prefix]
+        routable = [u for u in units if u in assignments]
+        if routable:
+            via = str(ipaddress.IPv4Interface(assignments[routable[0]]).ip)
+            table.routes.append({"prefix": str(prefix), "via": via})
+        losers = [u for u in units if not routable or u != routable[0]]
+        if losers:
+            table.shadowed[str(prefix)] = losers
+    return table

@@ -1,0 +1,154 @@
+"""IPAM and routes: the rules of the l2sm_network contract, with properties over random inputs."""
+
+import ipaddress
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from l2sm_core.ipam import Member, allocate, compute_routes, unit_order
+
+NET = "10.0.1.0/24"
+
+
+def test_static_pool_and_order():
+    members = [
+        Member("router/0", "10.0.1.1/24"),
+        Member("cache/0"),
+        Member("cache/1"),
+        Member("server/0", "10.0.1.10/24"),
+    ]
+    result = allocate(NET, ["10.0.1.2"], members, {})
+    assert result.assignments == {
+        "router/0": "10.0.1.1/24",
+        "server/0": "10.0.1.10/24",
+        "cache/0": "10.0.1.3/24",  # .2 is reserved
+        "cache/1": "10.0.1.4/24",
+    }
+    assert result.rejections == {}
+
+
+def test_lowest_unit_wins_and_loser_is_told_the_holder():
+    members = [Member("b/0", "10.0.1.5/24"), Member("a/10", "10.0.1.5/24"), Member("a/9", "10.0.1.5/24")]
+    result = allocate(NET, [], members, {})
+    assert result.assignments == {"a/9": "10.0.1.5/24"}
+    assert result.rejections == {"a/10": "10.0.1.5 is held by a/9", "b/0": "10.0.1.5 is held by a/9"}
+    assert unit_order("a/10") > unit_order("a/9")
+
+
+def test_existing_assignment_is_never_moved():
+    existing = {"z/0": "10.0.1.7/24"}
+    result = allocate(NET, [], [Member("a/0", "10.0.1.7/24"), Member("z/0")], existing)
+    assert result.assignments == {"z/0": "10.0.1.7/24"}
+    assert result.rejections == {"a/0": "10.0.1.7 is held by z/0"}
+
+
+def test_existing_released_when_request_changes_or_becomes_invalid():
+    existing = {"a/0": "10.0.1.7/24", "b/0": "10.0.1.8/24", "c/0": "10.0.2.9/24"}
+    members = [Member("a/0", "10.0.1.20/24"), Member("b/0"), Member("c/0")]
+    result = allocate(NET, ["10.0.1.8"], members, existing)
+    # a asked for another address, b's became reserved, c's is from an old cidr.
+    assert result.assignments == {"a/0": "10.0.1.20/24", "b/0": "10.0.1.1/24", "c/0": "10.0.1.2/24"}
+
+
+def test_bad_static_requests():
+    members = [
+        Member("a/0", "10.0.1.0/24"),
+        Member("a/1", "10.0.1.255/24"),
+        Member("a/2", "10.0.2.5/24"),
+        Member("a/3", "10.0.1.6/16"),
+        Member("a/4", "10.0.1.9/24"),
+    ]
+    result = allocate(NET, ["10.0.1.9"], members, {})
+    assert result.assignments == {}
+    assert result.rejections == {
+        "a/0": "10.0.1.0 is the network address of 10.0.1.0/24",
+        "a/1": "10.0.1.255 is the broadcast address of 10.0.1.0/24",
+        "a/2": "10.0.2.5 is outside 10.0.1.0/24",
+        "a/3": "10.0.1.6/16 has prefix length /16: use 10.0.1.6/24 (10.0.1.0/24)",
+        "a/4": "10.0.1.9 is reserved",
+    }
+
+
+def test_pool_exhaustion():
+    members = [Member(f"a/{i}") for i in range(4)]
+    result = allocate("10.0.1.0/30", [], members, {})
+    assert result.assignments == {"a/0": "10.0.1.1/30", "a/1": "10.0.1.2/30"}
+    assert result.rejections == {
+        "a/2": "no free address left in 10.0.1.0/30",
+        "a/3": "no free address left in 10.0.1.0/30",
+    }
+
+
+def test_pure_l2():
+    result = allocate("", [], [Member("a/0"), Member("b/0", "10.0.1.5/24")], {"a/0": "10.0.1.1/24"})
+    assert result.assignments == {}
+    assert "pure L2" in result.rejections["b/0"]
+
+
+def test_routes():
+    members = [
+        Member("router/0", offered=("10.0.2.0/24",)),
+        Member("backup/0", offered=("10.0.2.0/24", "10.0.1.0/25", "192.168.0.0/16")),
+        Member("cache/0"),
+        Member("ghost/0", offered=("172.16.0.0/12",)),
+    ]
+    assignments = {"router/0": "10.0.1.1/24", "backup/0": "10.0.1.2/24", "cache/0": "10.0.1.3/24"}
+    table = compute_routes(NET, members, assignments)
+    # backup/0 sorts before router/0; its 10.0.1.0/25 overlaps this network and is on-link.
+    assert table.routes == [
+        {"prefix": "10.0.2.0/24", "via": "10.0.1.2"},
+        {"prefix": "192.168.0.0/16", "via": "10.0.1.2"},
+    ]
+    assert table.shadowed == {"10.0.2.0/24": ["router/0"], "172.16.0.0/12": ["ghost/0"]}
+
+
+units = st.builds(
+    lambda app, n: f"{app}/{n}", st.sampled_from(["a", "b", "cache", "router"]), st.integers(0, 12)
+)
+hosts = st.integers(0, 15).map(lambda i: f"10.0.1.{i}/28")
+member_lists = st.lists(
+    st.builds(lambda u, r: Member(u, r), units, st.one_of(st.just(""), hosts)),
+    max_size=20,
+    unique_by=lambda m: m.unit,
+)
+
+
+@settings(max_examples=200)
+@given(member_lists, st.lists(st.integers(1, 14).map(lambda i: f"10.0.1.{i}"), max_size=4), st.randoms())
+def test_allocation_properties(members, reserved, rnd):
+    net = ipaddress.IPv4Network("10.0.1.0/28")
+    first = allocate(str(net), reserved, members, {})
+    addresses = [ipaddress.IPv4Interface(a) for a in first.assignments.values()]
+    assert len({a.ip for a in addresses}) == len(addresses)  # never two units on one address
+    for a in addresses:
+        assert a.network == net and a.ip not in (net.network_address, net.broadcast_address)
+        assert str(a.ip) not in reserved
+    assert set(first.assignments).isdisjoint(first.rejections)
+    assert set(first.assignments) | set(first.rejections) <= {m.unit for m in members}
+    # Same inputs in any order, same answer.
+    shuffled = list(members)
+    rnd.shuffle(shuffled)
+    assert allocate(str(net), list(reversed(reserved)), shuffled, {}) == first
+    # Re-running with its own result as the existing state changes nothing (hook re-runs).
+    assert allocate(str(net), reserved, shuffled, first.assignments) == first
+
+
+@given(member_lists, st.randoms())
+def test_existing_assignments_survive_newcomers(members, rnd):
+    if not members:
+        return
+    first = allocate("10.0.1.0/28", [], members[: len(members) // 2], {})
+    later = allocate("10.0.1.0/28", [], members, first.assignments)
+    for unit, address in first.assignments.items():
+        assert later.assignments[unit] == address
+
+
+def test_routes_order_independent():
+    members = [Member(f"r/{i}", offered=(f"10.{i % 3}.9.0/24",)) for i in range(6)]
+    assignments = {f"r/{i}": f"10.0.1.{i + 1}/24" for i in range(6)}
+    expected = compute_routes(NET, members, assignments)
+    for seed in range(5):
+        shuffled = list(members)
+        random.Random(seed).shuffle(shuffled)
+        assert compute_routes(NET, shuffled, assignments) == expected
