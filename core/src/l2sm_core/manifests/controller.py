@@ -5,14 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from l2sm_core.manifests import (
-    L2SM_API_VERSION,
-    OWNER,
-    OWNER_KIND,
-    OWNER_KIND_ACTION,
-    common_labels,
-    with_spec_hash,
-)
+from l2sm_core.manifests import OWNER_KIND_ACTION, common_labels, with_spec_hash
+from l2sm_core.manifests.network import l2network
 
 OPENFLOW_PORT = 6633
 REST_PORT = 8181
@@ -127,13 +121,4 @@ def pod_webhook(app: str, namespace: str, ca_pem: str) -> dict[str, Any]:
 
 def action_network(app: str, namespace: str, name: str, cidr: str | None) -> dict[str, Any]:
     """An L2Network made by the create-network action, labelled so l2sm-network apps keep off."""
-    labels = common_labels(app, namespace) | {OWNER_KIND: OWNER_KIND_ACTION, OWNER: app}
-    spec: dict[str, Any] = {"type": "vnet"}
-    if cidr:
-        spec["networkCIDR"] = cidr
-    return {
-        "apiVersion": L2SM_API_VERSION,
-        "kind": "L2Network",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": spec,
-    }
+    return l2network(app, namespace, name, OWNER_KIND_ACTION, cidr)

@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""One L2S-M virtual network as a Juju application: the L2Network, IPAM and routes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import ops
+import pydantic
+from lightkube import Client
+from models import NetworkConfig, ShowParams
+
+from l2sm_charmlib.kube import CustomResourceDefinition, Kube, KubeForbidden, L2Network
+from l2sm_core.interfaces import (
+    ControllerProviderAppData,
+    NetworkInfo,
+    NetworkProviderAppData,
+    NetworkRequirerUnitData,
+    Route,
+)
+from l2sm_core.ipam import Allocation, Member, RouteTable, allocate, compute_routes, unit_order
+from l2sm_core.manifests import OWNER, OWNER_KIND, OWNER_KIND_APPLICATION
+from l2sm_core.manifests.crds import crd_name
+from l2sm_core.manifests.network import l2network
+from l2sm_core.validation import describe_validation_error
+
+logger = logging.getLogger(__name__)
+
+CONTROLLER = "controller"
+NETWORK = "network"
+
+
+@dataclass(frozen=True)
+class Membership:
+    """The whole network's view: who asked for what, what they got, which routes follow."""
+
+    members: list[Member]
+    relation_of: dict[str, int]  # unit -> relation id
+    allocation: Allocation
+    routes: RouteTable
+    broken_relation: int | None = None  # going away in this hook: not written to
+
+
+class L2smNetworkCharm(ops.CharmBase):
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self._kube: Kube | None = None
+        self._status_cache: ops.StatusBase | None = None
+        self._blocked_by: str | None = None
+        for event in (
+            self.on.config_changed,
+            self.on.upgrade_charm,
+            self.on.leader_elected,
+            self.on.update_status,
+            self.on[CONTROLLER].relation_changed,
+            self.on[CONTROLLER].relation_broken,
+            self.on[NETWORK].relation_joined,
+            self.on[NETWORK].relation_changed,
+            self.on[NETWORK].relation_departed,
+            self.on[NETWORK].relation_broken,
+        ):
+            framework.observe(event, self._reconcile)
+        framework.observe(self.on.remove, self._on_remove)
+        framework.observe(self.on.collect_unit_status, self._on_collect_status)
+        framework.observe(self.on.collect_app_status, self._on_collect_status)
+        framework.observe(self.on.show_action, self._on_show)
+
+    @property
+    def kube(self) -> Kube:
+        if self._kube is None:
+            self._kube = Kube(Client(field_manager=self.app.name), field_manager=self.app.name)
+        return self._kube
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def _config(self) -> NetworkConfig:
+        try:
+            return self.load_config(NetworkConfig)
+        except pydantic.ValidationError as exc:
+            raise _Blocked(describe_validation_error(exc, "option")) from None
+
+    def _network_name(self, config: NetworkConfig) -> str:
+        return config.network_name or self.app.name
+
+    def _require_controller(self) -> None:
+        relation = self.model.get_relation(CONTROLLER)
+        if relation is None or relation.app is None:
+            raise _Blocked(
+                f"integrate with l2sm-controller: juju integrate {self.app.name}:{CONTROLLER} l2sm-controller"
+            )
+        try:
+            data = (
+                relation.load(ControllerProviderAppData, relation.app)
+                if relation.data[relation.app]
+                else None
+            )
+        except pydantic.ValidationError as exc:
+            raise _Blocked(f"controller relation data: {describe_validation_error(exc, 'field')}") from None
+        if data is None or not data.ready:
+            raise _Waiting("waiting for the controller to be ready")
+        if self.kube.get(CustomResourceDefinition, crd_name("L2Network")) is None:
+            raise _Waiting("waiting for the L2S-M CRDs (l2sm-controller installs them)")
+
+    def _membership(self, config: NetworkConfig, event: ops.EventBase | None = None) -> Membership:
+        """Members of every `network` relation; a departing unit or broken relation counts out."""
+        leaving_unit = event.departing_unit if isinstance(event, ops.RelationDepartedEvent) else None
+        broken = event.relation.id if isinstance(event, ops.RelationBrokenEvent) else None
+        members: list[Member] = []
+        relation_of: dict[str, int] = {}
+        existing: dict[str, str] = {}
+        invalid: dict[str, str] = {}
+        for relation in self.model.relations[NETWORK]:
+            if relation.id == broken:
+                continue
+            existing.update(_stored_assignments(relation, self.app))
+            for unit in relation.units:
+                if unit == leaving_unit:
+                    continue
+                relation_of[unit.name] = relation.id
+                try:
+                    data = relation.load(NetworkRequirerUnitData, unit)
+                except (pydantic.ValidationError, json.JSONDecodeError) as exc:
+                    invalid[unit.name] = _describe_bad_databag(exc)
+                    continue
+                members.append(Member(unit.name, data.address, tuple(data.offered_prefixes)))
+        allocation = allocate(config.cidr, config.reserved_addresses, members, existing)
+        allocation.rejections.update(invalid)
+        routes = compute_routes(config.cidr, members, allocation.assignments)
+        return Membership(members, relation_of, allocation, routes, broken)
+
+    # -- reconcile ----------------------------------------------------------------------------
+
+    def _reconcile(self, event: ops.EventBase) -> None:
+        if not self.unit.is_leader():
+            return
+        try:
+            config = self._config()
+            self._require_controller()
+            self._ensure_l2network(config)
+            self._publish(config, self._membership(config, event))
+        except _Blocked as exc:
+            self._blocked_by = str(exc)
+            logger.info("reconcile stopped: %s", exc)
+        except _Waiting as exc:
+            logger.info("reconcile stopped: %s", exc)
+        except KubeForbidden:
+            logger.warning("Kubernetes API refused the charm: deploy with --trust")
+
+    def _find(self, name: str) -> dict[str, Any] | None:
+        # L2S-M resolves network names cluster-wide: one name, one owner, in any namespace.
+        return next((n for n in self.kube.list(L2Network) if n["metadata"]["name"] == name), None)
+
+    def _ensure_l2network(self, config: NetworkConfig) -> None:
+        name = self._network_name(config)
+        existing = self._find(name)
+        if existing is not None and not self._owns(existing):
+            raise _Blocked(
+                f"network name {name!r} is taken by {_owner(existing)} in namespace "
+                f"{existing['metadata'].get('namespace')!r}: set option 'network-name'"
+            )
+        # Juju does the addressing: no CIDR, or the webhook would hand out its own addresses.
+        self.kube.apply(l2network(self.app.name, self.model.name, name, OWNER_KIND_APPLICATION))
+        for stale in self.kube.list(L2Network, namespace=self.model.name):
+            if self._owns(stale) and stale["metadata"]["name"] != name:
+                logger.warning("network renamed: deleting L2Network %s", stale["metadata"]["name"])
+                self.kube.delete(L2Network, stale["metadata"]["name"], self.model.name)
+
+    def _owns(self, network: dict[str, Any]) -> bool:
+        labels = network["metadata"].get("labels") or {}
+        return (
+            labels.get(OWNER_KIND) == OWNER_KIND_APPLICATION
+            and labels.get(OWNER) == self.app.name
+            and network["metadata"].get("namespace") == self.model.name
+        )
+
+    def _publish(self, config: NetworkConfig, membership: Membership) -> None:
+        info = NetworkInfo(
+            name=self._network_name(config), cidr=config.cidr, mtu=config.mtu, type=config.type
+        )
+        routes = [Route(**r) for r in membership.routes.routes]
+        for relation in self.model.relations[NETWORK]:
+            if relation.id == membership.broken_relation:
+                continue
+            mine = {u for u, rid in membership.relation_of.items() if rid == relation.id}
+            data = NetworkProviderAppData(
+                network=info,
+                assignments={u: a for u, a in membership.allocation.assignments.items() if u in mine},
+                rejections={u: r for u, r in membership.allocation.rejections.items() if u in mine},
+                routes=routes,
+            )
+            relation.save(data, self.app)
+        for unit, reason in sorted(membership.allocation.rejections.items()):
+            logger.warning("refused %s: %s", unit, reason)
+
+    # -- removal ------------------------------------------------------------------------------
+
+    def _on_remove(self, _: ops.RemoveEvent) -> None:
+        if self.app.planned_units() > 0:
+            return
+        try:
+            for network in self.kube.list(L2Network, namespace=self.model.name):
+                if self._owns(network):
+                    self.kube.delete(L2Network, network["metadata"]["name"], self.model.name)
+                    logger.warning("deleted L2Network %s: attached pods lose it", network["metadata"]["name"])
+        except KubeForbidden:
+            logger.error("cannot delete the L2Network without --trust: delete it by hand")
+
+    # -- status -------------------------------------------------------------------------------
+
+    def _assess(self) -> ops.StatusBase:
+        if not self.unit.is_leader():
+            return ops.ActiveStatus("standby: the leader manages the network")
+        try:
+            config = self._config()
+            self._require_controller()
+            name = self._network_name(config)
+            existing = self._find(name)
+            if existing is not None and not self._owns(existing):
+                raise _Blocked(
+                    f"network name {name!r} is taken by {_owner(existing)} in namespace "
+                    f"{existing['metadata'].get('namespace')!r}: set option 'network-name'"
+                )
+            if existing is None:
+                return ops.MaintenanceStatus(f"creating L2Network {name}")
+            membership = self._membership(config)
+        except _Blocked as exc:
+            return ops.BlockedStatus(str(exc))
+        except _Waiting as exc:
+            return ops.WaitingStatus(str(exc))
+        except KubeForbidden:
+            return ops.BlockedStatus(f"deploy with --trust (juju trust {self.app.name} --scope=cluster)")
+        count = len(membership.relation_of)
+        message = f"{name} {config.cidr or '(L2 only)'}: {count} member{'s' if count != 1 else ''}"
+        if membership.allocation.rejections:
+            message += f", {len(membership.allocation.rejections)} refused (see the show action)"
+        return ops.ActiveStatus(message)
+
+    def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._status_cache is None:
+            self._status_cache = ops.BlockedStatus(self._blocked_by) if self._blocked_by else self._assess()
+        event.add_status(self._status_cache)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def _on_show(self, event: ops.ActionEvent) -> None:
+        try:
+            event.load_params(ShowParams)
+        except pydantic.ValidationError as exc:
+            event.fail(describe_validation_error(exc))
+            return
+        try:
+            config = self._config()
+            membership = self._membership(config)
+            network = self._find(self._network_name(config))
+        except _Blocked as exc:
+            event.fail(str(exc))
+            return
+        except KubeForbidden:
+            event.fail("the Kubernetes API refused the charm: deploy with --trust")
+            return
+        members = {
+            unit: {
+                "address": membership.allocation.assignments.get(unit, ""),
+                "refused": membership.allocation.rejections.get(unit, ""),
+            }
+            for unit in sorted(membership.relation_of, key=unit_order)
+        }
+        event.set_results(
+            {
+                "network": self._network_name(config),
+                "cidr": config.cidr or "none (L2 only)",
+                "mtu": config.mtu,
+                "members": json.dumps(members),
+                "routes": json.dumps(membership.routes.routes),
+                "shadowed-routes": json.dumps(membership.routes.shadowed),
+                "l2network": json.dumps((network or {}).get("status") or {}) if network else "absent",
+            }
+        )
+
+
+class _Blocked(Exception):
+    """The operator must fix something (the message says what)."""
+
+
+class _Waiting(Exception):
+    """Something that resolves itself is not there yet."""
+
+
+def _stored_assignments(relation: ops.Relation, app: ops.Application) -> dict[str, str]:
+    """What this network assigned before, from its own databag: the state lives in Juju."""
+    raw = relation.data[app].get("assignments")
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def _describe_bad_databag(exc: Exception) -> str:
+    if isinstance(exc, pydantic.ValidationError):
+        return f"bad relation data: {describe_validation_error(exc, 'field')}"
+    return f"bad relation data: not JSON ({exc})"
+
+
+def _owner(obj: dict[str, Any]) -> str:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    kind = labels.get(OWNER_KIND)
+    return f"{kind} {labels.get(OWNER, '?')!r}" if kind else "a network made outside Juju"
+
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(L2smNetworkCharm)

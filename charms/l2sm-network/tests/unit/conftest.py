@@ -1,0 +1,73 @@
+"""Fixtures: a fake lightkube client with the L2S-M CRDs, controller and member relations."""
+
+from __future__ import annotations
+
+import json
+
+import charm
+import pytest
+from ops import testing
+
+from l2sm_core.interfaces import NetworkProviderAppData
+from l2sm_core.manifests.crds import custom_resource_definitions
+from l2sm_testing.fake_kube import FakeKube
+
+APP = "my-first-osm-net"
+MODEL = "cdn"
+CONTROLLER_DATA = {
+    "host": "l2sm-controller-sdn.l2sm.svc.cluster.local",
+    "namespace": "l2sm",
+    "cluster-ip": "10.152.183.20",
+    "openflow-port": 6633,
+    "rest-url": "http://10.152.183.20:8181",
+    "ready": True,
+    "credentials-secret": "secret:cs0qk4fmp25c77ek0av0",
+}
+
+
+@pytest.fixture
+def kube(monkeypatch):
+    fake = FakeKube(default_namespace=MODEL)
+    for crd in custom_resource_definitions("l2sm-controller", "l2sm"):
+        fake.add(crd)
+    monkeypatch.setattr(charm, "Client", lambda **_: fake)
+    return fake
+
+
+@pytest.fixture
+def ctx():
+    return testing.Context(charm.L2smNetworkCharm, app_name=APP)
+
+
+def controller_relation(data=None):
+    raw = {k: json.dumps(v) for k, v in (CONTROLLER_DATA if data is None else data).items()}
+    return testing.Relation("controller", remote_app_name="l2sm-controller", remote_app_data=raw)
+
+
+def members(app, units, local_app_data=None, relation_id=None):
+    """A `network` relation with one KNF application; units: {number: (address, [offered])}."""
+    unit_data = {
+        n: {"address": json.dumps(addr), "offered-prefixes": json.dumps(list(offered))}
+        for n, (addr, offered) in units.items()
+    }
+    kwargs = {"id": relation_id} if relation_id is not None else {}
+    return testing.Relation(
+        "network",
+        remote_app_name=app,
+        remote_units_data=unit_data,
+        local_app_data=local_app_data or {},
+        **kwargs,
+    )
+
+
+def make_state(relations=(), leader=True, config=None, controller=True):
+    rels = set(relations)
+    if controller:
+        rels.add(controller_relation())
+    return testing.State(leader=leader, model=testing.Model(name=MODEL), config=config or {}, relations=rels)
+
+
+def provider_data(state, relation) -> NetworkProviderAppData:
+    """The databag the network wrote, validated with the contract's own schema."""
+    raw = state.get_relation(relation.id).local_app_data
+    return NetworkProviderAppData.model_validate({k: json.loads(v) for k, v in raw.items()})
