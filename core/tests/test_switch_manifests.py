@@ -79,3 +79,17 @@ def test_script_exits_with_talpa_when_it_dies_first(tmp_path):
     result = subprocess.run(["/bin/sh", "-c", switch.SECURE_SWITCH_SCRIPT], env=env, timeout=30)
     assert result.returncode == 3
     assert "set-fail-mode" not in (log.read_text() if log.exists() else "")
+
+
+def test_script_passes_the_stop_signal_on(tmp_path):
+    import signal
+
+    env, _, _ = _fake_tools(tmp_path, f"touch {tmp_path}/bridge; exec sleep 30")
+    proc = subprocess.Popen(["/bin/sh", "-c", switch.SECURE_SWITCH_SCRIPT], env=env, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert b"fail_mode=secure set" in proc.stdout.readline()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 143  # not the pod's whole grace period
+    finally:
+        proc.kill()

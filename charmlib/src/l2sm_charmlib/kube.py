@@ -13,6 +13,7 @@ from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfigur
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import ReplicaSet
 from lightkube.resources.core_v1 import Node, Pod, Service
+from lightkube.types import CascadeType, PatchType
 
 from l2sm_core.manifests import L2SM_GROUP, L2SM_VERSION, SPEC_HASH
 
@@ -114,10 +115,21 @@ class Kube:
         logger.info("applied %s %s", obj["kind"], meta["name"])
         return True
 
-    def delete(self, kind: Any, name: str, namespace: str | None = None) -> bool:
-        """True when something was deleted; absent objects are fine."""
+    def merge_labels(self, kind: Any, name: str, namespace: str | None, labels: dict[str, str]) -> None:
+        """Add labels to an object another controller owns (a JSON merge patch: unlike an apply,
+        it does not take ownership, so later patches never drop earlier labels)."""
+        kwargs = {"namespace": namespace} if namespace else {}
+        patch = {"metadata": {"labels": labels}}
+        self._call(self.client.patch, kind, name, patch, patch_type=PatchType.MERGE, **kwargs)
+        logger.info("labelled %s %s: %s", kind.__name__, name, ", ".join(sorted(labels)))
+
+    def delete(self, kind: Any, name: str, namespace: str | None = None, foreground: bool = False) -> bool:
+        """True when something was deleted; absent objects are fine. With foreground, the object
+        stays (marked) until Kubernetes has removed everything it owns."""
         try:
-            kwargs = {"namespace": namespace} if namespace else {}
+            kwargs: dict[str, Any] = {"namespace": namespace} if namespace else {}
+            if foreground:
+                kwargs["cascade"] = CascadeType.FOREGROUND
             self._call(self.client.delete, kind, name, **kwargs)
         except ApiError as exc:
             if _code(exc) == 404:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -38,7 +37,10 @@ RELATION = "controller"
 # How long a hook waits for the operator to finish deleting an Overlay before recreating it.
 RECREATE_WAIT_SECONDS = 60.0
 RECREATE_POLL_SECONDS = 2.0
-RECREATING = "recreating the switch overlay: traffic between nodes is interrupted"
+# How long a hook waits for the operator to make a new Overlay's attachments (NADs), so the
+# ones running pods hold are marked before the webhook can hand them out again.
+ATTACHMENT_WAIT_SECONDS = 30.0
+RECREATING = "recreating the switch overlay: L2S-M traffic is interrupted"
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,10 @@ class L2smSwitchCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        self._stored.set_default(last_change="")
+        self._stored.set_default(last_change="", overlay_namespace="")
         self._kube: Kube | None = None
         self._status_cache: ops.StatusBase | None = None
+        self._blocked_by: str | None = None
         for event in (
             self.on.config_changed,
             self.on.upgrade_charm,
@@ -97,7 +100,9 @@ class L2smSwitchCharm(ops.CharmBase):
         name = config.overlay_name or self.app.name
         if "veth" in name:
             raise _Blocked(f"the application name {name!r} contains 'veth': set option 'overlay-name'")
-        nodes = self._nodes(config)
+        live = self.kube.get(Overlay, name, controller.namespace)
+        current = tuple(((live or {}).get("spec") or {}).get("topology", {}).get("nodes") or ())
+        nodes = self._nodes(config, current)
         try:
             links = topology.parse_topology(config.topology, nodes)
         except ValueError as exc:
@@ -120,7 +125,7 @@ class L2smSwitchCharm(ops.CharmBase):
             raise _Waiting("waiting for the controller to be ready")
         return data
 
-    def _nodes(self, config: SwitchConfig) -> tuple[str, ...]:
+    def _nodes(self, config: SwitchConfig, current: tuple[str, ...]) -> tuple[str, ...]:
         cluster = {n["metadata"]["name"]: n for n in self.kube.list(Node)}
         wanted = topology.parse_nodes(config.nodes)
         if wanted:
@@ -128,7 +133,15 @@ class L2smSwitchCharm(ops.CharmBase):
             if absent:
                 raise _Blocked(f"option 'nodes': not in the cluster: {', '.join(absent)}")
             return wanted
-        usable = tuple(sorted(name for name, node in cluster.items() if _schedulable_linux(node)))
+        # A cordon is maintenance, not departure: a node already in the fabric keeps its switch
+        # (switch pods tolerate every taint), so cordoning never recreates the whole fabric.
+        usable = tuple(
+            sorted(
+                name
+                for name, node in cluster.items()
+                if _schedulable_linux(node) or (name in current and _linux(node))
+            )
+        )
         if not usable:
             raise _Waiting("no schedulable Linux node in the cluster")
         return usable
@@ -162,9 +175,14 @@ class L2smSwitchCharm(ops.CharmBase):
             usage = attachments.ports_in_use(fabric.name, self._pods())
             self._check_interfaces(fabric, usage)
             self._remove_stale_overlays(fabric)
-            self._apply_overlay(fabric)
-            self._mark_used_attachments(fabric, usage)
-        except (_Blocked, _Waiting) as exc:
+            recreated = self._apply_overlay(fabric)
+            self._mark_used_attachments(fabric, usage, wait=ATTACHMENT_WAIT_SECONDS if recreated else 0.0)
+        except _Blocked as exc:
+            # Some refusals show only while acting (a rename with ports held): keep it for
+            # this dispatch's status, which otherwise is assessed from a fresh look.
+            self._blocked_by = str(exc)
+            logger.info("reconcile stopped: %s", exc)
+        except _Waiting as exc:
             logger.info("reconcile stopped: %s", exc)
         except KubeForbidden:
             logger.warning("Kubernetes API refused the charm: deploy with --trust")
@@ -181,10 +199,23 @@ class L2smSwitchCharm(ops.CharmBase):
         return self.kube.list(Overlay, namespace=namespace, labels=labels)
 
     def _remove_stale_overlays(self, fabric: Fabric) -> None:
-        for stale in self._owned_overlays(fabric.namespace):
-            if stale["metadata"]["name"] != fabric.name:
-                logger.warning("overlay renamed: deleting %s", stale["metadata"]["name"])
-                self.kube.delete(Overlay, stale["metadata"]["name"], fabric.namespace)
+        """An Overlay under an old name, or in the namespace of a controller we left, goes."""
+        old_namespace = self._stored.overlay_namespace
+        for namespace in sorted({fabric.namespace, old_namespace} - {""}):
+            for stale in self._owned_overlays(namespace):
+                if stale["metadata"]["name"] == fabric.name and namespace == fabric.namespace:
+                    continue
+                held = attachments.ports_in_use(stale["metadata"]["name"], self._pods())
+                if held and namespace == fabric.namespace:
+                    nodes = ", ".join(sorted(held))
+                    raise _Blocked(
+                        f"option 'overlay-name': pods on {nodes} hold ports of overlay "
+                        f"{stale['metadata']['name']!r}; move them off before renaming"
+                    )
+                logger.warning(
+                    "deleting overlay %s/%s (renamed or moved)", namespace, stale["metadata"]["name"]
+                )
+                self.kube.delete(Overlay, stale["metadata"]["name"], namespace, foreground=True)
 
     def _desired(self, fabric: Fabric) -> dict[str, Any]:
         return switch_objects.overlay(
@@ -199,20 +230,24 @@ class L2smSwitchCharm(ops.CharmBase):
             fabric.config.switch_image,
         )
 
-    def _apply_overlay(self, fabric: Fabric) -> None:
+    def _apply_overlay(self, fabric: Fabric) -> bool:
         """Create the Overlay, or recreate it when its shape changed: the operator builds the
-        switches only when none exist (docs/decisions/0004-switch-changes-recreate-overlay.md)."""
+        switches only when none exist (docs/decisions/0004-switch-changes-recreate-overlay.md).
+        True when a new Overlay was applied."""
         desired = self._desired(fabric)
         live = self.kube.get(Overlay, fabric.name, fabric.namespace)
         if live is not None:
             if _hash(live) == _hash(desired) and not _deleting(live):
-                return
+                return False
             if not _deleting(live):
                 logger.warning("%s: %s", RECREATING, _describe_change(live, desired))
-                self.kube.delete(Overlay, fabric.name, fabric.namespace)
+                # Foreground: the Overlay goes only after its switches, Services and NADs, so
+                # the operator never finds leftovers when it builds the new one.
+                self.kube.delete(Overlay, fabric.name, fabric.namespace, foreground=True)
             if not self._wait_gone(fabric):
                 raise _Waiting(RECREATING)
         self.kube.apply(desired)
+        self._stored.overlay_namespace = fabric.namespace
         self._stored.last_change = (
             f"overlay {fabric.name}: {len(fabric.nodes)} node(s), {len(fabric.links)} link(s)"
         )
@@ -226,37 +261,43 @@ class L2smSwitchCharm(ops.CharmBase):
             time.sleep(RECREATE_POLL_SECONDS)
         return True
 
-    def _mark_used_attachments(self, fabric: Fabric, usage: dict[str, set[int]]) -> None:
+    def _mark_used_attachments(self, fabric: Fabric, usage: dict[str, set[int]], wait: float = 0.0) -> None:
         """A recreated Overlay comes with fresh NADs that forget which ports running pods hold;
-        mark them again so the webhook does not hand a held port to a new pod."""
-        for node, ports in sorted(usage.items()):
-            for port in sorted(ports):
-                name = f"{fabric.name}-veth{port}"
+        mark them again so the webhook does not hand a held port to a new pod. Right after a
+        recreate, wait for the operator to make them."""
+        users: dict[str, set[str]] = {}
+        for node, ports in usage.items():
+            for port in ports:
+                users.setdefault(f"{fabric.name}-veth{port}", set()).add(node)
+        deadline = time.monotonic() + wait
+        pending = dict(users)
+        while pending:
+            for name in sorted(pending):
                 nad = self.kube.get(NetworkAttachmentDefinition, name, fabric.namespace)
                 if nad is None:
-                    continue  # the operator has not made it yet: the next update-status will
-                label = f"used-{node}"
-                if (nad["metadata"].get("labels") or {}).get(label) == "true":
                     continue
-                self.kube.apply(
-                    {
-                        "apiVersion": "k8s.cni.cncf.io/v1",
-                        "kind": "NetworkAttachmentDefinition",
-                        "metadata": {"name": name, "namespace": fabric.namespace, "labels": {label: "true"}},
-                    }
-                )
-                logger.info("marked %s as used on %s", name, node)
+                have = nad["metadata"].get("labels") or {}
+                missing = {
+                    f"used-{node}": "true"
+                    for node in sorted(pending[name])
+                    if have.get(f"used-{node}") != "true"
+                }
+                if missing:
+                    self.kube.merge_labels(NetworkAttachmentDefinition, name, fabric.namespace, missing)
+                del pending[name]
+            if not pending or time.monotonic() >= deadline:
+                break
+            time.sleep(RECREATE_POLL_SECONDS)
+        if pending:
+            logger.info("attachments not made yet: %s (marked on a later event)", ", ".join(sorted(pending)))
 
     # -- removal ------------------------------------------------------------------------------
 
     def _on_remove(self, _: ops.RemoveEvent) -> None:
         if self.app.planned_units() > 0:
             return
-        relation = self.model.get_relation(RELATION)
-        namespaces = {self.model.name}
-        if relation is not None and relation.app is not None:
-            with contextlib.suppress(pydantic.ValidationError):
-                namespaces.add(relation.load(ControllerProviderAppData, relation.app).namespace)
+        # Juju breaks the relation before `remove`: the namespace comes from what we applied.
+        namespaces = {self.model.name, self._stored.overlay_namespace} - {""}
         try:
             for namespace in sorted(namespaces):
                 for overlay in self._owned_overlays(namespace):
@@ -270,9 +311,16 @@ class L2smSwitchCharm(ops.CharmBase):
 
     # -- status -------------------------------------------------------------------------------
 
-    def _switches(self, fabric: Fabric) -> dict[str, bool]:
-        """Node -> whether its switch pod is ready, from the operator's ReplicaSets."""
-        sets = {rs["metadata"]["name"]: rs for rs in self.kube.list(ReplicaSet, namespace=fabric.namespace)}
+    def _switches(self, fabric: Fabric, overlay: dict[str, Any] | None) -> dict[str, bool]:
+        """Node -> whether its switch pod is ready, from the ReplicaSets of this very Overlay
+        (a previous one's, not yet collected, must not count)."""
+        uid = ((overlay or {}).get("metadata") or {}).get("uid")
+        sets = {
+            rs["metadata"]["name"]: rs
+            for rs in self.kube.list(ReplicaSet, namespace=fabric.namespace)
+            if uid is None
+            or any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or [])
+        }
         ready = {}
         for node in fabric.nodes:
             rs = sets.get(topology.switch_pod_name(fabric.name, node))
@@ -290,7 +338,7 @@ class L2smSwitchCharm(ops.CharmBase):
                 return ops.MaintenanceStatus(
                     RECREATING if live is not None else "creating the switch overlay"
                 )
-            switches = self._switches(fabric)
+            switches = self._switches(fabric, live)
         except _Blocked as exc:
             return ops.BlockedStatus(str(exc))
         except _Waiting as exc:
@@ -311,7 +359,7 @@ class L2smSwitchCharm(ops.CharmBase):
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
         if self._status_cache is None:
-            self._status_cache = self._assess()
+            self._status_cache = ops.BlockedStatus(self._blocked_by) if self._blocked_by else self._assess()
         event.add_status(self._status_cache)
 
     # -- actions ------------------------------------------------------------------------------
@@ -324,7 +372,7 @@ class L2smSwitchCharm(ops.CharmBase):
             return
         try:
             fabric = self._fabric()
-            switches = self._switches(fabric)
+            switches = self._switches(fabric, self.kube.get(Overlay, fabric.name, fabric.namespace))
             usage = attachments.ports_in_use(fabric.name, self._pods())
         except (_Blocked, _Waiting) as exc:
             event.fail(f"the fabric is not configured yet: {exc}")
@@ -364,12 +412,13 @@ class _Waiting(Exception):
     """Something that resolves itself is not there yet."""
 
 
-def _schedulable_linux(node: dict[str, Any]) -> bool:
+def _linux(node: dict[str, Any]) -> bool:
     labels = (node.get("metadata") or {}).get("labels") or {}
-    return (
-        not (node.get("spec") or {}).get("unschedulable")
-        and labels.get("kubernetes.io/os", "linux") == "linux"
-    )
+    return labels.get("kubernetes.io/os", "linux") == "linux"
+
+
+def _schedulable_linux(node: dict[str, Any]) -> bool:
+    return _linux(node) and not (node.get("spec") or {}).get("unschedulable")
 
 
 def _deleting(obj: dict[str, Any]) -> bool:

@@ -52,12 +52,14 @@ class FakeKube:
         self.writes: list[tuple[str, str, str, str]] = []  # (verb, kind, namespace, name)
         self.field_managers: set[str] = set()
         self._ips = (f"10.152.183.{i}" for i in itertools.count(10))
+        self._uids = itertools.count(1)
 
     # -- test helpers -----------------------------------------------------------------------
 
     def add(self, obj: dict[str, Any]) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
         meta = obj["metadata"]
+        meta.setdefault("uid", f"uid-{next(self._uids)}")
         self.objects[(obj["kind"], meta.get("namespace", ""), meta["name"])] = obj
         return obj
 
@@ -120,16 +122,34 @@ class FakeKube:
         if old:
             # Server-side apply merges what this manager sends into the live object.
             data = _merge(copy.deepcopy(old), data)
+        else:
+            data["metadata"]["uid"] = f"uid-{next(self._uids)}"
         self.objects[key] = data
         self.writes.append(("apply", data["kind"], namespace, meta["name"]))
         return codecs.from_dict(copy.deepcopy(data))
 
-    def delete(self, res: Any, name: str, *, namespace: str | None = None, **_: Any):
+    def patch(self, res: Any, name: str, obj: dict[str, Any], *, namespace: str | None = None, **_: Any):
+        self._guard(res)
+        key = (_kind(res), self._ns(res, namespace), name)
+        if key not in self.objects:
+            raise api_error(404, f"{_kind(res)} {name!r} not found")
+        self.objects[key] = _merge(self.objects[key], copy.deepcopy(obj))
+        self.writes.append(("patch", key[0], key[1], name))
+        return codecs.from_dict(copy.deepcopy(self.objects[key]))
+
+    def delete(self, res: Any, name: str, *, namespace: str | None = None, cascade: Any = None, **_: Any):
         self._guard(res)
         key = (_kind(res), self._ns(res, namespace), name)
         if key not in self.objects:
             raise api_error(404, f"{_kind(res)} {name!r} not found")
         meta = self.objects[key]["metadata"]
+        if getattr(cascade, "value", None) == "Foreground":
+            # The garbage collector removes dependents first; here, at once.
+            uid = meta.get("uid")
+            for other_key, other in list(self.objects.items()):
+                owners = other["metadata"].get("ownerReferences") or []
+                if any(ref.get("uid") == uid for ref in owners):
+                    del self.objects[other_key]
         if meta.get("finalizers"):
             # Like the API server: an object with finalizers only gets marked; its
             # controller (the test, here) removes it later with `finish_deletion`.

@@ -47,11 +47,16 @@ def node(name, unschedulable=False, os="linux"):
     }
 
 
-def replica_set(overlay, node_name, ready=1):
+def replica_set(overlay, node_name, ready=1, owner_uid=None):
+    owners = [{"apiVersion": "l2sm.l2sm.k8s.local/v1", "kind": "Overlay", "name": overlay, "uid": owner_uid}]
     return {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
-        "metadata": {"name": switch_pod_name(overlay, node_name), "namespace": NAMESPACE},
+        "metadata": {
+            "name": switch_pod_name(overlay, node_name),
+            "namespace": NAMESPACE,
+            "ownerReferences": owners if owner_uid else [],
+        },
         "spec": {
             "selector": {"matchLabels": {"app": switch_pod_name(overlay, node_name)}},
             "template": {
@@ -112,6 +117,7 @@ def kube(monkeypatch):
     monkeypatch.setattr(charm, "Client", lambda **_: fake)
     monkeypatch.setattr(charm, "RECREATE_WAIT_SECONDS", 0.2)
     monkeypatch.setattr(charm, "RECREATE_POLL_SECONDS", 0.05)
+    monkeypatch.setattr(charm, "ATTACHMENT_WAIT_SECONDS", 0.1)
     return fake
 
 

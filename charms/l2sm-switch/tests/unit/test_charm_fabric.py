@@ -14,9 +14,10 @@ def _overlay(kube, name=APP):
     return kube.find("Overlay", name, NAMESPACE)
 
 
-def _ready(kube, nodes, overlay=APP):
+def _ready(kube, nodes, overlay=APP, ready=1):
+    uid = _overlay(kube, overlay)["metadata"]["uid"]
     for n in nodes:
-        kube.add(replica_set(overlay, n))
+        kube.add(replica_set(overlay, n, ready=ready, owner_uid=uid))
 
 
 def test_default_fabric_spans_schedulable_linux_nodes(ctx, kube):
@@ -37,7 +38,7 @@ def test_default_fabric_spans_schedulable_linux_nodes(ctx, kube):
 def test_status_counts_ready_switches(ctx, kube):
     ctx.run(ctx.on.config_changed(), make_state())
     _ready(kube, ["node-a", "node-b"])
-    kube.add(replica_set(APP, "node-c", ready=0))
+    _ready(kube, ["node-c"], ready=0)
     out = ctx.run(ctx.on.update_status(), make_state())
     assert out.unit_status == testing.WaitingStatus("2/3 switches ready; waiting on node-c")
     _ready(kube, ["node-c"])
@@ -70,7 +71,7 @@ def test_changes_recreate_the_overlay(ctx, kube, caplog, config, check):
     ctx.run(ctx.on.config_changed(), make_state(config=config))
     assert check(_overlay(kube)["spec"])
     assert ("delete", "Overlay", NAMESPACE, APP) in kube.writes
-    assert "recreating the switch overlay: traffic between nodes is interrupted" in caplog.text
+    assert "recreating the switch overlay: L2S-M traffic is interrupted" in caplog.text
 
 
 def test_new_cluster_node_gets_a_switch(ctx, kube):
@@ -87,7 +88,7 @@ def test_recreate_waits_for_the_operator(ctx, kube):
     kube.objects[("Overlay", NAMESPACE, APP)]["metadata"]["finalizers"] = ["l2sm.operator.io/finalizer"]
     out = ctx.run(ctx.on.config_changed(), make_state(config={"nodes": "node-a,node-b"}))
     assert out.unit_status == testing.MaintenanceStatus(
-        "recreating the switch overlay: traffic between nodes is interrupted"
+        "recreating the switch overlay: L2S-M traffic is interrupted"
     )
     assert _overlay(kube)["metadata"]["deletionTimestamp"]
     kube.finish_deletion("Overlay", APP, NAMESPACE)  # the operator's finalizer ran
@@ -118,7 +119,64 @@ def test_recreated_attachments_marked_used(ctx, kube):
         == "true"
     )
     assert kube.find("NetworkAttachmentDefinition", f"{APP}-veth1", NAMESPACE)["spec"] == {"config": "{}"}
-    assert kube.writes[writes:] == [("apply", "NetworkAttachmentDefinition", NAMESPACE, f"{APP}-veth1")]
+    assert kube.writes[writes:] == [("patch", "NetworkAttachmentDefinition", NAMESPACE, f"{APP}-veth1")]
+
+
+def test_nodes_sharing_an_attachment_keep_both_marks(ctx, kube):
+    # NADs are shared by all nodes: marking node-b must not drop node-a's mark.
+    ctx.run(ctx.on.config_changed(), make_state())
+    kube.add(nad(APP, 1))
+    kube.add(knf_pod("cache-0", "node-a", [1]))
+    kube.add(knf_pod("cache-1", "node-b", [1]))
+    ctx.run(ctx.on.update_status(), make_state())
+    labels = kube.find("NetworkAttachmentDefinition", f"{APP}-veth1", NAMESPACE)["metadata"]["labels"]
+    assert (labels["used-node-a"], labels["used-node-b"]) == ("true", "true")
+    ctx.run(ctx.on.update_status(), make_state())
+    labels = kube.find("NetworkAttachmentDefinition", f"{APP}-veth1", NAMESPACE)["metadata"]["labels"]
+    assert (labels["used-node-a"], labels["used-node-b"]) == ("true", "true")
+
+
+def test_a_previous_overlays_switches_do_not_count(ctx, kube):
+    ctx.run(ctx.on.config_changed(), make_state())
+    for n in ("node-a", "node-b", "node-c"):
+        kube.add(replica_set(APP, n, owner_uid="uid-of-the-old-overlay"))
+    out = ctx.run(ctx.on.update_status(), make_state())
+    assert out.unit_status == testing.WaitingStatus("0/3 switches ready; waiting on node-a, node-b, node-c")
+
+
+def test_recreate_removes_the_old_switches_first(ctx, kube):
+    ctx.run(ctx.on.config_changed(), make_state())
+    _ready(kube, ["node-a", "node-b", "node-c"])
+    ctx.run(ctx.on.config_changed(), make_state(config={"interfaces-per-node": 12}))
+    # Foreground deletion: the old Overlay's ReplicaSets went with it.
+    assert kube.kinds("ReplicaSet") == []
+    assert _overlay(kube)["spec"]["interfaceNumber"] == 12
+
+
+def test_node_added_through_config(ctx, kube):
+    ctx.run(ctx.on.config_changed(), make_state(config={"nodes": "node-a"}))
+    assert _overlay(kube)["spec"]["topology"] == {"nodes": ["node-a"], "links": []}
+    ctx.run(ctx.on.config_changed(), make_state(config={"nodes": "node-a,node-b"}))
+    assert _overlay(kube)["spec"]["topology"]["nodes"] == ["node-a", "node-b"]
+
+
+def test_cordoned_node_keeps_its_switch(ctx, kube):
+    ctx.run(ctx.on.config_changed(), make_state())
+    kube.objects[("Node", "", "node-b")]["spec"]["unschedulable"] = True
+    writes = list(kube.writes)
+    ctx.run(ctx.on.update_status(), make_state())
+    assert kube.writes == writes  # no recreate for a cordon
+    assert _overlay(kube)["spec"]["topology"]["nodes"] == ["node-a", "node-b", "node-c"]
+
+
+def test_rename_refused_while_ports_are_held(ctx, kube):
+    ctx.run(ctx.on.config_changed(), make_state())
+    kube.add(knf_pod("cache-0", "node-a", [2]))
+    writes = list(kube.writes)
+    out = ctx.run(ctx.on.config_changed(), make_state(config={"overlay-name": "fabric"}))
+    assert out.unit_status.name == "blocked"
+    assert "pods on node-a hold ports of overlay 'l2sm-switch'" in out.unit_status.message
+    assert kube.writes == writes
 
 
 @pytest.mark.parametrize(

@@ -88,11 +88,25 @@ def test_relation_broken_keeps_the_fabric(ctx, kube):
     assert out.unit_status.name in ("blocked", "waiting")
 
 
-def test_remove_deletes_the_overlay(ctx, kube):
-    ctx.run(ctx.on.config_changed(), make_state())
-    state = make_state(planned_units=0)
+def test_remove_deletes_the_overlay_after_the_relation_is_gone(ctx, kube):
+    out = ctx.run(ctx.on.config_changed(), make_state())
+    # Juju breaks the relation before `remove`: the charm remembers where its Overlay is.
+    state = testing.State(
+        leader=True, model=out.model, relations=set(), stored_states=out.stored_states, planned_units=0
+    )
     ctx.run(ctx.on.remove(), state)
     assert kube.find("Overlay", APP, NAMESPACE) is None
+
+
+def test_moving_to_another_controller_namespace_removes_the_old_overlay(ctx, kube):
+    out = ctx.run(ctx.on.config_changed(), make_state())
+    moved = CONTROLLER_DATA | {"namespace": "l2sm-b"}
+    state = testing.State(
+        leader=True, model=out.model, relations={controller_relation(moved)}, stored_states=out.stored_states
+    )
+    ctx.run(ctx.on.config_changed(), state)
+    assert kube.find("Overlay", APP, NAMESPACE) is None
+    assert kube.find("Overlay", APP, "l2sm-b") is not None
 
 
 def test_scale_down_keeps_the_overlay(ctx, kube):
@@ -102,15 +116,16 @@ def test_scale_down_keeps_the_overlay(ctx, kube):
 
 
 def test_remove_without_trust(ctx, kube, caplog):
-    ctx.run(ctx.on.config_changed(), make_state())
+    out = ctx.run(ctx.on.config_changed(), make_state())
     kube.forbidden = True
-    ctx.run(ctx.on.remove(), make_state(planned_units=0))
+    ctx.run(ctx.on.remove(), testing.State(model=out.model, stored_states=out.stored_states, planned_units=0))
     assert "delete it by hand" in caplog.text
 
 
 def test_show_topology(ctx, kube):
     out = ctx.run(ctx.on.config_changed(), make_state(config={"topology": "node-a:node-b,node-b:node-c"}))
-    kube.add(replica_set(APP, "node-a"))
+    uid = kube.find("Overlay", APP, NAMESPACE)["metadata"]["uid"]
+    kube.add(replica_set(APP, "node-a", owner_uid=uid))
     kube.add(knf_pod("cache-0", "node-a", [1, 3]))
     ctx.run(ctx.on.action("show-topology", params={"application-name": APP}), out)
     results = ctx.action_results

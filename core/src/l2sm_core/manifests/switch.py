@@ -20,6 +20,8 @@ SECURE_SWITCH_SCRIPT = f"""\
 set -u
 talpa sps-init --node_name="$NODENAME" &
 talpa=$!
+# The shell is PID 1: pass the pod's stop signal on instead of waiting out the grace period.
+trap 'kill -TERM "$talpa" 2>/dev/null; wait "$talpa"; exit 143' TERM INT
 bridge=""
 while [ -z "$bridge" ]; do
   kill -0 "$talpa" 2>/dev/null || {{ wait "$talpa"; exit $?; }}
