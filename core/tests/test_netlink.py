@@ -1,0 +1,91 @@
+"""The interface configuration applied for real, in network namespaces this test makes."""
+
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from l2sm_core.knf import InterfacePlan
+from l2sm_core.netlink import RTPROT_L2SM, InterfaceMissing, apply_plans
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root (CI runs as root)")
+
+
+def ip(*args: str) -> str:
+    return subprocess.run(["ip", *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def netns():
+    name = f"l2sm-t-{uuid.uuid4().hex[:8]}"
+    ip("netns", "add", name)
+    ip("-n", name, "link", "add", "net1", "type", "veth", "peer", "name", "peer1")
+    ip("-n", name, "link", "add", "net2", "type", "veth", "peer", "name", "peer2")
+    yield name
+    ip("netns", "del", name)
+
+
+def addresses(ns: str, ifname: str) -> set[str]:
+    data = json.loads(ip("-n", ns, "-j", "addr", "show", "dev", ifname))
+    return {f"{a['local']}/{a['prefixlen']}" for a in data[0]["addr_info"] if a["family"] == "inet"}
+
+
+def routes(ns: str) -> set[tuple[str, str, str]]:
+    data = json.loads(ip("-n", ns, "-j", "route", "show", "proto", str(RTPROT_L2SM)))
+    return {(r["dst"], r["gateway"], r["dev"]) for r in data}
+
+
+def mtu(ns: str, ifname: str) -> int:
+    return json.loads(ip("-n", ns, "-j", "link", "show", "dev", ifname))[0]["mtu"]
+
+
+def test_applies_addresses_mtu_and_routes(netns):
+    plans = [
+        InterfacePlan("net1", 1400, ("10.0.1.10/24",), (("10.0.2.0/24", "10.0.1.1"),)),
+        InterfacePlan("net2", 1350, ("10.0.3.5/24",)),
+    ]
+    changes = apply_plans(plans, netns=netns)
+    assert "net1 added 10.0.1.10/24" in changes
+    assert addresses(netns, "net1") == {"10.0.1.10/24"}
+    assert addresses(netns, "net2") == {"10.0.3.5/24"}
+    assert (mtu(netns, "net1"), mtu(netns, "net2")) == (1400, 1350)
+    assert routes(netns) == {("10.0.2.0/24", "10.0.1.1", "net1")}
+    # Applying the same plans again changes nothing.
+    assert apply_plans(plans, netns=netns) == []
+
+
+def test_removes_what_it_no_longer_owns_and_keeps_the_rest(netns):
+    apply_plans(
+        [
+            InterfacePlan(
+                "net1", 1400, ("10.0.1.10/24",), (("10.0.2.0/24", "10.0.1.1"), ("10.9.0.0/16", "10.0.1.1"))
+            ),
+            InterfacePlan("net2", 1400, ("10.0.3.5/24",), (("10.0.4.0/24", "10.0.3.1"),)),
+        ],
+        netns=netns,
+    )
+    # A route somebody else added is not ours to remove.
+    ip("-n", netns, "route", "add", "192.168.0.0/16", "via", "10.0.1.254", "dev", "net1")
+    # One route gone, and net2's network left (no plan names it).
+    keep = ("10.0.2.0/24", "10.0.1.1")
+    changes = apply_plans([InterfacePlan("net1", 1400, ("10.0.1.10/24",), (keep,))], netns=netns)
+    assert routes(netns) == {("10.0.2.0/24", "10.0.1.1", "net1")}
+    assert any("removed route 10.0.4.0/24" in c for c in changes)
+    assert any("removed route 10.9.0.0/16" in c for c in changes)
+    foreign = json.loads(ip("-n", netns, "-j", "route", "show", "192.168.0.0/16"))
+    assert foreign and foreign[0]["gateway"] == "10.0.1.254"
+    # A new address: the old one goes, and our route through the subnet is back.
+    apply_plans([InterfacePlan("net1", 1400, ("10.0.1.11/24",), (keep,))], netns=netns)
+    assert addresses(netns, "net1") == {"10.0.1.11/24"}
+    assert routes(netns) == {("10.0.2.0/24", "10.0.1.1", "net1")}
+    # A lost network's interface is emptied with an empty plan.
+    apply_plans([InterfacePlan("net1"), InterfacePlan("net2")], netns=netns)
+    assert addresses(netns, "net1") == addresses(netns, "net2") == set()
+    assert routes(netns) == set()
+
+
+def test_missing_interface(netns):
+    with pytest.raises(InterfaceMissing, match="net9"):
+        apply_plans([InterfacePlan("net9", 1400, ("10.0.1.1/24",))], netns=netns)
