@@ -11,7 +11,7 @@ from lightkube.core.resource import NamespacedResource
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
-from lightkube.resources.apps_v1 import ReplicaSet
+from lightkube.resources.apps_v1 import ReplicaSet, StatefulSet
 from lightkube.resources.core_v1 import Node, Pod, Service
 from lightkube.types import CascadeType, PatchType
 
@@ -50,6 +50,7 @@ __all__ = [
     "QuarantinePodRequest",
     "ReplicaSet",
     "Service",
+    "StatefulSet",
 ]
 
 
@@ -114,6 +115,22 @@ class Kube:
         self._call(self.client.apply, resource, field_manager=self.field_manager, force=True)
         logger.info("applied %s %s", obj["kind"], meta["name"])
         return True
+
+    def apply_patch(self, kind: Any, name: str, namespace: str | None, patch: dict[str, Any]) -> None:
+        """Server-side apply of a partial object (untyped: a typed model would demand every
+        required field). Fields this manager applied before and leaves out are removed."""
+        kwargs = {"namespace": namespace} if namespace else {}
+        self._call(
+            self.client.patch,
+            kind,
+            name,
+            patch,
+            patch_type=PatchType.APPLY,
+            field_manager=self.field_manager,
+            force=True,
+            **kwargs,
+        )
+        logger.info("applied a patch to %s %s", kind.__name__, name)
 
     def merge_labels(self, kind: Any, name: str, namespace: str | None, labels: dict[str, str]) -> None:
         """Add labels to an object another controller owns (a JSON merge patch: unlike an apply,

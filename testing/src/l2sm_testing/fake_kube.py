@@ -53,6 +53,7 @@ class FakeKube:
         self.field_managers: set[str] = set()
         self._ips = (f"10.152.183.{i}" for i in itertools.count(10))
         self._uids = itertools.count(1)
+        self._applied: dict[tuple[tuple[str, str, str], str], dict[str, Any]] = {}
 
     # -- test helpers -----------------------------------------------------------------------
 
@@ -128,13 +129,34 @@ class FakeKube:
         self.writes.append(("apply", data["kind"], namespace, meta["name"]))
         return codecs.from_dict(copy.deepcopy(data))
 
-    def patch(self, res: Any, name: str, obj: dict[str, Any], *, namespace: str | None = None, **_: Any):
+    def patch(
+        self,
+        res: Any,
+        name: str,
+        obj: dict[str, Any],
+        *,
+        namespace: str | None = None,
+        patch_type: Any = None,
+        field_manager: str | None = None,
+        **_: Any,
+    ):
         self._guard(res)
         key = (_kind(res), self._ns(res, namespace), name)
         if key not in self.objects:
             raise api_error(404, f"{_kind(res)} {name!r} not found")
-        self.objects[key] = _merge(self.objects[key], copy.deepcopy(obj))
-        self.writes.append(("patch", key[0], key[1], name))
+        obj = copy.deepcopy(obj)
+        if getattr(patch_type, "name", "") == "APPLY":
+            # Server-side apply: what this manager applied before and leaves out now goes.
+            if not field_manager:
+                raise api_error(400, "server-side apply needs a field manager")
+            self.field_managers.add(field_manager)
+            before = self._applied.get((key, field_manager), {})
+            self.objects[key] = _merge(_drop_missing(self.objects[key], before, obj), obj)
+            self._applied[(key, field_manager)] = obj
+            self.writes.append(("apply", key[0], key[1], name))
+        else:
+            self.objects[key] = _merge(self.objects[key], obj)
+            self.writes.append(("patch", key[0], key[1], name))
         return codecs.from_dict(copy.deepcopy(self.objects[key]))
 
     def delete(self, res: Any, name: str, *, namespace: str | None = None, cascade: Any = None, **_: Any):
@@ -159,10 +181,31 @@ class FakeKube:
         self.writes.append(("delete", _kind(res), key[1], name))
 
 
+def _named(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) and "name" in v for v in value)
+
+
 def _merge(live: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
+    """Maps merge key by key; lists of named items (containers) merge by name."""
     for key, value in applied.items():
-        if isinstance(value, dict) and isinstance(live.get(key), dict):
-            live[key] = _merge(live[key], value)
+        current = live.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            live[key] = _merge(current, value)
+        elif _named(value) and _named(current) and value:
+            by_name = {item["name"]: item for item in current}
+            for item in value:
+                by_name[item["name"]] = _merge(by_name.get(item["name"], {}), item)
+            live[key] = list(by_name.values())
         else:
             live[key] = value
+    return live
+
+
+def _drop_missing(live: dict[str, Any], before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """Remove from live the fields a manager applied before and leaves out now."""
+    for key, old in before.items():
+        if key not in now:
+            live.pop(key, None)
+        elif isinstance(old, dict) and isinstance(now[key], dict) and isinstance(live.get(key), dict):
+            live[key] = _drop_missing(live[key], old, now[key])
     return live

@@ -1,0 +1,32 @@
+"""A KNF charm as small as the library allows: the README's example, run by the tests."""
+
+import ops
+
+from l2sm_charmlib.networks import L2smNetworks, NetworkEvent
+
+
+class TestKnfCharm(ops.CharmBase):
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self.networks = L2smNetworks(self, "networks", addresses=self._addresses, forwards=self._forwards)
+        framework.observe(self.networks.on.ready, self._on_network)
+        framework.observe(self.networks.on.changed, self._on_network)
+        framework.observe(self.networks.on.lost, self._on_network)
+        framework.observe(self.on.collect_unit_status, self._on_collect_status)
+
+    def _addresses(self) -> str:
+        return str(self.config.get("addresses", ""))
+
+    def _forwards(self) -> bool:
+        return bool(self.config.get("forwards", False))
+
+    def _on_network(self, event: NetworkEvent) -> None:
+        # A real KNF would re-render its workload config here (e.g. listen addresses).
+        self.unit.set_workload_version(event.network)
+
+    def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
+        event.add_status(self.networks.status())
+
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(TestKnfCharm)

@@ -1,0 +1,347 @@
+"""The KNF library through a small KNF charm kept in the tests (tests/knf_charm)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+from ops import testing
+
+from l2sm_charmlib import networks as library
+from l2sm_core.interfaces import NetworkRequirerUnitData
+from l2sm_core.knf import InterfacePlan
+from l2sm_core.manifests.knf import merge_into, pod_template_patch
+from l2sm_testing.fake_kube import FakeKube
+
+_spec = importlib.util.spec_from_file_location(
+    "test_knf_charm", Path(__file__).parent / "knf_charm/src/charm.py"
+)
+assert _spec and _spec.loader
+knf_charm = importlib.util.module_from_spec(_spec)
+sys.modules["test_knf_charm"] = knf_charm  # ops.testing finds charmcraft.yaml from the module's file
+_spec.loader.exec_module(knf_charm)
+
+APP = "test-knf"
+MODEL = "cdn"
+
+
+def juju_statefulset():
+    """Shaped like the StatefulSet Juju makes for a sidecar charm."""
+    labels = {"app.kubernetes.io/name": APP}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": APP, "namespace": MODEL, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "serviceName": f"{APP}-endpoints",
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": {"juju.is/version": "3.6.1"}},
+                "spec": {
+                    "serviceAccountName": APP,
+                    "containers": [
+                        {"name": "charm", "image": "jujusolutions/charm-base:ubuntu-24.04"},
+                        {"name": "workload", "image": "nginx:1.27"},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def pod(unit=0, networks=(), interfaces=(), error=None):
+    notes = {}
+    if networks:
+        notes["l2sm/networks"] = json.dumps([{"name": n} for n in networks])
+        notes["k8s.v1.cni.cncf.io/networks"] = json.dumps(
+            [{"name": f"fabric-veth{i + 3}", "namespace": "l2sm"} for i in range(len(networks))]
+        )
+        notes["k8s.v1.cni.cncf.io/network-status"] = json.dumps(
+            [{"name": "k8s-pod-network", "interface": "eth0"}]
+            + [
+                {"name": f"l2sm/fabric-veth{i + 3}", "interface": ifname}
+                for i, ifname in enumerate(interfaces)
+            ]
+        )
+    if error:
+        notes["l2sm/error"] = error
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{APP}-{unit}", "namespace": MODEL, "annotations": notes},
+        "spec": {"containers": [{"name": "charm", "image": "x"}]},
+    }
+
+
+@pytest.fixture
+def kube(monkeypatch):
+    fake = FakeKube(default_namespace=MODEL)
+    fake.add(juju_statefulset())
+    fake.add(pod())
+    monkeypatch.setattr(library, "Client", lambda **_: fake)
+    return fake
+
+
+@pytest.fixture
+def applied(monkeypatch):
+    """The netlink boundary: plans recorded here; tests/test_netlink.py applies them for real."""
+    plans: list[list[InterfacePlan]] = []
+
+    def record(batch):
+        plans.append(list(batch))
+        return [f"applied {p.ifname}" for p in batch]
+
+    monkeypatch.setattr(library, "_default_applier", record)
+    return plans
+
+
+def ctx(unit_id=0):
+    return testing.Context(knf_charm.TestKnfCharm, unit_id=unit_id)
+
+
+def network(name, cidr, assignments=None, rejections=None, routes=None, relation_id=None):
+    data = {
+        "network": {"name": name, "cidr": cidr, "mtu": 1400, "type": "vnet"},
+        "assignments": assignments or {},
+        "rejections": rejections or {},
+        "routes": routes or [],
+    }
+    kwargs = {"id": relation_id} if relation_id else {}
+    return testing.Relation(
+        "networks",
+        remote_app_name=name,
+        remote_app_data={k: json.dumps(v) for k, v in data.items()},
+        **kwargs,
+    )
+
+
+def state(relations, leader=True, config=None):
+    return testing.State(
+        leader=leader, model=testing.Model(name=MODEL), relations=set(relations), config=config or {}
+    )
+
+
+def published(out, relation, unit_id=0) -> NetworkRequirerUnitData:
+    raw = out.get_relation(relation.id).local_unit_data
+    return NetworkRequirerUnitData.model_validate(
+        {
+            k: json.loads(v)
+            for k, v in raw.items()
+            if k != "egress-subnets" and k != "ingress-address" and k != "private-address"
+        }
+    )
+
+
+NET_A = dict(name="net-a", cidr="10.0.1.0/24")
+NET_B = dict(name="net-b", cidr="10.0.2.0/24")
+
+
+def test_two_networks_static_and_pool_then_configured(kube, applied):
+    a = network(
+        **NET_A,
+        assignments={"test-knf/0": "10.0.1.10/24"},
+        routes=[{"prefix": "10.0.9.0/24", "via": "10.0.1.1"}],
+    )
+    b = network(**NET_B, assignments={"test-knf/0": "10.0.2.1/24"})
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([a, b], config={"addresses": "net-a=10.0.1.10/24"}))
+
+    assert published(out, a).address == "10.0.1.10/24"
+    assert published(out, b).address == ""  # from the pool
+    assert published(out, a).offered_prefixes == []  # not a router: never a next hop
+
+    sts = kube.find("StatefulSet", APP, MODEL)
+    template = sts["spec"]["template"]
+    assert template["metadata"]["labels"]["l2sm"] == "true"
+    assert json.loads(template["metadata"]["annotations"]["l2sm/networks"]) == [
+        {"name": "net-a"},
+        {"name": "net-b"},
+    ]
+    charm_container = next(x for x in template["spec"]["containers"] if x["name"] == "charm")
+    assert charm_container["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
+    # The pod restarts to get its interfaces: the status says so.
+    assert out.unit_status == testing.MaintenanceStatus("restarting pods to change their L2S-M networks")
+
+    kube.add(pod(networks=["net-a", "net-b"], interfaces=["net1", "net2"]))
+    out = c.run(c.on.update_status(), out)
+    assert applied[-1] == [
+        InterfacePlan("net1", 1400, ("10.0.1.10/24",), (("10.0.9.0/24", "10.0.1.1"),)),
+        InterfacePlan("net2", 1400, ("10.0.2.1/24",), ()),
+    ]
+    assert out.unit_status == testing.ActiveStatus("net-a 10.0.1.10/24 on net1; net-b 10.0.2.1/24 on net2")
+    kinds = [type(e).__name__ for e in c.emitted_events]
+    assert kinds.count("NetworkReadyEvent") == 2
+
+
+def test_template_patch_validates_merged_into_a_juju_statefulset():
+    merged = merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-b", "net-a"], ("charm",)))
+    kubernetes_validate.validate(merged, "1.31", strict=True)
+    assert json.loads(merged["spec"]["template"]["metadata"]["annotations"]["l2sm/networks"])[0] == {
+        "name": "net-a"
+    }
+
+
+def test_unit_n_asks_for_the_nth_next_address(kube, applied):
+    a = network(**NET_A)
+    c = ctx(unit_id=3)
+    kube.add(pod(unit=3))
+    out = c.run(c.on.config_changed(), state([a], leader=False, config={"addresses": "net-a=10.0.1.10/24"}))
+    assert published(out, a).address == "10.0.1.13/24"
+    assert kube.writes == []  # only the leader patches the shared template
+
+
+def test_router_offers_its_other_networks(kube, applied):
+    a, b = network(**NET_A), network(**NET_B)
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([a, b], config={"forwards": True}))
+    assert published(out, a).offered_prefixes == ["10.0.2.0/24"]
+    assert published(out, b).offered_prefixes == ["10.0.1.0/24"]
+
+
+def test_rejection_blocks_with_the_reason(kube, applied):
+    a = network(**NET_A, rejections={"test-knf/0": "10.0.1.10 is held by cdn-cache/0"})
+    kube.add(pod(networks=["net-a"], interfaces=["net1"]))
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([a], config={"addresses": "net-a=10.0.1.10/24"}))
+    assert out.unit_status == testing.BlockedStatus("net-a: refused: 10.0.1.10 is held by cdn-cache/0")
+    assert applied[-1] == [InterfacePlan("net1", 1400, (), ())]  # nothing of ours on it
+
+
+def test_l2sm_error_annotation_blocks(kube, applied):
+    kube.add(pod(networks=["net-a"], error="No interfaces available for node node-a"))
+    c = ctx()
+    out = c.run(c.on.update_status(), state([network(**NET_A)]))
+    assert out.unit_status == testing.BlockedStatus(
+        "L2S-M could not attach this pod: No interfaces available for node node-a"
+    )
+
+
+@pytest.mark.parametrize(
+    ("addresses", "fragment"),
+    [
+        ("net-a", "option 'addresses': 'net-a' is not network=address/prefix"),
+        ("net-a=10.0.1.10", "option 'addresses': 'net-a=10.0.1.10': give the prefix length"),
+        ("net-a=10.0.1.254/24", "would be 10.0.1.256"),
+    ],
+)
+def test_malformed_addresses_block_and_change_nothing(kube, applied, addresses, fragment):
+    a = network(**NET_A)
+    c = ctx(unit_id=2 if "254" in addresses else 0)
+    kube.add(pod(unit=2))
+    out = c.run(c.on.config_changed(), state([a], config={"addresses": addresses}))
+    assert out.unit_status.name == "blocked"
+    assert fragment in out.unit_status.message or "outside the usable" in out.unit_status.message
+    assert out.get_relation(a.id).local_unit_data.get("address") is None
+    assert kube.writes == [] and applied == []
+
+
+def test_detach_on_relation_broken(kube, applied):
+    a, b = (
+        network(**NET_A, assignments={"test-knf/0": "10.0.1.2/24"}),
+        network(**NET_B, assignments={"test-knf/0": "10.0.2.2/24"}),
+    )
+    c = ctx()
+    kube.add(pod(networks=["net-a", "net-b"], interfaces=["net1", "net2"]))
+    first = c.run(c.on.config_changed(), state([a, b]))
+    kube.writes.clear()
+    out = c.run(c.on.relation_broken(first.get_relation(b.id)), first)
+    annotation = kube.find("StatefulSet", APP, MODEL)["spec"]["template"]["metadata"]["annotations"][
+        "l2sm/networks"
+    ]
+    assert json.loads(annotation) == [{"name": "net-a"}]
+    # Until the pod restarts, net-b's interface is still there: it is emptied.
+    assert InterfacePlan("net2") in applied[-1]
+    assert "NetworkLostEvent" in [type(e).__name__ for e in c.emitted_events]
+    assert out.unit_status.name == "maintenance"
+
+
+def test_last_network_gone_removes_label_and_annotation(kube, applied):
+    a = network(**NET_A)
+    c = ctx()
+    first = c.run(c.on.config_changed(), state([a]))
+    c.run(c.on.relation_broken(first.get_relation(a.id)), first)
+    meta = kube.find("StatefulSet", APP, MODEL)["spec"]["template"]["metadata"]
+    assert "l2sm" not in meta.get("labels", {}) and "l2sm/networks" not in meta.get("annotations", {})
+
+
+def test_patched_again_after_upgrade_rewrites_the_template(kube, applied):
+    a = network(**NET_A)
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([a]))
+    kube.objects[("StatefulSet", MODEL, APP)] = juju_statefulset() | {
+        "metadata": juju_statefulset()["metadata"]
+    }
+    kube.writes.clear()
+    c.run(c.on.upgrade_charm(), out)
+    assert kube.writes == [("apply", "StatefulSet", MODEL, APP)]
+    assert kube.find("StatefulSet", APP, MODEL)["spec"]["template"]["metadata"]["labels"]["l2sm"] == "true"
+
+
+def test_unchanged_template_is_not_applied_again(kube, applied):
+    a = network(**NET_A)
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([a]))
+    kube.writes.clear()
+    c.run(c.on.update_status(), out)
+    assert kube.writes == []
+
+
+def test_network_not_answering_yet_is_not_annotated(kube, applied):
+    silent = testing.Relation("networks", remote_app_name="net-c")
+    c = ctx()
+    out = c.run(c.on.relation_joined(silent), state([silent]))
+    assert kube.writes == []  # the webhook would not wait for a missing network
+    assert out.unit_status == testing.WaitingStatus("waiting for the networks to answer")
+
+
+def test_changed_event_when_the_address_moves(kube, applied):
+    kube.add(pod(networks=["net-a"], interfaces=["net1"]))
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([network(**NET_A, assignments={"test-knf/0": "10.0.1.2/24"})]))
+    moved = network(
+        **NET_A,
+        assignments={"test-knf/0": "10.0.1.3/24"},
+        relation_id=out.get_relation(next(iter(out.relations)).id).id if False else None,
+    )
+    out2 = c.run(
+        c.on.update_status(),
+        testing.State(leader=True, model=out.model, relations={moved}, stored_states=out.stored_states),
+    )
+    assert "NetworkChangedEvent" in [type(e).__name__ for e in c.emitted_events]
+    assert out2.unit_status == testing.ActiveStatus("net-a 10.0.1.3/24 on net1")
+
+
+def test_without_trust(kube, applied):
+    kube.forbidden = True
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([network(**NET_A)]))
+    assert out.unit_status == testing.BlockedStatus(f"deploy with --trust (juju trust {APP} --scope=cluster)")
+
+
+def test_interfaces_not_there_yet(kube, applied, monkeypatch):
+    from l2sm_core.netlink import InterfaceMissing
+
+    def missing(plans):
+        raise InterfaceMissing("net1")
+
+    monkeypatch.setattr(library, "_default_applier", missing)
+    kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a"], ("charm",))))
+    kube.add(pod(networks=["net-a"], interfaces=["net1"]))
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([network(**NET_A, assignments={"test-knf/0": "10.0.1.2/24"})]))
+    assert out.unit_status == testing.WaitingStatus("configuring interfaces: net1")
+
+
+def test_status_in_an_action_free_dispatch(kube, applied):
+    kube.add(pod(networks=["net-a"], interfaces=["net1"]))
+    c = ctx()
+    out = c.run(
+        c.on.collect_unit_status(), state([network(**NET_A, assignments={"test-knf/0": "10.0.1.2/24"})])
+    )
+    assert out.unit_status == testing.ActiveStatus("net-a 10.0.1.2/24 on net1")
+    assert applied == []  # a look, not a change
