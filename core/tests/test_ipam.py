@@ -101,6 +101,7 @@ def test_routes():
         {"prefix": "192.168.0.0/16", "via": "10.0.1.2"},
     ]
     assert table.shadowed == {"10.0.2.0/24": ["router/0"], "172.16.0.0/12": ["ghost/0"]}
+    assert table.ignored == {"10.0.1.0/25": ["backup/0"]}  # on-link: reported, never routed
 
 
 units = st.builds(
@@ -126,12 +127,60 @@ def test_allocation_properties(members, reserved, rnd):
         assert str(a.ip) not in reserved
     assert set(first.assignments).isdisjoint(first.rejections)
     assert set(first.assignments) | set(first.rejections) <= {m.unit for m in members}
-    # Same inputs in any order, same answer.
+    # Same inputs in any order, same answer, with or without an existing state.
     shuffled = list(members)
     rnd.shuffle(shuffled)
     assert allocate(str(net), list(reversed(reserved)), shuffled, {}) == first
     # Re-running with its own result as the existing state changes nothing (hook re-runs).
     assert allocate(str(net), reserved, shuffled, first.assignments) == first
+    half = dict(list(first.assignments.items())[::2])
+    assert allocate(str(net), reserved, members, half) == allocate(str(net), reserved, shuffled, half)
+    # The lowest free address goes first: no pool grant skips a free, usable address below it.
+    pool_units = {m.unit for m in members if not m.requested}
+    granted = {ipaddress.IPv4Interface(a).ip for a in first.assignments.values()}
+    pool_ips = sorted(
+        ipaddress.IPv4Interface(first.assignments[u]).ip for u in pool_units if u in first.assignments
+    )
+    if pool_ips:
+        below = [h for h in net.hosts() if h < pool_ips[-1] and h not in granted and str(h) not in reserved]
+        assert below == []
+
+
+@given(member_lists)
+def test_contested_address_goes_to_the_lowest_unit(members):
+    result = allocate("10.0.1.0/28", [], members, {})
+    for unit, reason in result.rejections.items():
+        if " is held by " in reason:
+            holder = reason.rsplit(" ", 1)[1]
+            assert unit_order(holder) < unit_order(unit)
+
+
+offers = st.lists(
+    st.builds(
+        lambda u, prefixes: Member(u, offered=tuple(prefixes)),
+        units,
+        st.lists(st.sampled_from(["10.0.2.0/24", "10.0.3.0/24", "10.0.1.0/25", "0.0.0.0/0"]), max_size=3),
+    ),
+    max_size=8,
+    unique_by=lambda m: m.unit,
+)
+
+
+@given(offers, st.randoms())
+def test_route_properties(members, rnd):
+    assignments = {
+        m.unit: f"10.0.1.{i + 1}/24" for i, m in enumerate(sorted(members, key=lambda m: unit_order(m.unit)))
+    }
+    table = compute_routes(NET, members, assignments)
+    prefixes = [r["prefix"] for r in table.routes]
+    assert len(prefixes) == len(set(prefixes))  # one next hop per prefix
+    for route in table.routes:
+        offering = sorted((m.unit for m in members if route["prefix"] in m.offered), key=unit_order)
+        assert route["via"] == assignments[offering[0]].split("/")[0]  # the lowest offering unit
+        assert not ipaddress.IPv4Network(route["prefix"]).overlaps(ipaddress.IPv4Network(NET))
+    shuffled = list(members)
+    rnd.shuffle(shuffled)
+    assert compute_routes(NET, shuffled, assignments) == table
 
 
 @given(member_lists, st.randoms())

@@ -65,3 +65,16 @@ def test_membership_plan_and_status_line():
     refused = knf.Membership("net-a", "net1", None, rejection="10.0.1.10 is held by x/0")
     assert refused.status_line() == "net-a: refused: 10.0.1.10 is held by x/0"
     assert refused.plan() == knf.InterfacePlan("net1")  # nothing of ours stays on it
+
+
+def test_plan_leaves_out_routes_via_itself_and_to_its_own_networks():
+    router = knf.Membership(
+        "net-a",
+        "net1",
+        "10.0.1.1/24",
+        routes=(("10.0.2.0/24", "10.0.1.1"), ("10.0.3.0/24", "10.0.1.9"), ("10.0.9.0/24", "10.0.1.9")),
+    )
+    # It offers 10.0.2.0/24 itself, and it sits on 10.0.3.0/24 through another network.
+    plan = router.plan(connected=("10.0.1.0/24", "10.0.3.0/24"))
+    assert plan is not None
+    assert plan.routes == (("10.0.9.0/24", "10.0.1.9"),)

@@ -149,8 +149,8 @@ class L2smNetworks(ops.Object):
     def _reconcile(self, event: ops.EventBase) -> None:
         self._reconciled = True
         self._blocked = self._waiting = self._maintenance = None
-        broken = event.relation.id if isinstance(event, ops.RelationBrokenEvent) else None
-        relations = [r for r in self.model.relations[self._relation_name] if r.id != broken and r.app]
+        # ops already leaves out a relation being broken.
+        relations = [r for r in self.model.relations[self._relation_name] if r.app]
         try:
             requests = knf.parse_addresses(self._addresses())
         except ValueError as exc:
@@ -269,6 +269,7 @@ class L2smNetworks(ops.Object):
                     rejection=info.rejections.get(unit),
                     mtu=info.network.mtu,
                     routes=routes,
+                    cidr=info.network.cidr,
                 )
             )
         return sorted(result, key=lambda m: m.network)
@@ -277,7 +278,8 @@ class L2smNetworks(ops.Object):
         error = _annotations(pod).get(L2SM_ERROR_ANNOTATION)
         if error:
             self._blocked = f"L2S-M could not attach this pod: {error}"
-        plans = [p for p in (m.plan() for m in self._memberships) if p]
+        connected = tuple(m.cidr for m in self._memberships if m.cidr)
+        plans = [p for p in (m.plan(connected) for m in self._memberships) if p]
         # Networks still on the pod but no longer joined: nothing of ours may stay on them.
         notes = _annotations(pod)
         try:

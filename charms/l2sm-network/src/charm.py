@@ -41,7 +41,6 @@ class Membership:
     relation_of: dict[str, int]  # unit -> relation id
     allocation: Allocation
     routes: RouteTable
-    broken_relation: int | None = None  # going away in this hook: not written to
 
 
 class L2smNetworkCharm(ops.CharmBase):
@@ -88,8 +87,8 @@ class L2smNetworkCharm(ops.CharmBase):
     def _require_controller(self) -> None:
         relation = self.model.get_relation(CONTROLLER)
         if relation is None or relation.app is None:
-            raise _Blocked(
-                f"integrate with l2sm-controller: juju integrate {self.app.name}:{CONTROLLER} l2sm-controller"
+            raise _Waiting(
+                f"waiting for the controller: juju integrate {self.app.name}:{CONTROLLER} l2sm-controller"
             )
         try:
             data = (
@@ -105,37 +104,47 @@ class L2smNetworkCharm(ops.CharmBase):
             raise _Waiting("waiting for the L2S-M CRDs (l2sm-controller installs them)")
 
     def _membership(self, config: NetworkConfig, event: ops.EventBase | None = None) -> Membership:
-        """Members of every `network` relation; a departing unit or broken relation counts out."""
+        """Members of every `network` relation (ops already leaves out a relation being broken;
+        a departing unit counts out here)."""
         leaving_unit = event.departing_unit if isinstance(event, ops.RelationDepartedEvent) else None
-        broken = event.relation.id if isinstance(event, ops.RelationBrokenEvent) else None
         members: list[Member] = []
         relation_of: dict[str, int] = {}
         existing: dict[str, str] = {}
         invalid: dict[str, str] = {}
         for relation in self.model.relations[NETWORK]:
-            if relation.id == broken:
-                continue
             existing.update(_stored_assignments(relation, self.app))
+        for relation in self.model.relations[NETWORK]:
             for unit in relation.units:
                 if unit == leaving_unit:
                     continue
                 relation_of[unit.name] = relation.id
+                held = existing.get(unit.name, "")
+                if "address" not in relation.data[unit]:
+                    # Not asked yet: no pool grant that would take an address a peer is about
+                    # to ask for; what it holds stays held.
+                    if held:
+                        members.append(Member(unit.name, held))
+                    continue
                 try:
                     data = relation.load(NetworkRequirerUnitData, unit)
                 except (pydantic.ValidationError, json.JSONDecodeError) as exc:
                     invalid[unit.name] = _describe_bad_databag(exc)
+                    if held:
+                        members.append(Member(unit.name, held))  # bad data once loses nothing
                     continue
                 members.append(Member(unit.name, data.address, tuple(data.offered_prefixes)))
         allocation = allocate(config.cidr, config.reserved_addresses, members, existing)
         allocation.rejections.update(invalid)
         routes = compute_routes(config.cidr, members, allocation.assignments)
-        return Membership(members, relation_of, allocation, routes, broken)
+        return Membership(members, relation_of, allocation, routes)
 
     # -- reconcile ----------------------------------------------------------------------------
 
     def _reconcile(self, event: ops.EventBase) -> None:
         if not self.unit.is_leader():
             return
+        if isinstance(event, ops.RelationDepartedEvent) and event.departing_unit == self.unit:
+            return  # this unit is leaving: the next leader answers, from the databags as they are
         try:
             config = self._config()
             self._require_controller()
@@ -150,8 +159,11 @@ class L2smNetworkCharm(ops.CharmBase):
             logger.warning("Kubernetes API refused the charm: deploy with --trust")
 
     def _find(self, name: str) -> dict[str, Any] | None:
-        # L2S-M resolves network names cluster-wide: one name, one owner, in any namespace.
-        return next((n for n in self.kube.list(L2Network) if n["metadata"]["name"] == name), None)
+        """The L2Network of that name: a foreign one if any exists (L2S-M resolves names
+        cluster-wide: one name, one owner), else ours."""
+        same = [n for n in self.kube.list(L2Network) if n["metadata"]["name"] == name]
+        foreign = [n for n in same if not self._owns(n)]
+        return (foreign or same or [None])[0]
 
     def _ensure_l2network(self, config: NetworkConfig) -> None:
         name = self._network_name(config)
@@ -182,8 +194,6 @@ class L2smNetworkCharm(ops.CharmBase):
         )
         routes = [Route(**r) for r in membership.routes.routes]
         for relation in self.model.relations[NETWORK]:
-            if relation.id == membership.broken_relation:
-                continue
             mine = {u for u, rid in membership.relation_of.items() if rid == relation.id}
             data = NetworkProviderAppData(
                 network=info,
@@ -251,6 +261,9 @@ class L2smNetworkCharm(ops.CharmBase):
         except pydantic.ValidationError as exc:
             event.fail(describe_validation_error(exc))
             return
+        if not self.unit.is_leader():
+            event.fail(f"run this on the leader unit: juju run {self.app.name}/leader show")
+            return
         try:
             config = self._config()
             membership = self._membership(config)
@@ -276,6 +289,7 @@ class L2smNetworkCharm(ops.CharmBase):
                 "members": json.dumps(members),
                 "routes": json.dumps(membership.routes.routes),
                 "shadowed-routes": json.dumps(membership.routes.shadowed),
+                "ignored-offers": json.dumps(membership.routes.ignored),
                 "l2network": json.dumps((network or {}).get("status") or {}) if network else "absent",
             }
         )

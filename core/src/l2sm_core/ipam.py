@@ -30,7 +30,13 @@ class Allocation:
 
 
 def _members(members: Iterable[Member]) -> list[Member]:
-    by_unit = {m.unit: m for m in members}
+    """One entry per unit, in unit order; a unit given twice keeps its greatest entry, so the
+    input order never matters."""
+    by_unit: dict[str, Member] = {}
+    for member in members:
+        kept = by_unit.get(member.unit)
+        if kept is None or (member.requested, member.offered) > (kept.requested, kept.offered):
+            by_unit[member.unit] = member
     return [by_unit[u] for u in sorted(by_unit, key=unit_order)]
 
 
@@ -125,6 +131,8 @@ class RouteTable:
     routes: list[dict[str, str]] = field(default_factory=list)  # [{prefix, via}]
     # prefix -> units whose offer lost to another member's (or had no address to route via)
     shadowed: dict[str, list[str]] = field(default_factory=dict)
+    # prefix -> units that offered it although it overlaps this network (on-link: never routed)
+    ignored: dict[str, list[str]] = field(default_factory=dict)
 
 
 def compute_routes(cidr: str, members: Iterable[Member], assignments: Mapping[str, str]) -> RouteTable:
@@ -135,13 +143,14 @@ def compute_routes(cidr: str, members: Iterable[Member], assignments: Mapping[st
     """
     own = ipaddress.IPv4Network(cidr) if cidr else None
     offers: dict[ipaddress.IPv4Network, list[str]] = {}
+    table = RouteTable()
     for member in _members(members):
         for text in member.offered:
             prefix = ipaddress.IPv4Network(text)
             if own is not None and prefix.overlaps(own):
+                table.ignored.setdefault(str(prefix), []).append(member.unit)
                 continue
             offers.setdefault(prefix, []).append(member.unit)
-    table = RouteTable()
     for prefix in sorted(offers):
         units = offers[prefix]
         routable = [u for u in units if u in assignments]

@@ -88,15 +88,28 @@ class Membership:
     rejection: str | None = None
     mtu: int | None = None
     routes: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    cidr: str = ""
 
-    def plan(self) -> InterfacePlan | None:
+    def plan(self, connected: tuple[str, ...] = ()) -> InterfacePlan | None:
+        """The interface's plan. Routes via this unit itself (a router hears its own offers)
+        and routes to a network it is on (`connected`) are left out: the kernel's on-link
+        route for those must stay."""
         if not self.interface:
             return None
+        routes: tuple[tuple[str, str], ...] = ()
+        if self.address:
+            own = str(ipaddress.IPv4Interface(self.address).ip)
+            on_link = [ipaddress.IPv4Network(c) for c in connected if c]
+            routes = tuple(
+                (prefix, via)
+                for prefix, via in self.routes
+                if via != own and not any(ipaddress.IPv4Network(prefix).overlaps(n) for n in on_link)
+            )
         return InterfacePlan(
             ifname=self.interface,
             mtu=self.mtu,
             addresses=(self.address,) if self.address else (),
-            routes=self.routes if self.address else (),
+            routes=routes,
         )
 
     def status_line(self) -> str:

@@ -8,7 +8,7 @@ import charm
 import pytest
 from ops import testing
 
-from l2sm_core.interfaces import NetworkProviderAppData
+from l2sm_core.interfaces import NetworkProviderAppData, NetworkRequirerUnitData
 from l2sm_core.manifests.crds import custom_resource_definitions
 from l2sm_testing.fake_kube import FakeKube
 
@@ -46,8 +46,16 @@ def controller_relation(data=None):
 
 def members(app, units, local_app_data=None, relation_id=None):
     """A `network` relation with one KNF application; units: {number: (address, [offered])}."""
+    # Written through the contract's own schema, as the KNF library writes it.
     unit_data = {
-        n: {"address": json.dumps(addr), "offered-prefixes": json.dumps(list(offered))}
+        n: {
+            k: json.dumps(v)
+            for k, v in NetworkRequirerUnitData.model_validate(
+                {"address": addr, "offered-prefixes": list(offered)}
+            )
+            .model_dump(by_alias=True)
+            .items()
+        }
         for n, (addr, offered) in units.items()
     }
     kwargs = {"id": relation_id} if relation_id is not None else {}
@@ -70,4 +78,6 @@ def make_state(relations=(), leader=True, config=None, controller=True):
 def provider_data(state, relation) -> NetworkProviderAppData:
     """The databag the network wrote, validated with the contract's own schema."""
     raw = state.get_relation(relation.id).local_app_data
+    known = set(NetworkProviderAppData.model_fields)
+    assert set(raw) <= known, f"keys outside the contract: {set(raw) - known}"
     return NetworkProviderAppData.model_validate({k: json.loads(v) for k, v in raw.items()})

@@ -92,7 +92,7 @@ def test_pure_l2_network(ctx, kube):
 
 
 def test_bad_member_data_is_refused_with_the_field(ctx, kube):
-    bad = members("odd", {0: ("10.0.1.7", [])})
+    bad = testing.Relation("network", remote_app_name="odd", remote_units_data={0: {"address": '"10.0.1.7"'}})
     out = ctx.run(ctx.on.relation_changed(bad), make_state([bad], config=CIDR))
     reason = provider_data(out, bad).rejections["odd/0"]
     assert reason.startswith("bad relation data: field 'address'")
@@ -123,3 +123,96 @@ def test_events_of_interest_publish(ctx, kube, event):
     )
     out = ctx.run(trigger, state)
     assert provider_data(out, cache).assignments == {"cdn-cache/0": "10.0.1.1/24"}
+
+
+def test_leaving_leader_does_not_empty_the_databags(ctx, kube, monkeypatch):
+    import ops
+
+    cache = members("cdn-cache", {0: ("", []), 1: ("", [])})
+    out = ctx.run(ctx.on.relation_changed(cache), make_state([cache], config=CIDR))
+    before = out.get_relation(cache.id).local_app_data
+    assert len(json.loads(before["assignments"])) == 2
+    # Juju tells a leaving leader that each remote unit departs with JUJU_DEPARTING_UNIT set to
+    # the leader itself; ops.testing can only name a remote unit there, so say it here.
+    # From the leaving unit's side, remote units drop out of the relation hook by hook.
+    monkeypatch.setattr(
+        ops.RelationDepartedEvent, "departing_unit", property(lambda e: e.framework.model.unit)
+    )
+    shrunk = members("cdn-cache", {1: ("", [])}, local_app_data=before, relation_id=cache.id)
+    out = ctx.run(ctx.on.relation_departed(shrunk, remote_unit=1), make_state([shrunk], config=CIDR))
+    assert out.get_relation(cache.id).local_app_data == before
+
+
+def test_unit_that_has_not_asked_gets_nothing_yet(ctx, kube):
+    # The seed: a pool cache and a router asking for .1 arrive together; the cache has not
+    # written yet, so it must not take .1 from the pool first.
+    quiet = testing.Relation("network", remote_app_name="cdn-cache", remote_units_data={1: {}})
+    router = members("cdn-router", {0: ("10.0.1.1/24", ["10.0.2.0/24"])})
+    out = ctx.run(ctx.on.relation_changed(quiet), make_state([quiet, router], config=CIDR))
+    assert provider_data(out, quiet).assignments == {}
+    assert provider_data(out, router).assignments == {"cdn-router/0": "10.0.1.1/24"}
+
+
+def test_bad_data_keeps_the_held_address(ctx, kube):
+    earlier = {"assignments": json.dumps({"odd/0": "10.0.1.7/24"})}
+    bad = testing.Relation(
+        "network",
+        remote_app_name="odd",
+        remote_units_data={0: {"address": '"10.0.1.7"'}},
+        local_app_data=earlier,
+    )
+    other = members("alpha", {0: ("10.0.1.7/24", [])})
+    out = ctx.run(ctx.on.relation_changed(bad), make_state([bad, other], config=CIDR))
+    assert provider_data(out, bad).assignments == {"odd/0": "10.0.1.7/24"}
+    assert provider_data(out, bad).rejections["odd/0"].startswith("bad relation data: field 'address'")
+    assert provider_data(out, other).rejections == {"alpha/0": "10.0.1.7 is held by odd/0"}
+
+
+@pytest.mark.parametrize(
+    ("request_", "reason"),
+    [
+        ("10.0.1.0/24", "10.0.1.0 is the network address of 10.0.1.0/24"),
+        ("10.0.1.255/24", "10.0.1.255 is the broadcast address of 10.0.1.0/24"),
+        ("10.0.9.5/24", "10.0.9.5 is outside 10.0.1.0/24"),
+        ("10.0.1.3/24", "10.0.1.3 is reserved"),
+        ("10.0.1.5/16", "10.0.1.5/16 has prefix length /16: use 10.0.1.5/24 (10.0.1.0/24)"),
+    ],
+)
+def test_static_request_rules_through_the_charm(ctx, kube, request_, reason):
+    rel = members("knf", {0: (request_, [])})
+    out = ctx.run(ctx.on.relation_changed(rel), make_state([rel], config=CIDR | {"reserved": "10.0.1.3"}))
+    assert provider_data(out, rel).rejections == {"knf/0": reason}
+
+
+def test_numeric_unit_order_and_pool_exhaustion(ctx, kube):
+    rel = members("a", {10: ("10.0.1.1/30", []), 9: ("10.0.1.1/30", []), 11: ("", []), 12: ("", [])})
+    out = ctx.run(ctx.on.relation_changed(rel), make_state([rel], config={"cidr": "10.0.1.0/30"}))
+    data = provider_data(out, rel)
+    assert data.assignments == {"a/9": "10.0.1.1/30", "a/11": "10.0.1.2/30"}
+    assert data.rejections == {
+        "a/10": "10.0.1.1 is held by a/9",
+        "a/12": "no free address left in 10.0.1.0/30",
+    }
+
+
+def test_changed_request_releases_the_old_address(ctx, kube):
+    rel = members("knf", {0: ("10.0.1.5/24", [])})
+    out = ctx.run(ctx.on.relation_changed(rel), make_state([rel], config=CIDR))
+    moved = members(
+        "knf",
+        {0: ("10.0.1.6/24", [])},
+        local_app_data=out.get_relation(rel.id).local_app_data,
+        relation_id=rel.id,
+    )
+    other = members("zeta", {0: ("10.0.1.5/24", [])})
+    out = ctx.run(ctx.on.relation_changed(moved), make_state([moved, other], config=CIDR))
+    assert provider_data(out, moved).assignments == {"knf/0": "10.0.1.6/24"}
+    assert provider_data(out, other).assignments == {"zeta/0": "10.0.1.5/24"}
+
+
+def test_router_offering_the_network_itself_is_reported(ctx, kube):
+    rel = members("r", {0: ("10.0.1.1/24", ["0.0.0.0/0"])})
+    out = ctx.run(ctx.on.relation_changed(rel), make_state([rel], config=CIDR))
+    assert provider_data(out, rel).routes == []
+    ctx.run(ctx.on.action("show"), out)
+    assert json.loads(ctx.action_results["ignored-offers"]) == {"0.0.0.0/0": ["r/0"]}

@@ -69,8 +69,8 @@ def test_rename_moves_the_network(ctx, kube):
 
 def test_needs_the_controller(ctx, kube):
     out = ctx.run(ctx.on.config_changed(), make_state(controller=False))
-    assert out.unit_status == testing.BlockedStatus(
-        f"integrate with l2sm-controller: juju integrate {APP}:controller l2sm-controller"
+    assert out.unit_status == testing.WaitingStatus(
+        f"waiting for the controller: juju integrate {APP}:controller l2sm-controller"
     )
     state = testing.State(
         leader=True,
@@ -166,3 +166,16 @@ def test_metadata_promises():
     assert meta["requires"]["controller"]["interface"] == "l2sm_controller"
     for spec in meta["actions"].values():
         assert "application-name" in spec["params"] and spec["additionalProperties"] is False
+
+
+def test_show_only_on_the_leader(ctx, kube):
+    with pytest.raises(testing.ActionFailed, match=f"juju run {APP}/leader show"):
+        ctx.run(ctx.on.action("show"), make_state(leader=False, config=CIDR))
+
+
+def test_foreign_copy_anywhere_blocks_even_if_ours_exists(ctx, kube):
+    ctx.run(ctx.on.config_changed(), make_state(config=CIDR))
+    kube.add(_l2network(APP, "zz-later", {}))  # sorts after our namespace
+    out = ctx.run(ctx.on.update_status(), make_state(config=CIDR))
+    assert out.unit_status.name == "blocked"
+    assert "namespace 'zz-later'" in out.unit_status.message
