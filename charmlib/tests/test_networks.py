@@ -345,3 +345,16 @@ def test_status_in_an_action_free_dispatch(kube, applied):
     )
     assert out.unit_status == testing.ActiveStatus("net-a 10.0.1.2/24 on net1")
     assert applied == []  # a look, not a change
+
+
+def test_recreated_pod_gets_the_same_addresses_back(kube, applied):
+    # Kubernetes recreates the pod: same unit, empty interfaces; the address lives in the
+    # network's databag, so the start hook configures the same one again.
+    a = network(**NET_A, assignments={"test-knf/0": "10.0.1.10/24"})
+    kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a"], ("charm",))))
+    kube.add(pod(networks=["net-a"], interfaces=["net1"]))
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([a], config={"addresses": "net-a=10.0.1.10/24"}))
+    applied.clear()
+    c.run(c.on.start(), out)
+    assert applied == [[InterfacePlan("net1", 1400, ("10.0.1.10/24",), ())]]
