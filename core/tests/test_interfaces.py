@@ -2,16 +2,9 @@ import pydantic
 import pytest
 
 from l2sm_core.interfaces import ControllerProviderAppData
+from l2sm_testing.samples import CONTROLLER_APP_DATA
 
-GOOD = {
-    "host": "l2sm-controller-sdn.l2sm.svc.cluster.local",
-    "namespace": "l2sm",
-    "cluster-ip": "10.152.183.20",
-    "openflow-port": 6633,
-    "rest-url": "http://10.152.183.20:8181",
-    "ready": True,
-    "credentials-secret": "secret:cs0qk4fmp25c77ek0av0",
-}
+GOOD = CONTROLLER_APP_DATA
 
 
 def test_round_trip_by_alias():

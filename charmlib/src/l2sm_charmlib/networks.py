@@ -243,16 +243,7 @@ class L2smNetworks(ops.Object):
         provided: dict[int, NetworkProviderAppData | None],
         pod: dict[str, Any],
     ) -> list[knf.Membership]:
-        notes = _annotations(pod)
-        try:
-            interfaces = knf.attachment_interfaces(
-                notes.get(L2SM_NETWORKS_ANNOTATION, ""),
-                notes.get(MULTUS_NETWORKS_ANNOTATION, ""),
-                notes.get(MULTUS_STATUS_ANNOTATION, ""),
-            )
-        except ValueError as exc:
-            logger.warning("cannot read the pod's attachments: %s", exc)
-            interfaces = {}
+        interfaces = _pod_interfaces(pod)
         unit = self.model.unit.name
         result = []
         for relation in relations:
@@ -281,15 +272,7 @@ class L2smNetworks(ops.Object):
         connected = tuple(m.cidr for m in self._memberships if m.cidr)
         plans = [p for p in (m.plan(connected) for m in self._memberships) if p]
         # Networks still on the pod but no longer joined: nothing of ours may stay on them.
-        notes = _annotations(pod)
-        try:
-            on_pod = knf.attachment_interfaces(
-                notes.get(L2SM_NETWORKS_ANNOTATION, ""),
-                notes.get(MULTUS_NETWORKS_ANNOTATION, ""),
-                notes.get(MULTUS_STATUS_ANNOTATION, ""),
-            )
-        except ValueError:
-            on_pod = {}
+        on_pod = _pod_interfaces(pod)
         joined = {m.network for m in self._memberships}
         plans += [knf.InterfacePlan(ifname) for name, ifname in sorted(on_pod.items()) if name not in joined]
         if plans:
@@ -360,6 +343,20 @@ class L2smNetworks(ops.Object):
         if any(not m.interface for m in self._memberships):
             return ops.WaitingStatus("; ".join(m.status_line() for m in self._memberships))
         return ops.ActiveStatus("; ".join(m.status_line() for m in self._memberships))
+
+
+def _pod_interfaces(pod: dict[str, Any]) -> dict[str, str]:
+    """Network name -> interface, as the pod's own annotations tell it."""
+    notes = _annotations(pod)
+    try:
+        return knf.attachment_interfaces(
+            notes.get(L2SM_NETWORKS_ANNOTATION, ""),
+            notes.get(MULTUS_NETWORKS_ANNOTATION, ""),
+            notes.get(MULTUS_STATUS_ANNOTATION, ""),
+        )
+    except ValueError as exc:
+        logger.warning("cannot read the pod's attachments: %s", exc)
+        return {}
 
 
 def _annotations(pod: dict[str, Any]) -> dict[str, str]:

@@ -12,7 +12,6 @@ import ops
 import pydantic
 import tls
 import workload
-from lightkube import Client
 from lightkube.core.exceptions import ApiError
 from models import CharmConfig, CreateNetworkParams, DeleteNetworkParams, NetworkParams, NoParams
 
@@ -27,6 +26,7 @@ from l2sm_charmlib.kube import (
     Pod,
     Service,
 )
+from l2sm_charmlib.reconcile import Blocked, DispatchStatus, Waiting, kube_client, load_config
 from l2sm_core import attachments
 from l2sm_core.interfaces import ControllerProviderAppData
 from l2sm_core.manifests import OWNER, OWNER_KIND, OWNER_KIND_ACTION, OWNER_KIND_APPLICATION
@@ -65,8 +65,7 @@ class L2smControllerCharm(ops.CharmBase):
             last_resync="", last_resync_summary="", last_repair="", last_repair_summary=""
         )
         self._kube: Kube | None = None
-        self._status_cache: ops.StatusBase | None = None
-        self._blocked_by: str | None = None
+        self._status = DispatchStatus(self._assess)
         for event in (
             self.on.controller_pebble_ready,
             self.on.manager_pebble_ready,
@@ -83,8 +82,8 @@ class L2smControllerCharm(ops.CharmBase):
         ):
             framework.observe(event, self._reconcile)
         framework.observe(self.on.remove, self._on_remove)
-        framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
-        framework.observe(self.on.collect_app_status, self._on_collect_app_status)
+        framework.observe(self.on.collect_unit_status, self._on_collect_status)
+        framework.observe(self.on.collect_app_status, self._on_collect_status)
         framework.observe(self.on.list_networks_action, self._on_list_networks)
         framework.observe(self.on.show_network_action, self._on_show_network)
         framework.observe(self.on.create_network_action, self._on_create_network)
@@ -96,7 +95,7 @@ class L2smControllerCharm(ops.CharmBase):
     @property
     def kube(self) -> Kube:
         if self._kube is None:
-            self._kube = Kube(Client(field_manager=self.app.name), field_manager=self.app.name)
+            self._kube = kube_client(self.app.name)
         return self._kube
 
     @property
@@ -108,10 +107,7 @@ class L2smControllerCharm(ops.CharmBase):
         return self.unit.name.replace("/", "-")
 
     def _config(self) -> CharmConfig:
-        try:
-            return self.load_config(CharmConfig)
-        except pydantic.ValidationError as exc:
-            raise _Blocked(describe_validation_error(exc, "option")) from None
+        return load_config(self, CharmConfig)
 
     def _vnets(self) -> VnetsClient:
         return VnetsClient(LOCAL_REST_URL, workload.REST_USERNAME, workload.REST_PASSWORD)
@@ -138,12 +134,12 @@ class L2smControllerCharm(ops.CharmBase):
                 if self._start_manager(tls_bundle):
                     self.kube.apply(webhook)
                     ready = True
-        except _Blocked as exc:
+        except Blocked as exc:
             # Some causes show only while acting (a workload that will not start): keep it
             # for this dispatch's status, which otherwise is assessed from a fresh look.
-            self._blocked_by = str(exc)
+            self._status.blocked_by = str(exc)
             logger.info("reconcile stopped: %s", exc)
-        except _Waiting as exc:
+        except Waiting as exc:
             logger.info("reconcile stopped: %s", exc)
         except KubeForbidden:
             logger.warning("Kubernetes API refused the charm: deploy with --trust")
@@ -167,7 +163,7 @@ class L2smControllerCharm(ops.CharmBase):
 
     def _require_cluster(self) -> None:
         if self.kube.get(CustomResourceDefinition, NAD_CRD) is None:
-            raise _Blocked(f"Multus not found: install it (CRD {NAD_CRD} is missing)")
+            raise Blocked(f"Multus not found: install it (CRD {NAD_CRD} is missing)")
 
     def _apply_cluster_objects(self) -> None:
         for crd in custom_resource_definitions(self.app.name, self.namespace):
@@ -202,14 +198,14 @@ class L2smControllerCharm(ops.CharmBase):
     def _start_controller(self) -> bool:
         container = self.unit.get_container("controller")
         if not container.can_connect():
-            raise _Waiting("waiting for the controller container")
+            raise Waiting("waiting for the controller container")
         layer = workload.controller_layer()
         if workload.plan_differs(container.get_plan(), layer):
             container.add_layer("controller", layer, combine=True)
             _replan(container, "controller-image", "an l2sm-controller image")
         client = self._vnets()
         if not client.onos_ready():
-            raise _Waiting("controller starting")
+            raise Waiting("controller starting")
         state = client.app_state(VNETS_APP)
         if state == "INSTALLED":
             client.activate_app(VNETS_APP)
@@ -218,7 +214,7 @@ class L2smControllerCharm(ops.CharmBase):
             try:
                 archive = container.pull(workload.VNETS_ARCHIVE, encoding=None).read()
             except (ops.pebble.PathError, FileNotFoundError):
-                raise _Blocked(_MISSING_ARCHIVE) from None
+                raise Blocked(_MISSING_ARCHIVE) from None
             client.install_app(archive)
             logger.info("installed the vnets app into the controller")
         return client.is_ready()
@@ -226,7 +222,7 @@ class L2smControllerCharm(ops.CharmBase):
     def _start_manager(self, bundle: tls.WebhookTLS) -> bool:
         container = self.unit.get_container("manager")
         if not container.can_connect():
-            raise _Waiting("waiting for the manager container")
+            raise Waiting("waiting for the manager container")
         for name, content in (("tls.crt", bundle.cert), ("tls.key", bundle.key)):
             path = f"{workload.WEBHOOK_CERT_DIR}/{name}"
             try:
@@ -374,12 +370,12 @@ class L2smControllerCharm(ops.CharmBase):
                 return ops.WaitingStatus("controller starting")
             if not client.is_ready():
                 if client.app_state(VNETS_APP) is None and not controller.exists(workload.VNETS_ARCHIVE):
-                    raise _Blocked(_MISSING_ARCHIVE)
+                    raise Blocked(_MISSING_ARCHIVE)
                 return ops.WaitingStatus("vnets app starting")
             if not manager.can_connect() or not _manager_ready(manager):
                 return ops.WaitingStatus("manager starting")
             switches = sum(1 for d in client.devices() if d.available)
-        except _Blocked as exc:
+        except Blocked as exc:
             return ops.BlockedStatus(str(exc))
         except KubeForbidden:
             return ops.BlockedStatus(f"deploy with --trust (juju trust {self.app.name} --scope=cluster)")
@@ -389,17 +385,8 @@ class L2smControllerCharm(ops.CharmBase):
             f"controller ready, {switches} switch{'es' if switches != 1 else ''} connected"
         )
 
-    def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
-        event.add_status(self._status())
-
-    def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
-        event.add_status(self._status())
-
-    def _status(self) -> ops.StatusBase:
-        # Both collect events run in one dispatch: assess once.
-        if self._status_cache is None:
-            self._status_cache = ops.BlockedStatus(self._blocked_by) if self._blocked_by else self._assess()
-        return self._status_cache
+    def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
+        event.add_status(self._status.get())
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -556,19 +543,11 @@ class _Refused(Exception):
     """An action refused: the message names the parameter and the fix."""
 
 
-class _Blocked(Exception):
-    """Stop reconciling: the operator must fix something (the message says what)."""
-
-
-class _Waiting(Exception):
-    """Stop reconciling: a later event will find the missing piece ready."""
-
-
 def _replan(container: ops.Container, resource: str, expected: str) -> None:
     try:
         container.replan()
     except ops.pebble.ChangeError as exc:
-        raise _Blocked(f"{resource} does not start ({exc.err.splitlines()[0]}): attach {expected}") from None
+        raise Blocked(f"{resource} does not start ({exc.err.splitlines()[0]}): attach {expected}") from None
 
 
 def _manager_ready(container: ops.Container, wait: float = 0.0) -> bool:

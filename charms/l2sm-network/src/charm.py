@@ -10,12 +10,18 @@ from typing import Any
 
 import ops
 import pydantic
-from lightkube import Client
 from models import NetworkConfig, ShowParams
 
 from l2sm_charmlib.kube import CustomResourceDefinition, Kube, KubeForbidden, L2Network
+from l2sm_charmlib.reconcile import (
+    Blocked,
+    DispatchStatus,
+    Waiting,
+    controller_data,
+    kube_client,
+    load_config,
+)
 from l2sm_core.interfaces import (
-    ControllerProviderAppData,
     NetworkInfo,
     NetworkProviderAppData,
     NetworkRequirerUnitData,
@@ -47,8 +53,7 @@ class L2smNetworkCharm(ops.CharmBase):
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self._kube: Kube | None = None
-        self._status_cache: ops.StatusBase | None = None
-        self._blocked_by: str | None = None
+        self._status = DispatchStatus(self._assess)
         for event in (
             self.on.config_changed,
             self.on.upgrade_charm,
@@ -70,38 +75,21 @@ class L2smNetworkCharm(ops.CharmBase):
     @property
     def kube(self) -> Kube:
         if self._kube is None:
-            self._kube = Kube(Client(field_manager=self.app.name), field_manager=self.app.name)
+            self._kube = kube_client(self.app.name)
         return self._kube
 
     # -- inputs -------------------------------------------------------------------------------
 
     def _config(self) -> NetworkConfig:
-        try:
-            return self.load_config(NetworkConfig)
-        except pydantic.ValidationError as exc:
-            raise _Blocked(describe_validation_error(exc, "option")) from None
+        return load_config(self, NetworkConfig)
 
     def _network_name(self, config: NetworkConfig) -> str:
         return config.network_name or self.app.name
 
     def _require_controller(self) -> None:
-        relation = self.model.get_relation(CONTROLLER)
-        if relation is None or relation.app is None:
-            raise _Waiting(
-                f"waiting for the controller: juju integrate {self.app.name}:{CONTROLLER} l2sm-controller"
-            )
-        try:
-            data = (
-                relation.load(ControllerProviderAppData, relation.app)
-                if relation.data[relation.app]
-                else None
-            )
-        except pydantic.ValidationError as exc:
-            raise _Blocked(f"controller relation data: {describe_validation_error(exc, 'field')}") from None
-        if data is None or not data.ready:
-            raise _Waiting("waiting for the controller to be ready")
+        controller_data(self, CONTROLLER, missing=Waiting)
         if self.kube.get(CustomResourceDefinition, crd_name("L2Network")) is None:
-            raise _Waiting("waiting for the L2S-M CRDs (l2sm-controller installs them)")
+            raise Waiting("waiting for the L2S-M CRDs (l2sm-controller installs them)")
 
     def _membership(self, config: NetworkConfig, event: ops.EventBase | None = None) -> Membership:
         """Members of every `network` relation (ops already leaves out a relation being broken;
@@ -150,13 +138,23 @@ class L2smNetworkCharm(ops.CharmBase):
             self._require_controller()
             self._ensure_l2network(config)
             self._publish(config, self._membership(config, event))
-        except _Blocked as exc:
-            self._blocked_by = str(exc)
+        except Blocked as exc:
+            self._status.blocked_by = str(exc)
             logger.info("reconcile stopped: %s", exc)
-        except _Waiting as exc:
+        except Waiting as exc:
             logger.info("reconcile stopped: %s", exc)
         except KubeForbidden:
             logger.warning("Kubernetes API refused the charm: deploy with --trust")
+
+    def _own_or_absent(self, name: str) -> dict[str, Any] | None:
+        """Our L2Network of that name, or None; Blocked if another owner holds the name."""
+        existing = self._find(name)
+        if existing is not None and not self._owns(existing):
+            raise Blocked(
+                f"network name {name!r} is taken by {_owner(existing)} in namespace "
+                f"{existing['metadata'].get('namespace')!r}: set option 'network-name'"
+            )
+        return existing
 
     def _find(self, name: str) -> dict[str, Any] | None:
         """The L2Network of that name: a foreign one if any exists (L2S-M resolves names
@@ -167,12 +165,7 @@ class L2smNetworkCharm(ops.CharmBase):
 
     def _ensure_l2network(self, config: NetworkConfig) -> None:
         name = self._network_name(config)
-        existing = self._find(name)
-        if existing is not None and not self._owns(existing):
-            raise _Blocked(
-                f"network name {name!r} is taken by {_owner(existing)} in namespace "
-                f"{existing['metadata'].get('namespace')!r}: set option 'network-name'"
-            )
+        self._own_or_absent(name)
         # Juju does the addressing: no CIDR, or the webhook would hand out its own addresses.
         self.kube.apply(l2network(self.app.name, self.model.name, name, OWNER_KIND_APPLICATION))
         for stale in self.kube.list(L2Network, namespace=self.model.name):
@@ -227,18 +220,13 @@ class L2smNetworkCharm(ops.CharmBase):
             config = self._config()
             self._require_controller()
             name = self._network_name(config)
-            existing = self._find(name)
-            if existing is not None and not self._owns(existing):
-                raise _Blocked(
-                    f"network name {name!r} is taken by {_owner(existing)} in namespace "
-                    f"{existing['metadata'].get('namespace')!r}: set option 'network-name'"
-                )
+            existing = self._own_or_absent(name)
             if existing is None:
                 return ops.MaintenanceStatus(f"creating L2Network {name}")
             membership = self._membership(config)
-        except _Blocked as exc:
+        except Blocked as exc:
             return ops.BlockedStatus(str(exc))
-        except _Waiting as exc:
+        except Waiting as exc:
             return ops.WaitingStatus(str(exc))
         except KubeForbidden:
             return ops.BlockedStatus(f"deploy with --trust (juju trust {self.app.name} --scope=cluster)")
@@ -249,9 +237,7 @@ class L2smNetworkCharm(ops.CharmBase):
         return ops.ActiveStatus(message)
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
-        if self._status_cache is None:
-            self._status_cache = ops.BlockedStatus(self._blocked_by) if self._blocked_by else self._assess()
-        event.add_status(self._status_cache)
+        event.add_status(self._status.get())
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -268,7 +254,7 @@ class L2smNetworkCharm(ops.CharmBase):
             config = self._config()
             membership = self._membership(config)
             network = self._find(self._network_name(config))
-        except _Blocked as exc:
+        except Blocked as exc:
             event.fail(str(exc))
             return
         except KubeForbidden:
@@ -293,14 +279,6 @@ class L2smNetworkCharm(ops.CharmBase):
                 "l2network": json.dumps((network or {}).get("status") or {}) if network else "absent",
             }
         )
-
-
-class _Blocked(Exception):
-    """The operator must fix something (the message says what)."""
-
-
-class _Waiting(Exception):
-    """Something that resolves itself is not there yet."""
 
 
 def _stored_assignments(relation: ops.Relation, app: ops.Application) -> dict[str, str]:

@@ -11,7 +11,6 @@ from typing import Any
 
 import ops
 import pydantic
-from lightkube import Client
 from models import ShowTopologyParams, SwitchConfig
 
 from l2sm_charmlib.kube import (
@@ -23,6 +22,14 @@ from l2sm_charmlib.kube import (
     Overlay,
     Pod,
     ReplicaSet,
+)
+from l2sm_charmlib.reconcile import (
+    Blocked,
+    DispatchStatus,
+    Waiting,
+    controller_data,
+    kube_client,
+    load_config,
 )
 from l2sm_core import attachments, naming, topology
 from l2sm_core.interfaces import ControllerProviderAppData
@@ -65,8 +72,7 @@ class L2smSwitchCharm(ops.CharmBase):
         super().__init__(framework)
         self._stored.set_default(last_change="", overlay_namespace="")
         self._kube: Kube | None = None
-        self._status_cache: ops.StatusBase | None = None
-        self._blocked_by: str | None = None
+        self._status = DispatchStatus(self._assess)
         for event in (
             self.on.config_changed,
             self.on.upgrade_charm,
@@ -84,46 +90,27 @@ class L2smSwitchCharm(ops.CharmBase):
     @property
     def kube(self) -> Kube:
         if self._kube is None:
-            self._kube = Kube(Client(field_manager=self.app.name), field_manager=self.app.name)
+            self._kube = kube_client(self.app.name)
         return self._kube
 
     # -- inputs -------------------------------------------------------------------------------
 
     def _fabric(self) -> Fabric:
-        try:
-            config = self.load_config(SwitchConfig)
-        except pydantic.ValidationError as exc:
-            raise _Blocked(describe_validation_error(exc, "option")) from None
-        controller = self._controller_data()
+        config = load_config(self, SwitchConfig)
+        controller = controller_data(self, RELATION)
         if self.kube.get(CustomResourceDefinition, crd_name("Overlay")) is None:
-            raise _Waiting("waiting for the L2S-M CRDs (l2sm-controller installs them)")
+            raise Waiting("waiting for the L2S-M CRDs (l2sm-controller installs them)")
         name = config.overlay_name or self.app.name
         if "veth" in name:
-            raise _Blocked(f"the application name {name!r} contains 'veth': set option 'overlay-name'")
+            raise Blocked(f"the application name {name!r} contains 'veth': set option 'overlay-name'")
         live = self.kube.get(Overlay, name, controller.namespace)
         current = tuple(((live or {}).get("spec") or {}).get("topology", {}).get("nodes") or ())
         nodes = self._nodes(config, current)
         try:
             links = topology.parse_topology(config.topology, nodes)
         except ValueError as exc:
-            raise _Blocked(f"option 'topology': {exc}") from None
+            raise Blocked(f"option 'topology': {exc}") from None
         return Fabric(config=config, controller=controller, name=name, nodes=nodes, links=links)
-
-    def _controller_data(self) -> ControllerProviderAppData:
-        relation = self.model.get_relation(RELATION)
-        if relation is None or relation.app is None:
-            raise _Blocked(
-                f"integrate with l2sm-controller: juju integrate {self.app.name}:{RELATION} l2sm-controller"
-            )
-        if not relation.data[relation.app]:
-            raise _Waiting("waiting for the controller to publish its address")
-        try:
-            data = relation.load(ControllerProviderAppData, relation.app)
-        except pydantic.ValidationError as exc:
-            raise _Blocked(f"controller relation data: {describe_validation_error(exc, 'field')}") from None
-        if not data.ready:
-            raise _Waiting("waiting for the controller to be ready")
-        return data
 
     def _nodes(self, config: SwitchConfig, current: tuple[str, ...]) -> tuple[str, ...]:
         cluster = {n["metadata"]["name"]: n for n in self.kube.list(Node)}
@@ -131,7 +118,7 @@ class L2smSwitchCharm(ops.CharmBase):
         if wanted:
             absent = [n for n in wanted if n not in cluster]
             if absent:
-                raise _Blocked(f"option 'nodes': not in the cluster: {', '.join(absent)}")
+                raise Blocked(f"option 'nodes': not in the cluster: {', '.join(absent)}")
             return wanted
         # A cordon is maintenance, not departure: a node already in the fabric keeps its switch
         # (switch pods tolerate every taint), so cordoning never recreates the whole fabric.
@@ -143,7 +130,7 @@ class L2smSwitchCharm(ops.CharmBase):
             )
         )
         if not usable:
-            raise _Waiting("no schedulable Linux node in the cluster")
+            raise Waiting("no schedulable Linux node in the cluster")
         return usable
 
     def _pods(self) -> list[tuple[str, str]]:
@@ -177,12 +164,12 @@ class L2smSwitchCharm(ops.CharmBase):
             self._remove_stale_overlays(fabric)
             recreated = self._apply_overlay(fabric)
             self._mark_used_attachments(fabric, usage, wait=ATTACHMENT_WAIT_SECONDS if recreated else 0.0)
-        except _Blocked as exc:
+        except Blocked as exc:
             # Some refusals show only while acting (a rename with ports held): keep it for
             # this dispatch's status, which otherwise is assessed from a fresh look.
-            self._blocked_by = str(exc)
+            self._status.blocked_by = str(exc)
             logger.info("reconcile stopped: %s", exc)
-        except _Waiting as exc:
+        except Waiting as exc:
             logger.info("reconcile stopped: %s", exc)
         except KubeForbidden:
             logger.warning("Kubernetes API refused the charm: deploy with --trust")
@@ -192,7 +179,7 @@ class L2smSwitchCharm(ops.CharmBase):
         above = {node: max(ports) for node, ports in usage.items() if ports and max(ports) > count}
         if above:
             held = ", ".join(f"port {port} on {node}" for node, port in sorted(above.items()))
-            raise _Blocked(f"option 'interfaces-per-node': {count} is below ports in use ({held})")
+            raise Blocked(f"option 'interfaces-per-node': {count} is below ports in use ({held})")
 
     def _owned_overlays(self, namespace: str) -> list[dict[str, Any]]:
         labels = {MANAGED_BY: MANAGED_BY_VALUE, INSTANCE: self.app.name}
@@ -208,7 +195,7 @@ class L2smSwitchCharm(ops.CharmBase):
                 held = attachments.ports_in_use(stale["metadata"]["name"], self._pods())
                 if held and namespace == fabric.namespace:
                     nodes = ", ".join(sorted(held))
-                    raise _Blocked(
+                    raise Blocked(
                         f"option 'overlay-name': pods on {nodes} hold ports of overlay "
                         f"{stale['metadata']['name']!r}; move them off before renaming"
                     )
@@ -245,7 +232,7 @@ class L2smSwitchCharm(ops.CharmBase):
                 # the operator never finds leftovers when it builds the new one.
                 self.kube.delete(Overlay, fabric.name, fabric.namespace, foreground=True)
             if not self._wait_gone(fabric):
-                raise _Waiting(RECREATING)
+                raise Waiting(RECREATING)
         self.kube.apply(desired)
         self._stored.overlay_namespace = fabric.namespace
         self._stored.last_change = (
@@ -339,9 +326,9 @@ class L2smSwitchCharm(ops.CharmBase):
                     RECREATING if live is not None else "creating the switch overlay"
                 )
             switches = self._switches(fabric, live)
-        except _Blocked as exc:
+        except Blocked as exc:
             return ops.BlockedStatus(str(exc))
-        except _Waiting as exc:
+        except Waiting as exc:
             return ops.WaitingStatus(str(exc))
         except KubeForbidden:
             return ops.BlockedStatus(f"deploy with --trust (juju trust {self.app.name} --scope=cluster)")
@@ -358,9 +345,7 @@ class L2smSwitchCharm(ops.CharmBase):
         return ops.ActiveStatus(message)
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
-        if self._status_cache is None:
-            self._status_cache = ops.BlockedStatus(self._blocked_by) if self._blocked_by else self._assess()
-        event.add_status(self._status_cache)
+        event.add_status(self._status.get())
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -374,7 +359,7 @@ class L2smSwitchCharm(ops.CharmBase):
             fabric = self._fabric()
             switches = self._switches(fabric, self.kube.get(Overlay, fabric.name, fabric.namespace))
             usage = attachments.ports_in_use(fabric.name, self._pods())
-        except (_Blocked, _Waiting) as exc:
+        except (Blocked, Waiting) as exc:
             event.fail(f"the fabric is not configured yet: {exc}")
             return
         except KubeForbidden:
@@ -402,14 +387,6 @@ class L2smSwitchCharm(ops.CharmBase):
                 "last-change": self._stored.last_change or "none",
             }
         )
-
-
-class _Blocked(Exception):
-    """The operator must fix something (the message says what)."""
-
-
-class _Waiting(Exception):
-    """Something that resolves itself is not there yet."""
 
 
 def _linux(node: dict[str, Any]) -> bool:

@@ -9,25 +9,16 @@ import pytest
 import workload
 from ops import pebble, testing
 
+from l2sm_charmlib import reconcile
 from l2sm_core.manifests.crds import custom_resource_definitions
 from l2sm_core.naming import device_id
 from l2sm_testing.controller_server import FakeController
 from l2sm_testing.fake_kube import FakeKube
+from l2sm_testing.samples import NAD_CRD
 
 NAMESPACE = "l2sm"
 APP = "l2sm-controller"
 OAR = b"PK\x03\x04 vnets-app-1.0.oar"
-NAD_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "network-attachment-definitions.k8s.cni.cncf.io"},
-    "spec": {
-        "group": "k8s.cni.cncf.io",
-        "names": {"kind": "NetworkAttachmentDefinition", "plural": "network-attachment-definitions"},
-        "scope": "Namespaced",
-        "versions": [{"name": "v1", "served": True, "storage": True}],
-    },
-}
 
 
 @pytest.fixture
@@ -35,7 +26,7 @@ def kube(monkeypatch):
     # Namespaced calls without a namespace land in the model's namespace, as in the pod.
     fake = FakeKube(default_namespace=NAMESPACE)
     fake.add(NAD_CRD)
-    monkeypatch.setattr(charm, "Client", lambda **_: fake)
+    monkeypatch.setattr(reconcile, "Client", lambda **_: fake)
     return fake
 
 

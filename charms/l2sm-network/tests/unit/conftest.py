@@ -8,21 +8,14 @@ import charm
 import pytest
 from ops import testing
 
+from l2sm_charmlib import reconcile
 from l2sm_core.interfaces import NetworkProviderAppData, NetworkRequirerUnitData
 from l2sm_core.manifests.crds import custom_resource_definitions
 from l2sm_testing.fake_kube import FakeKube
+from l2sm_testing.samples import CONTROLLER_APP_DATA as CONTROLLER_DATA
 
 APP = "my-first-osm-net"
 MODEL = "cdn"
-CONTROLLER_DATA = {
-    "host": "l2sm-controller-sdn.l2sm.svc.cluster.local",
-    "namespace": "l2sm",
-    "cluster-ip": "10.152.183.20",
-    "openflow-port": 6633,
-    "rest-url": "http://10.152.183.20:8181",
-    "ready": True,
-    "credentials-secret": "secret:cs0qk4fmp25c77ek0av0",
-}
 
 
 @pytest.fixture
@@ -30,7 +23,7 @@ def kube(monkeypatch):
     fake = FakeKube(default_namespace=MODEL)
     for crd in custom_resource_definitions("l2sm-controller", "l2sm"):
         fake.add(crd)
-    monkeypatch.setattr(charm, "Client", lambda **_: fake)
+    monkeypatch.setattr(reconcile, "Client", lambda **_: fake)
     return fake
 
 

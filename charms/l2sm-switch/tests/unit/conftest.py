@@ -8,34 +8,15 @@ import charm
 import pytest
 from ops import testing
 
+from l2sm_charmlib import reconcile
 from l2sm_core.manifests.crds import custom_resource_definitions
 from l2sm_core.topology import switch_pod_name
 from l2sm_testing.fake_kube import FakeKube
+from l2sm_testing.samples import CONTROLLER_APP_DATA as CONTROLLER_DATA
+from l2sm_testing.samples import NAD_CRD
 
 APP = "l2sm-switch"
 NAMESPACE = "l2sm"
-CONTROLLER_DATA = {
-    "host": "l2sm-controller-sdn.l2sm.svc.cluster.local",
-    "namespace": NAMESPACE,
-    "cluster-ip": "10.152.183.20",
-    "openflow-port": 6633,
-    "rest-url": "http://10.152.183.20:8181",
-    "ready": True,
-    "credentials-secret": "secret:cs0qk4fmp25c77ek0av0",
-}
-
-
-NAD_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "network-attachment-definitions.k8s.cni.cncf.io"},
-    "spec": {
-        "group": "k8s.cni.cncf.io",
-        "names": {"kind": "NetworkAttachmentDefinition", "plural": "network-attachment-definitions"},
-        "scope": "Namespaced",
-        "versions": [{"name": "v1", "served": True, "storage": True}],
-    },
-}
 
 
 def node(name, unschedulable=False, os="linux"):
@@ -114,7 +95,7 @@ def kube(monkeypatch):
         fake.add(node(name))
     fake.add(node("cordoned", unschedulable=True))
     fake.add(node("win-1", os="windows"))
-    monkeypatch.setattr(charm, "Client", lambda **_: fake)
+    monkeypatch.setattr(reconcile, "Client", lambda **_: fake)
     monkeypatch.setattr(charm, "RECREATE_WAIT_SECONDS", 0.2)
     monkeypatch.setattr(charm, "RECREATE_POLL_SECONDS", 0.05)
     monkeypatch.setattr(charm, "ATTACHMENT_WAIT_SECONDS", 0.1)

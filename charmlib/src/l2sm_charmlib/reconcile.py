@@ -1,0 +1,76 @@
+"""The plumbing every charm here shares: why a reconcile stopped, typed config, the
+controller relation, the Kubernetes client, and one status per dispatch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import ops
+import pydantic
+from lightkube import Client
+
+from l2sm_charmlib.kube import Kube
+from l2sm_core.interfaces import ControllerProviderAppData
+from l2sm_core.validation import describe_validation_error
+
+T = TypeVar("T")
+
+
+class Blocked(Exception):
+    """Stop: the operator must fix something (the message says what)."""
+
+
+class Waiting(Exception):
+    """Stop: something that resolves itself is not there yet."""
+
+
+def kube_client(app_name: str) -> Kube:
+    return Kube(Client(field_manager=app_name), field_manager=app_name)
+
+
+def load_config(charm: ops.CharmBase, cls: type[T]) -> T:
+    """The charm's config as `cls`; invalid options become Blocked naming each option."""
+    try:
+        return charm.load_config(cls)
+    except pydantic.ValidationError as exc:
+        raise Blocked(describe_validation_error(exc, "option")) from None
+
+
+def controller_data(
+    charm: ops.CharmBase, endpoint: str, missing: type[Exception] = Blocked
+) -> ControllerProviderAppData:
+    """What l2sm-controller published on `endpoint`, once it is ready."""
+    relation = charm.model.get_relation(endpoint)
+    if relation is None or relation.app is None:
+        hint = f"juju integrate {charm.app.name}:{endpoint} l2sm-controller"
+        raise missing(
+            f"integrate with l2sm-controller: {hint}"
+            if missing is Blocked
+            else f"waiting for the controller: {hint}"
+        )
+    if not relation.data[relation.app]:
+        raise Waiting("waiting for the controller to publish its address")
+    try:
+        data = relation.load(ControllerProviderAppData, relation.app)
+    except pydantic.ValidationError as exc:
+        raise Blocked(f"controller relation data: {describe_validation_error(exc, 'field')}") from None
+    if not data.ready:
+        raise Waiting("waiting for the controller to be ready")
+    return data
+
+
+class DispatchStatus:
+    """One status per dispatch: a refusal met while acting wins (some causes only show then,
+    like a workload that will not start); otherwise a fresh read-only assessment, done once
+    for both collect-status events."""
+
+    def __init__(self, assess: Callable[[], ops.StatusBase]):
+        self._assess = assess
+        self._status: ops.StatusBase | None = None
+        self.blocked_by: str | None = None
+
+    def get(self) -> ops.StatusBase:
+        if self._status is None:
+            self._status = ops.BlockedStatus(self.blocked_by) if self.blocked_by else self._assess()
+        return self._status
