@@ -222,21 +222,30 @@ def test_l2sm_error_annotation_blocks(kube, applied):
 
 
 @pytest.mark.parametrize(
-    ("addresses", "fragment"),
+    ("addresses", "unit_id", "message"),
     [
-        ("net-a", "option 'addresses': 'net-a' is not network=address/prefix"),
-        ("net-a=10.0.1.10", "option 'addresses': 'net-a=10.0.1.10': give the prefix length"),
-        ("net-a=10.0.1.254/24", "would be 10.0.1.256"),
+        ("net-a", 0, "option 'addresses': 'net-a' is not network=address/prefix (e.g. net-a=10.0.1.1/24)"),
+        (
+            "net-a=10.0.1.10",
+            0,
+            "option 'addresses': 'net-a=10.0.1.10': give the prefix length, e.g. net-a=10.0.1.10/24",
+        ),
+        (
+            "net-b=10.0.2.1/24,net-a=10.0.1.254/24",
+            2,
+            "option 'addresses': 10.0.1.254/24 for unit 2 would be 10.0.2.0, outside the usable 10.0.1.0/24",
+        ),
     ],
 )
-def test_malformed_addresses_block_and_change_nothing(kube, applied, addresses, fragment):
-    a = network(**NET_A)
-    c = ctx(unit_id=2 if "254" in addresses else 0)
-    kube.add(pod(unit=2))
-    out = c.run(c.on.config_changed(), state([a], config={"addresses": addresses}))
-    assert out.unit_status.name == "blocked"
-    assert fragment in out.unit_status.message or "outside the usable" in out.unit_status.message
-    assert out.get_relation(a.id).local_unit_data.get("address") is None
+def test_malformed_addresses_block_and_change_nothing(kube, applied, addresses, unit_id, message):
+    a, b = network(**NET_A), network(**NET_B)
+    c = ctx(unit_id=unit_id)
+    kube.add(pod(unit=unit_id))
+    out = c.run(c.on.config_changed(), state([a, b], config={"addresses": addresses}))
+    assert out.unit_status == testing.BlockedStatus(message)
+    # Nothing written anywhere, not even for net-b whose address was fine.
+    for rel in (a, b):
+        assert out.get_relation(rel.id).local_unit_data.get("address") is None
     assert kube.writes == [] and applied == []
 
 
@@ -254,8 +263,8 @@ def test_detach_on_relation_broken(kube, applied):
         "l2sm/networks"
     ]
     assert json.loads(annotation) == [{"name": "net-a"}]
-    # Until the pod restarts, net-b's interface is still there: it is emptied.
-    assert InterfacePlan("net2") in applied[-1]
+    # Until the pod restarts, net-b's interface is still there: it is emptied; net-a keeps its own.
+    assert applied[-1] == [InterfacePlan("net1", 1400, ("10.0.1.2/24",), ()), InterfacePlan("net2")]
     assert "NetworkLostEvent" in [type(e).__name__ for e in c.emitted_events]
     assert out.unit_status.name == "maintenance"
 
@@ -337,16 +346,6 @@ def test_interfaces_not_there_yet(kube, applied, monkeypatch):
     assert out.unit_status == testing.WaitingStatus("configuring interfaces: net1")
 
 
-def test_status_in_an_action_free_dispatch(kube, applied):
-    kube.add(pod(networks=["net-a"], interfaces=["net1"]))
-    c = ctx()
-    out = c.run(
-        c.on.collect_unit_status(), state([network(**NET_A, assignments={"test-knf/0": "10.0.1.2/24"})])
-    )
-    assert out.unit_status == testing.ActiveStatus("net-a 10.0.1.2/24 on net1")
-    assert applied == []  # a look, not a change
-
-
 def test_recreated_pod_gets_the_same_addresses_back(kube, applied):
     # Kubernetes recreates the pod: same unit, empty interfaces; the address lives in the
     # network's databag, so the start hook configures the same one again.
@@ -358,3 +357,34 @@ def test_recreated_pod_gets_the_same_addresses_back(kube, applied):
     applied.clear()
     c.run(c.on.start(), out)
     assert applied == [[InterfacePlan("net1", 1400, ("10.0.1.10/24",), ())]]
+
+
+def test_pure_l2_network_is_ready_too(kube, applied):
+    l2 = network(name="net-l2", cidr="")
+    kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-l2"], ("charm",))))
+    kube.add(pod(networks=["net-l2"], interfaces=["net1"]))
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([l2]))
+    assert out.unit_status == testing.ActiveStatus("net-l2 (L2 only) on net1")
+    assert [e.network for e in c.emitted_events if type(e).__name__ == "NetworkReadyEvent"] == ["net-l2"]
+
+
+def test_cidr_network_without_an_address_yet_is_waiting(kube, applied):
+    kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a"], ("charm",))))
+    kube.add(pod(networks=["net-a"], interfaces=["net1"]))
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([network(**NET_A)]))
+    assert out.unit_status == testing.WaitingStatus("net-a waiting for an address")
+    assert not [e for e in c.emitted_events if type(e).__name__ == "NetworkReadyEvent"]
+
+
+def test_status_in_a_dispatch_that_did_not_reconcile_is_the_last_one(kube, applied):
+    kube.add(pod(networks=["net-a"], interfaces=["net1"]))
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([network(**NET_A, assignments={"test-knf/0": "10.0.1.2/24"})]))
+    assert out.unit_status == testing.MaintenanceStatus("restarting pods to change their L2S-M networks")
+    applied.clear()
+    kube.forbidden = True  # nothing is read in such a dispatch, so an API problem cannot fail it
+    again = c.run(c.on.collect_unit_status(), out)
+    assert again.unit_status == testing.MaintenanceStatus("restarting pods to change their L2S-M networks")
+    assert applied == []

@@ -89,3 +89,34 @@ def test_removes_what_it_no_longer_owns_and_keeps_the_rest(netns):
 def test_missing_interface(netns):
     with pytest.raises(InterfaceMissing, match="net9"):
         apply_plans([InterfacePlan("net9", 1400, ("10.0.1.1/24",))], netns=netns)
+
+
+def test_one_route_per_prefix_and_foreign_routes_untouched(netns):
+    ip("-n", netns, "link", "set", "net2", "up")
+    ip("-n", netns, "addr", "add", "10.0.3.5/24", "dev", "net2")
+    ip("-n", netns, "route", "add", "172.16.0.0/12", "via", "10.0.3.254", "dev", "net2")  # not ours
+    plans = [
+        InterfacePlan(
+            "net1", 1400, ("10.0.1.10/24",), (("10.0.9.0/24", "10.0.1.1"), ("172.16.0.0/12", "10.0.1.1"))
+        ),
+        InterfacePlan(
+            "net2", 1400, ("10.0.3.5/24",), (("10.0.9.0/24", "10.0.3.1"), ("0.0.0.0/0", "10.0.3.1"))
+        ),
+    ]
+    changes = apply_plans(plans, netns=netns)
+    # Two networks bring 10.0.9.0/24: the first plan keeps it, and it stays put when re-applied.
+    assert routes(netns) == {("10.0.9.0/24", "10.0.1.1", "net1"), ("default", "10.0.3.1", "net2")}
+    assert "net2: route 10.0.9.0/24 already comes through net1" in changes
+    assert any("172.16.0.0/12 left alone" in c for c in changes)
+    foreign = json.loads(ip("-n", netns, "-j", "route", "show", "172.16.0.0/12"))
+    assert foreign[0]["gateway"] == "10.0.3.254"
+    again = apply_plans(plans, netns=netns)
+    assert not [c for c in again if "removed" in c or " route " in c.split(":")[0]]
+    assert routes(netns) == {("10.0.9.0/24", "10.0.1.1", "net1"), ("default", "10.0.3.1", "net2")}
+    # Dropping our routes leaves the foreign one.
+    apply_plans(
+        [InterfacePlan("net1", 1400, ("10.0.1.10/24",)), InterfacePlan("net2", 1400, ("10.0.3.5/24",))],
+        netns=netns,
+    )
+    assert routes(netns) == set()
+    assert json.loads(ip("-n", netns, "-j", "route", "show", "172.16.0.0/12"))

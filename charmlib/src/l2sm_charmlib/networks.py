@@ -117,7 +117,7 @@ class L2smNetworks(ops.Object):
         self._maintenance: str | None = None
         self._memberships: list[knf.Membership] = []
         self._reconciled = False
-        self._stored.set_default(applied="{}")
+        self._stored.set_default(applied="{}", last_status='["waiting", "not configured yet"]')
         events = charm.on[relation_name]
         for event in (
             events.relation_created,
@@ -190,6 +190,8 @@ class L2smNetworks(ops.Object):
         requests: dict[str, str],
     ) -> None:
         forwards = self._forwards() if callable(self._forwards) else self._forwards
+        # Work out every request before writing any: a bad one changes nothing anywhere.
+        outgoing = []
         for relation in relations:
             assert relation.app is not None
             info = provided[relation.id]
@@ -206,6 +208,8 @@ class L2smNetworks(ops.Object):
                     }
                 )
             data = NetworkRequirerUnitData.model_validate({"address": address, "offered-prefixes": offered})
+            outgoing.append((relation, data))
+        for relation, data in outgoing:
             relation.save(data, self.model.unit)
 
     def _patch_template_and_read_pod(
@@ -289,7 +293,7 @@ class L2smNetworks(ops.Object):
         now = {
             m.network: [m.interface, m.address, m.mtu, [list(r) for r in m.routes]]
             for m in self._memberships
-            if m.interface and m.address is not None
+            if m.interface and not m.waiting_for_address and not m.rejection
         }
         self._stored.applied = json.dumps(now, sort_keys=True)
         for network in sorted(now):
@@ -303,30 +307,17 @@ class L2smNetworks(ops.Object):
 
     # -- status ---------------------------------------------------------------------------
 
-    def _look(self) -> None:
-        """In a dispatch that did not reconcile (an action, say): read, change nothing."""
-        self._reconciled = True
-        relations = [r for r in self.model.relations[self._relation_name] if r.app]
-        try:
-            knf.parse_addresses(self._addresses())
-        except ValueError as exc:
-            self._blocked = f"option 'addresses': {exc}"
-            return
-        provided = {r.id: self._provided(r) for r in relations}
-        try:
-            pod = self.kube.get(Pod, self.model.unit.name.replace("/", "-"), self.model.name) or {}
-        except KubeForbidden:
-            self._blocked = f"deploy with --trust (juju trust {self._charm.app.name} --scope=cluster)"
-            return
-        self._memberships = self._read_memberships(relations, provided, pod)
-        error = _annotations(pod).get(L2SM_ERROR_ANNOTATION)
-        if error:
-            self._blocked = f"L2S-M could not attach this pod: {error}"
-
     def status(self) -> ops.StatusBase:
-        """One line for collect-status: what blocks, what is in progress, or each network."""
+        """One line for collect-status. In a dispatch that did not reconcile (an action, a
+        workload's pebble-ready) it is the last reconcile's, not a partial fresh look."""
         if not self._reconciled:
-            self._look()
+            name, message = json.loads(self._stored.last_status)
+            return ops.StatusBase.from_name(name, message)
+        status = self._assess()
+        self._stored.last_status = json.dumps([status.name, status.message])
+        return status
+
+    def _assess(self) -> ops.StatusBase:
         if self._blocked:
             return ops.BlockedStatus(self._blocked)
         refused = [m for m in self._memberships if m.rejection]
@@ -340,7 +331,7 @@ class L2smNetworks(ops.Object):
             return ops.ActiveStatus("no L2S-M network")
         if not self._memberships:
             return ops.WaitingStatus("waiting for the networks to answer")
-        if any(not m.interface for m in self._memberships):
+        if any(not m.interface or m.waiting_for_address for m in self._memberships):
             return ops.WaitingStatus("; ".join(m.status_line() for m in self._memberships))
         return ops.ActiveStatus("; ".join(m.status_line() for m in self._memberships))
 

@@ -112,8 +112,14 @@ class Membership:
             routes=routes,
         )
 
+    @property
+    def waiting_for_address(self) -> bool:
+        return bool(self.cidr) and not self.address and not self.rejection
+
     def status_line(self) -> str:
         if self.rejection:
             return f"{self.network}: refused: {self.rejection}"
+        if self.waiting_for_address:
+            return f"{self.network} waiting for an address"
         where = f"on {self.interface}" if self.interface else "waiting for its interface"
         return f"{self.network} {self.address or '(L2 only)'} {where}"

@@ -2,7 +2,8 @@
 
 Runs in the charm container (which shares the pod's network namespace) or, for the lab,
 in a named network namespace. Routes it adds carry their own protocol number, so it
-removes exactly the routes it made and never one somebody else added.
+removes exactly the routes it made; it never replaces or removes a route somebody else
+added.
 """
 
 from __future__ import annotations
@@ -24,28 +25,55 @@ class InterfaceMissing(Exception):
 
 
 def apply_plans(plans: Iterable[InterfacePlan], netns: str | None = None) -> list[str]:
-    """Make each interface carry exactly its plan's IPv4 addresses and routes. Returns what
-    changed, in words, for the log."""
+    """Make each interface carry exactly its plan's IPv4 addresses and MTU, and the namespace
+    exactly the routes of all plans. One route per prefix: if two networks bring the same
+    prefix, the plan listed first keeps it; a route to a prefix that somebody else added is
+    left alone. Returns what changed (and what was left alone), in words, for the log."""
     changes: list[str] = []
     plans = list(plans)
     with IPRoute(netns=netns) if netns else IPRoute() as ipr:
-        planned_indexes = set()
+        indexes: dict[str, int] = {}
         for plan in plans:
             found = ipr.link_lookup(ifname=plan.ifname)
             if not found:
                 raise InterfaceMissing(plan.ifname)
-            index = next(iter(found))
-            planned_indexes.add(index)
-            changes += _apply_one(ipr, index, plan)
-        # Routes we made on interfaces no plan names any more (a network left).
+            indexes[plan.ifname] = next(iter(found))
+        wanted: dict[str, tuple[int, str, str]] = {}  # prefix -> (oif, via, ifname)
+        for plan in plans:
+            for prefix, via in plan.routes:
+                key = str(ipaddress.IPv4Network(prefix))
+                if key in wanted:
+                    changes.append(f"{plan.ifname}: route {key} already comes through {wanted[key][2]}")
+                    continue
+                wanted[key] = (indexes[plan.ifname], str(ipaddress.IPv4Address(via)), plan.ifname)
+        # Stale routes first: they may hang on an address about to go.
         for route in _our_routes(ipr):
-            if route.get_attr("RTA_OIF") not in planned_indexes:
+            key = _dst(route)
+            if wanted.get(key, (None, None))[:2] != (
+                route.get_attr("RTA_OIF"),
+                route.get_attr("RTA_GATEWAY"),
+            ):
                 _delete_route(ipr, route)
-                changes.append(f"removed route {_describe(route)}")
+                changes.append(f"removed route {key} via {route.get_attr('RTA_GATEWAY')}")
+        for plan in plans:
+            changes += _apply_link_and_addresses(ipr, indexes[plan.ifname], plan)
+        # Read again: removing an address makes the kernel drop the routes through it.
+        ours = {_dst(r) for r in _our_routes(ipr)}
+        others = {
+            _dst(r) for r in ipr.get_routes(family=socket.AF_INET, table=254) if r["proto"] != RTPROT_L2SM
+        }
+        for prefix, (oif, via, ifname) in sorted(wanted.items()):
+            if prefix in ours:
+                continue
+            if prefix in others:
+                changes.append(f"{ifname}: route {prefix} left alone: a route to it exists that is not ours")
+                continue
+            ipr.route("add", dst=prefix, gateway=via, oif=oif, proto=RTPROT_L2SM)
+            changes.append(f"{ifname} route {prefix} via {via}")
     return changes
 
 
-def _apply_one(ipr: IPRoute, index: int, plan: InterfacePlan) -> list[str]:
+def _apply_link_and_addresses(ipr: IPRoute, index: int, plan: InterfacePlan) -> list[str]:
     changes = []
     link = next(iter(ipr.get_links(index)))
     if plan.mtu and link.get_attr("IFLA_MTU") != plan.mtu:
@@ -54,17 +82,6 @@ def _apply_one(ipr: IPRoute, index: int, plan: InterfacePlan) -> list[str]:
     if not link["flags"] & 1:  # IFF_UP
         ipr.link("set", index=index, state="up")
         changes.append(f"{plan.ifname} up")
-
-    # Stale routes first: they may hang on an address about to go.
-    current = {
-        (f"{r.get_attr('RTA_DST')}/{r['dst_len']}", r.get_attr("RTA_GATEWAY")): r
-        for r in _our_routes(ipr, index)
-    }
-    wanted = {(str(ipaddress.IPv4Network(p)), str(ipaddress.IPv4Address(v))) for p, v in plan.routes}
-    for key in sorted(set(current) - wanted):
-        _delete_route(ipr, current[key])
-        changes.append(f"{plan.ifname} removed route {key[0]} via {key[1]}")
-
     have = {
         f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
         for a in ipr.get_addr(index=index, family=socket.AF_INET)
@@ -78,39 +95,27 @@ def _apply_one(ipr: IPRoute, index: int, plan: InterfacePlan) -> list[str]:
         ip, length = address.split("/")
         ipr.addr("add", index=index, address=ip, prefixlen=int(length))
         changes.append(f"{plan.ifname} added {address}")
-
-    # Read again: removing an address makes the kernel drop the routes through it.
-    present = {
-        (f"{r.get_attr('RTA_DST')}/{r['dst_len']}", r.get_attr("RTA_GATEWAY"))
-        for r in _our_routes(ipr, index)
-    }
-    for prefix, via in sorted(wanted - present):
-        ipr.route("replace", dst=prefix, gateway=via, oif=index, proto=RTPROT_L2SM)
-        changes.append(f"{plan.ifname} route {prefix} via {via}")
     return changes
+
+
+def _dst(route) -> str:
+    # The default route carries no RTA_DST.
+    return f"{route.get_attr('RTA_DST') or '0.0.0.0'}/{route['dst_len']}"
 
 
 def _delete_route(ipr: IPRoute, route) -> None:
     try:
-        ipr.route("del", **_route_key(route))
+        ipr.route(
+            "del",
+            dst=_dst(route),
+            gateway=route.get_attr("RTA_GATEWAY"),
+            oif=route.get_attr("RTA_OIF"),
+            proto=RTPROT_L2SM,
+        )
     except NetlinkError as exc:
         if exc.code != 3:  # ESRCH: the kernel dropped it with its address already
             raise
 
 
-def _our_routes(ipr: IPRoute, index: int | None = None) -> list:
-    routes = [r for r in ipr.get_routes(family=socket.AF_INET) if r["proto"] == RTPROT_L2SM]
-    return [r for r in routes if index is None or r.get_attr("RTA_OIF") == index]
-
-
-def _route_key(route) -> dict:
-    return {
-        "dst": f"{route.get_attr('RTA_DST')}/{route['dst_len']}",
-        "gateway": route.get_attr("RTA_GATEWAY"),
-        "oif": route.get_attr("RTA_OIF"),
-        "proto": RTPROT_L2SM,
-    }
-
-
-def _describe(route) -> str:
-    return f"{route.get_attr('RTA_DST')}/{route['dst_len']} via {route.get_attr('RTA_GATEWAY')}"
+def _our_routes(ipr: IPRoute) -> list:
+    return [r for r in ipr.get_routes(family=socket.AF_INET) if r["proto"] == RTPROT_L2SM]

@@ -75,6 +75,7 @@ def merge_into(statefulset: dict[str, Any], patch: dict[str, Any]) -> dict[str, 
         target = live.get(container["name"])
         if target is None:
             continue  # SSA would add a nameless-image container: the charm never names one
+        # capabilities.add is an atomic list: the applied one replaces what was there.
         caps = target.setdefault("securityContext", {}).setdefault("capabilities", {})
-        caps["add"] = sorted(set(caps.get("add") or []) | {"NET_ADMIN"})
+        caps["add"] = list(container["securityContext"]["capabilities"]["add"])
     return result
