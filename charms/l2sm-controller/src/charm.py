@@ -164,6 +164,12 @@ class L2smControllerCharm(ops.CharmBase):
     def _require_cluster(self) -> None:
         if self.kube.get(CustomResourceDefinition, NAD_CRD) is None:
             raise Blocked(f"Multus not found: install it (CRD {NAD_CRD} is missing)")
+        ours = objects.webhook_configuration_name(self.app.name, self.namespace)
+        for config in self.kube.list(MutatingWebhookConfiguration):
+            name = config["metadata"]["name"]
+            if name != ours and any(_mutates_l2sm_pods(hook) for hook in config.get("webhooks") or []):
+                # Two pod mutators would each hand out interfaces: one L2S-M per cluster.
+                raise Blocked(f"another L2S-M is installed (webhook {name}): remove it or this application")
 
     def _apply_cluster_objects(self) -> None:
         for crd in custom_resource_definitions(self.app.name, self.namespace):
@@ -265,7 +271,16 @@ class L2smControllerCharm(ops.CharmBase):
         return DesiredState.build(networks, ports, released)
 
     def _resync(self) -> ResyncReport:
-        report = apply_resync(self._vnets(), plan_resync(self._desired_state()))
+        client = self._vnets()
+        report = apply_resync(client, plan_resync(self._desired_state()))
+        if report.networks_recreated:
+            # An L2Network deleted while we recreated it would leave an orphan in the
+            # controller (the operator deleted it there already): look again.
+            still = {n["metadata"]["name"] for n in self.kube.list(L2Network) if not _deleting(n)}
+            for name in sorted(set(report.networks_recreated) - still):
+                client.delete_network(name)
+                report.networks_recreated.remove(name)
+                logger.info("resync: %s was deleted meanwhile; removed it from the controller again", name)
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self._stored.last_resync = now
         self._stored.last_resync_summary = report.summary()
@@ -563,6 +578,12 @@ def _check_passed(container: ops.Container, name: str) -> bool:
     if info is None or info.status != ops.pebble.CheckStatus.UP:
         return False
     return info.successes is None or info.successes > 0
+
+
+def _mutates_l2sm_pods(hook: dict[str, Any]) -> bool:
+    selector = ((hook.get("objectSelector") or {}).get("matchLabels") or {}).get("l2sm")
+    path = ((hook.get("clientConfig") or {}).get("service") or {}).get("path")
+    return selector == "true" or path == objects.WEBHOOK_PATH
 
 
 def _deleting(obj: dict[str, Any]) -> bool:

@@ -272,3 +272,28 @@ def test_image_that_does_not_start_blocks(ctx, kube, controller, oar_dir, monkey
     )
     assert not out.get_container("manager").plan.services
     assert kube.find("MutatingWebhookConfiguration", f"{APP}-{NAMESPACE}-pods") is None
+
+
+def test_another_l2sm_install_blocks(ctx, kube, controller, oar_dir):
+    kube.add(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "l2sm-mutating-webhook-configuration"},
+            "webhooks": [
+                {
+                    "name": "mpod.kb.io",
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "objectSelector": {"matchLabels": {"l2sm": "true"}},
+                    "clientConfig": {"service": {"name": "l2sm-webhook-service", "namespace": "l2sm-system"}},
+                }
+            ],
+        }
+    )
+    out = _run(ctx, make_state(oar_dir))
+    assert out.unit_status == testing.BlockedStatus(
+        "another L2S-M is installed (webhook l2sm-mutating-webhook-configuration): "
+        "remove it or this application"
+    )
+    assert kube.writes == []
