@@ -312,11 +312,7 @@ def test_changed_event_when_the_address_moves(kube, applied):
     kube.add(pod(networks=["net-a"], interfaces=["net1"]))
     c = ctx()
     out = c.run(c.on.config_changed(), state([network(**NET_A, assignments={"test-knf/0": "10.0.1.2/24"})]))
-    moved = network(
-        **NET_A,
-        assignments={"test-knf/0": "10.0.1.3/24"},
-        relation_id=out.get_relation(next(iter(out.relations)).id).id if False else None,
-    )
+    moved = network(**NET_A, assignments={"test-knf/0": "10.0.1.3/24"})
     out2 = c.run(
         c.on.update_status(),
         testing.State(leader=True, model=out.model, relations={moved}, stored_states=out.stored_states),
@@ -388,3 +384,28 @@ def test_status_in_a_dispatch_that_did_not_reconcile_is_the_last_one(kube, appli
     again = c.run(c.on.collect_unit_status(), out)
     assert again.unit_status == testing.MaintenanceStatus("restarting pods to change their L2S-M networks")
     assert applied == []
+
+
+def test_nothing_asked_before_the_network_says_its_name(kube, applied):
+    # The app is called net-app but the network is net-a: the address for net-a must not be
+    # preceded by a pool request that could take what a peer asks for.
+    silent = testing.Relation("networks", remote_app_name="net-app")
+    c = ctx()
+    out = c.run(c.on.relation_joined(silent), state([silent], config={"addresses": "net-a=10.0.1.10/24"}))
+    assert "address" not in out.get_relation(silent.id).local_unit_data
+    answered = network(**NET_A)
+    answered = testing.Relation(
+        "networks", remote_app_name="net-app", remote_app_data=answered.remote_app_data, id=silent.id
+    )
+    out = c.run(
+        c.on.relation_changed(answered), state([answered], config={"addresses": "net-a=10.0.1.10/24"})
+    )
+    assert published(out, answered).address == "10.0.1.10/24"
+
+
+def test_a_router_workload_gets_net_admin_too(kube, applied):
+    c = ctx()
+    c.run(c.on.config_changed(), state([network(**NET_A)], config={"forwards": True}))
+    containers = kube.find("StatefulSet", APP, MODEL)["spec"]["template"]["spec"]["containers"]
+    caps = {x["name"]: x.get("securityContext", {}).get("capabilities", {}).get("add") for x in containers}
+    assert caps == {"charm": ["NET_ADMIN"], "workload": ["NET_ADMIN"]}

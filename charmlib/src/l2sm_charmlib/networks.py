@@ -101,7 +101,8 @@ class L2smNetworks(ops.Object):
         *,
         addresses: Callable[[], str] | None = None,
         forwards: bool | Callable[[], bool] = False,
-        net_admin_containers: tuple[str, ...] = ("charm",),
+        container: str | None = None,
+        workload_net_admin: bool = False,
         applier: Applier | None = None,
     ):
         super().__init__(charm, relation_name)
@@ -109,7 +110,10 @@ class L2smNetworks(ops.Object):
         self._relation_name = relation_name
         self._addresses = addresses or (lambda: "")
         self._forwards = forwards
-        self._net_admin_containers = net_admin_containers
+        # The charm container configures the interfaces; a workload that sets up networking
+        # itself (a router's nftables) gets NET_ADMIN too when asked.
+        self._container = container
+        self._net_admin_containers = ("charm", container) if container and workload_net_admin else ("charm",)
         self._applier = applier or _default_applier
         self._kube: Kube | None = None
         self._blocked: str | None = None
@@ -195,8 +199,11 @@ class L2smNetworks(ops.Object):
         for relation in relations:
             assert relation.app is not None
             info = provided[relation.id]
-            name = info.network.name if info else relation.app.name
-            base = requests.get(name) or requests.get(relation.app.name)
+            if info is None:
+                # Ask only once the network has said its name: `addresses` is keyed by it, and
+                # a premature pool request could take an address a peer is about to ask for.
+                continue
+            base = requests.get(info.network.name) or requests.get(relation.app.name)
             address = knf.address_for_unit(base, self._unit_number()) if base else ""
             offered: list[str] = []
             if forwards:

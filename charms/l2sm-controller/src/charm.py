@@ -29,7 +29,7 @@ from l2sm_charmlib.kube import (
 from l2sm_charmlib.reconcile import Blocked, DispatchStatus, Waiting, kube_client, load_config
 from l2sm_core import attachments
 from l2sm_core.interfaces import ControllerProviderAppData
-from l2sm_core.manifests import OWNER, OWNER_KIND, OWNER_KIND_ACTION, OWNER_KIND_APPLICATION
+from l2sm_core.manifests import INSTANCE, MODEL, OWNER, OWNER_KIND, OWNER_KIND_ACTION, OWNER_KIND_APPLICATION
 from l2sm_core.manifests import controller as objects
 from l2sm_core.manifests.crds import CRD_KINDS, crd_name, custom_resource_definitions
 from l2sm_core.resync import DesiredState, ResyncReport, apply_resync, plan_resync
@@ -314,14 +314,16 @@ class L2smControllerCharm(ops.CharmBase):
             return  # nothing useful to say before the Service has an address
         secret = self._credentials()
         secret_id = secret.id or secret.get_info().id
-        data = ControllerProviderAppData(
-            host=f"{objects.sdn_service_name(self.app.name)}.{self.namespace}.svc.cluster.local",
-            namespace=self.namespace,
-            cluster_ip=cluster_ip,
-            openflow_port=objects.OPENFLOW_PORT,
-            rest_url=f"http://{cluster_ip}:{objects.REST_PORT}",
-            ready=ready,
-            credentials_secret=secret_id,
+        data = ControllerProviderAppData.model_validate(
+            {
+                "host": f"{objects.sdn_service_name(self.app.name)}.{self.namespace}.svc.cluster.local",
+                "namespace": self.namespace,
+                "cluster-ip": cluster_ip,
+                "openflow-port": objects.OPENFLOW_PORT,
+                "rest-url": f"http://{cluster_ip}:{objects.REST_PORT}",
+                "ready": ready,
+                "credentials-secret": secret_id,
+            }
         )
         for relation in relations:
             secret.grant(relation)
@@ -358,7 +360,16 @@ class L2smControllerCharm(ops.CharmBase):
                 )
                 return
             for kind in CRD_KINDS:
-                self.kube.delete(CustomResourceDefinition, crd_name(kind))
+                crd = self.kube.get(CustomResourceDefinition, crd_name(kind))
+                labels = ((crd or {}).get("metadata") or {}).get("labels") or {}
+                if (
+                    crd is not None
+                    and labels.get(INSTANCE) == self.app.name
+                    and labels.get(MODEL) == self.namespace
+                ):
+                    self.kube.delete(CustomResourceDefinition, crd_name(kind))
+                elif crd is not None:
+                    logger.warning("keeping CRD %s: another installation made it", crd_name(kind))
             logger.info("removed the L2S-M CRDs: no L2S-M object was left")
         except KubeForbidden:
             logger.error(
@@ -581,9 +592,12 @@ def _check_passed(container: ops.Container, name: str) -> bool:
 
 
 def _mutates_l2sm_pods(hook: dict[str, Any]) -> bool:
+    """A pod mutator for `l2sm: "true"` pods: L2S-M's own selector (a path alone says little:
+    controller-runtime gives every pod webhook the same one)."""
     selector = ((hook.get("objectSelector") or {}).get("matchLabels") or {}).get("l2sm")
-    path = ((hook.get("clientConfig") or {}).get("service") or {}).get("path")
-    return selector == "true" or path == objects.WEBHOOK_PATH
+    rules = hook.get("rules") or []
+    on_pods = not rules or any("pods" in (r.get("resources") or []) for r in rules)
+    return selector == "true" and on_pods
 
 
 def _deleting(obj: dict[str, Any]) -> bool:

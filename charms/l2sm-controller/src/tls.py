@@ -83,14 +83,17 @@ def issue(
 ) -> WebhookTLS:
     """A serving certificate for dns_names, signed by ca's CA (a new CA when None or expiring)."""
     previous = ""
+    kept = None
     if ca is not None:
-        ca_cert = x509.load_pem_x509_certificate(ca.ca_cert.encode())
-        ca_key = serialization.load_pem_private_key(ca.ca_key.encode(), password=None)
-        if ca_cert.not_valid_after_utc - now <= datetime.timedelta(days=days):
-            previous, ca = ca.ca_cert, None
+        loaded = x509.load_pem_x509_certificate(ca.ca_cert.encode())
+        if loaded.not_valid_after_utc - now <= datetime.timedelta(days=days):
+            previous = ca.ca_cert
         else:
             previous = ca.previous_ca_cert
-    if ca is None:
+            kept = (loaded, serialization.load_pem_private_key(ca.ca_key.encode(), password=None))
+    if kept is not None:
+        ca_cert, ca_key = kept
+    else:
         ca_key = _key()
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} webhook CA")])
         ca_cert = (

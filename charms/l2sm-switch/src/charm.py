@@ -239,6 +239,7 @@ class L2smSwitchCharm(ops.CharmBase):
             f"overlay {fabric.name}: {len(fabric.nodes)} node(s), {len(fabric.links)} link(s)"
         )
         logger.info("applied %s", self._stored.last_change)
+        return True
 
     def _wait_gone(self, fabric: Fabric) -> bool:
         deadline = time.monotonic() + RECREATE_WAIT_SECONDS

@@ -8,7 +8,14 @@ from l2sm_charmlib.networks import L2smNetworks, NetworkEvent
 class TestKnfCharm(ops.CharmBase):
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        self.networks = L2smNetworks(self, "networks", addresses=self._addresses, forwards=self._forwards)
+        self.networks = L2smNetworks(
+            self,
+            "networks",
+            container="workload",
+            addresses=self._addresses,
+            forwards=self._forwards,
+            workload_net_admin=self._forwards(),
+        )
         framework.observe(self.networks.on.ready, self._on_network)
         framework.observe(self.networks.on.changed, self._on_network)
         framework.observe(self.networks.on.lost, self._on_network)

@@ -297,3 +297,33 @@ def test_another_l2sm_install_blocks(ctx, kube, controller, oar_dir):
         "remove it or this application"
     )
     assert kube.writes == []
+
+
+def test_an_unrelated_pod_webhook_is_no_reason_to_stop(ctx, kube, controller, oar_dir):
+    kube.add(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "opentelemetry-operator-mutation"},
+            "webhooks": [
+                {
+                    "name": "mpod.kb.io",
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "clientConfig": {
+                        "service": {"name": "otel", "namespace": "otel", "path": "/mutate-v1-pod"}
+                    },
+                    "rules": [
+                        {
+                            "operations": ["CREATE"],
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "resources": ["pods"],
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+    out = _run(ctx, make_state(oar_dir))
+    assert out.unit_status.name == "active"

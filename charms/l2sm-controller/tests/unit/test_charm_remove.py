@@ -77,3 +77,17 @@ def test_remove_before_anything_was_installed(ctx, kube, controller, oar_dir):
     )
     ctx.run(ctx.on.remove(), _removing(state))
     assert kube.writes == []  # nothing was there, nothing to delete
+
+
+def test_crds_another_installation_made_are_kept(ctx, kube, controller, oar_dir, caplog):
+    from l2sm_core.manifests.crds import custom_resource_definitions
+
+    for crd in custom_resource_definitions("l2sm-controller", "elsewhere"):
+        kube.add(crd)  # the other model's controller installed them
+    state = make_state(
+        oar_dir, containers={controller_container(oar_dir, connect=False), manager_container()}
+    )
+    ctx.run(ctx.on.remove(), _removing(state))
+    for kind in CRD_KINDS:
+        assert kube.find("CustomResourceDefinition", crd_name(kind)) is not None
+    assert "another installation made it" in caplog.text

@@ -220,3 +220,23 @@ def test_isolated_node_is_reported(ctx, kube):
     _ready(kube, ["node-a", "node-b", "node-c"])
     out = ctx.run(ctx.on.update_status(), make_state(config={"topology": "node-a:node-b"}))
     assert out.unit_status == testing.ActiveStatus("3/3 switches ready; no links to node-c")
+
+
+def test_after_a_recreate_held_ports_are_marked_in_the_same_hook(ctx, kube):
+    ctx.run(ctx.on.config_changed(), make_state())
+    kube.add(knf_pod("cache-0", "node-a", [2]))
+    real_get = kube.get
+    polls = {"n": 0}
+
+    def operator_makes_nads_a_little_later(res, name, *, namespace=None):
+        # The operator makes the new Overlay's NADs a moment after the Overlay appears.
+        if res._api_info.resource.kind == "NetworkAttachmentDefinition":
+            polls["n"] += 1
+            if polls["n"] == 2:
+                kube.add(nad(APP, 2))
+        return real_get(res, name, namespace=namespace)
+
+    kube.get = operator_makes_nads_a_little_later
+    ctx.run(ctx.on.config_changed(), make_state(config={"interfaces-per-node": 12}))
+    labels = kube.find("NetworkAttachmentDefinition", f"{APP}-veth2", NAMESPACE)["metadata"]["labels"]
+    assert labels["used-node-a"] == "true"

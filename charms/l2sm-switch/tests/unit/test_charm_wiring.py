@@ -85,7 +85,9 @@ def test_relation_broken_keeps_the_fabric(ctx, kube):
     out = ctx.run(ctx.on.relation_broken(relation), make_state(relation=False, relations={relation}))
     # With fail_mode=secure the switches keep their flows: nothing is torn down.
     assert kube.find("Overlay", APP, NAMESPACE) is not None
-    assert out.unit_status.name in ("blocked", "waiting")
+    assert out.unit_status == testing.BlockedStatus(
+        f"integrate with l2sm-controller: juju integrate {APP}:controller l2sm-controller"
+    )
 
 
 def test_remove_deletes_the_overlay_after_the_relation_is_gone(ctx, kube):
