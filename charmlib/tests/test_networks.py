@@ -409,3 +409,17 @@ def test_a_router_workload_gets_net_admin_too(kube, applied):
     containers = kube.find("StatefulSet", APP, MODEL)["spec"]["template"]["spec"]["containers"]
     caps = {x["name"]: x.get("securityContext", {}).get("capabilities", {}).get("add") for x in containers}
     assert caps == {"charm": ["NET_ADMIN"], "workload": ["NET_ADMIN"]}
+
+
+def test_an_address_for_a_network_not_joined_is_pointed_out(kube, applied):
+    kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a"], ("charm",))))
+    kube.add(pod(networks=["net-a"], interfaces=["net1"]))
+    c = ctx()
+    config = {"addresses": "net-a=10.0.1.2/24,net-z=10.0.9.1/24"}
+    out = c.run(
+        c.on.config_changed(),
+        state([network(**NET_A, assignments={"test-knf/0": "10.0.1.2/24"})], config=config),
+    )
+    assert out.unit_status == testing.ActiveStatus(
+        "net-a 10.0.1.2/24 on net1; 'addresses' names no joined network: net-z"
+    )

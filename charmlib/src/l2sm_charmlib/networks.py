@@ -121,6 +121,7 @@ class L2smNetworks(ops.Object):
         self._maintenance: str | None = None
         self._memberships: list[knf.Membership] = []
         self._reconciled = False
+        self._unmatched: list[str] = []
         self._stored.set_default(applied="{}", last_status='["waiting", "not configured yet"]')
         events = charm.on[relation_name]
         for event in (
@@ -160,6 +161,7 @@ class L2smNetworks(ops.Object):
         except ValueError as exc:
             self._blocked = f"option 'addresses': {exc}"
             return
+        self._unmatched = sorted(set(requests) - {r.app.name for r in relations if r.app})
         provided = {r.id: self._provided(r) for r in relations}
         try:
             self._publish(relations, provided, requests)
@@ -340,7 +342,13 @@ class L2smNetworks(ops.Object):
             return ops.WaitingStatus("waiting for the networks to answer")
         if any(not m.interface or m.waiting_for_address for m in self._memberships):
             return ops.WaitingStatus("; ".join(m.status_line() for m in self._memberships))
-        return ops.ActiveStatus("; ".join(m.status_line() for m in self._memberships))
+        message = "; ".join(m.status_line() for m in self._memberships)
+        joined = {m.network for m in self._memberships}
+        unmatched = [name for name in self._unmatched if name not in joined]
+        if unmatched:
+            # Likely a typo, or a network not integrated yet: say so rather than ignore it.
+            message += f"; 'addresses' names no joined network: {', '.join(unmatched)}"
+        return ops.ActiveStatus(message)
 
 
 def _pod_interfaces(pod: dict[str, Any]) -> dict[str, str]:
