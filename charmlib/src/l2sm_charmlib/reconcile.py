@@ -74,3 +74,24 @@ class DispatchStatus:
         if self._status is None:
             self._status = ops.BlockedStatus(self.blocked_by) if self.blocked_by else self._assess()
         return self._status
+
+
+class ReconcilingCharm(ops.CharmBase):
+    """What every charm here has: a lazy Kubernetes client and one status per dispatch,
+    given by the charm's own read-only `assess`, wired to both collect-status events."""
+
+    def __init__(self, framework: ops.Framework, assess: Callable[[], ops.StatusBase]):
+        super().__init__(framework)
+        self._kube: Kube | None = None
+        self._status = DispatchStatus(assess)
+        framework.observe(self.on.collect_unit_status, self._on_collect_status)
+        framework.observe(self.on.collect_app_status, self._on_collect_status)
+
+    @property
+    def kube(self) -> Kube:
+        if self._kube is None:
+            self._kube = kube_client(self.app.name)
+        return self._kube
+
+    def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
+        event.add_status(self._status.get())

@@ -19,14 +19,13 @@ from l2sm_charmlib.kube import (
     L2SM_KINDS,
     NAD_CRD,
     CustomResourceDefinition,
-    Kube,
     KubeForbidden,
     L2Network,
     MutatingWebhookConfiguration,
     Pod,
     Service,
 )
-from l2sm_charmlib.reconcile import Blocked, DispatchStatus, Waiting, kube_client, load_config
+from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Waiting, load_config
 from l2sm_core import attachments
 from l2sm_core.interfaces import ControllerProviderAppData
 from l2sm_core.manifests import INSTANCE, MODEL, OWNER, OWNER_KIND, OWNER_KIND_ACTION, OWNER_KIND_APPLICATION
@@ -56,16 +55,14 @@ RESYNC_EVENTS = (
 )
 
 
-class L2smControllerCharm(ops.CharmBase):
+class L2smControllerCharm(ReconcilingCharm):
     _stored = ops.StoredState()
 
     def __init__(self, framework: ops.Framework):
-        super().__init__(framework)
+        super().__init__(framework, self._assess)
         self._stored.set_default(
             last_resync="", last_resync_summary="", last_repair="", last_repair_summary=""
         )
-        self._kube: Kube | None = None
-        self._status = DispatchStatus(self._assess)
         for event in (
             self.on.controller_pebble_ready,
             self.on.manager_pebble_ready,
@@ -82,8 +79,6 @@ class L2smControllerCharm(ops.CharmBase):
         ):
             framework.observe(event, self._reconcile)
         framework.observe(self.on.remove, self._on_remove)
-        framework.observe(self.on.collect_unit_status, self._on_collect_status)
-        framework.observe(self.on.collect_app_status, self._on_collect_status)
         framework.observe(self.on.list_networks_action, self._on_list_networks)
         framework.observe(self.on.show_network_action, self._on_show_network)
         framework.observe(self.on.create_network_action, self._on_create_network)
@@ -91,12 +86,6 @@ class L2smControllerCharm(ops.CharmBase):
         framework.observe(self.on.controller_status_action, self._on_controller_status)
 
     # -- inputs -------------------------------------------------------------------------------
-
-    @property
-    def kube(self) -> Kube:
-        if self._kube is None:
-            self._kube = kube_client(self.app.name)
-        return self._kube
 
     @property
     def namespace(self) -> str:
@@ -410,9 +399,6 @@ class L2smControllerCharm(ops.CharmBase):
         return ops.ActiveStatus(
             f"controller ready, {switches} switch{'es' if switches != 1 else ''} connected"
         )
-
-    def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
-        event.add_status(self._status.get())
 
     # -- actions ------------------------------------------------------------------------------
 

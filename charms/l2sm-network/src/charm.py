@@ -12,15 +12,8 @@ import ops
 import pydantic
 from models import NetworkConfig, ShowParams
 
-from l2sm_charmlib.kube import CustomResourceDefinition, Kube, KubeForbidden, L2Network
-from l2sm_charmlib.reconcile import (
-    Blocked,
-    DispatchStatus,
-    Waiting,
-    controller_data,
-    kube_client,
-    load_config,
-)
+from l2sm_charmlib.kube import CustomResourceDefinition, KubeForbidden, L2Network
+from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Waiting, controller_data, load_config
 from l2sm_core.interfaces import (
     NetworkInfo,
     NetworkProviderAppData,
@@ -49,11 +42,9 @@ class Membership:
     routes: RouteTable
 
 
-class L2smNetworkCharm(ops.CharmBase):
+class L2smNetworkCharm(ReconcilingCharm):
     def __init__(self, framework: ops.Framework):
-        super().__init__(framework)
-        self._kube: Kube | None = None
-        self._status = DispatchStatus(self._assess)
+        super().__init__(framework, self._assess)
         for event in (
             self.on.config_changed,
             self.on.upgrade_charm,
@@ -68,15 +59,7 @@ class L2smNetworkCharm(ops.CharmBase):
         ):
             framework.observe(event, self._reconcile)
         framework.observe(self.on.remove, self._on_remove)
-        framework.observe(self.on.collect_unit_status, self._on_collect_status)
-        framework.observe(self.on.collect_app_status, self._on_collect_status)
         framework.observe(self.on.show_action, self._on_show)
-
-    @property
-    def kube(self) -> Kube:
-        if self._kube is None:
-            self._kube = kube_client(self.app.name)
-        return self._kube
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -235,9 +218,6 @@ class L2smNetworkCharm(ops.CharmBase):
         if membership.allocation.rejections:
             message += f", {len(membership.allocation.rejections)} refused (see the show action)"
         return ops.ActiveStatus(message)
-
-    def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
-        event.add_status(self._status.get())
 
     # -- actions ------------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from models import ShowTopologyParams, SwitchConfig
 
 from l2sm_charmlib.kube import (
     CustomResourceDefinition,
-    Kube,
     KubeForbidden,
     NetworkAttachmentDefinition,
     Node,
@@ -23,14 +22,7 @@ from l2sm_charmlib.kube import (
     Pod,
     ReplicaSet,
 )
-from l2sm_charmlib.reconcile import (
-    Blocked,
-    DispatchStatus,
-    Waiting,
-    controller_data,
-    kube_client,
-    load_config,
-)
+from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Waiting, controller_data, load_config
 from l2sm_core import attachments, naming, topology
 from l2sm_core.interfaces import ControllerProviderAppData
 from l2sm_core.manifests import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE, SPEC_HASH
@@ -65,14 +57,12 @@ class Fabric:
         return self.controller.namespace
 
 
-class L2smSwitchCharm(ops.CharmBase):
+class L2smSwitchCharm(ReconcilingCharm):
     _stored = ops.StoredState()
 
     def __init__(self, framework: ops.Framework):
-        super().__init__(framework)
+        super().__init__(framework, self._assess)
         self._stored.set_default(last_change="", overlay_namespace="")
-        self._kube: Kube | None = None
-        self._status = DispatchStatus(self._assess)
         for event in (
             self.on.config_changed,
             self.on.upgrade_charm,
@@ -83,15 +73,7 @@ class L2smSwitchCharm(ops.CharmBase):
         ):
             framework.observe(event, self._reconcile)
         framework.observe(self.on.remove, self._on_remove)
-        framework.observe(self.on.collect_unit_status, self._on_collect_status)
-        framework.observe(self.on.collect_app_status, self._on_collect_status)
         framework.observe(self.on.show_topology_action, self._on_show_topology)
-
-    @property
-    def kube(self) -> Kube:
-        if self._kube is None:
-            self._kube = kube_client(self.app.name)
-        return self._kube
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -344,9 +326,6 @@ class L2smSwitchCharm(ops.CharmBase):
         if isolated:
             message += f"; no links to {', '.join(isolated)}"
         return ops.ActiveStatus(message)
-
-    def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
-        event.add_status(self._status.get())
 
     # -- actions ------------------------------------------------------------------------------
 
