@@ -10,7 +10,7 @@ import ops
 import pydantic
 from lightkube import Client
 
-from l2sm_charmlib.kube import Kube
+from l2sm_charmlib.kube import Kube, KubeForbidden
 from l2sm_core.interfaces import ControllerProviderAppData
 from l2sm_core.validation import describe_validation_error
 
@@ -23,6 +23,10 @@ class Blocked(Exception):
 
 class Waiting(Exception):
     """Stop: something that resolves itself is not there yet."""
+
+
+class Refused(Exception):
+    """An action refused: the message names the parameter and the fix."""
 
 
 def kube_client(app_name: str) -> Kube:
@@ -95,3 +99,22 @@ class ReconcilingCharm(ops.CharmBase):
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
         event.add_status(self._status.get())
+
+    def run_action(self, event: ops.ActionEvent, params_cls: type[T], body: Callable[[T], dict]) -> None:
+        """Params checked, leadership checked, then body(params) gives the results. A refusal
+        (Refused, or Blocked/Waiting from the inputs it reads) fails the action, changing nothing."""
+        try:
+            params = event.load_params(params_cls)
+        except pydantic.ValidationError as exc:
+            event.fail(describe_validation_error(exc))
+            return
+        if not self.unit.is_leader():
+            action = event.handle.kind.removesuffix("_action").replace("_", "-")
+            event.fail(f"run this on the leader unit: juju run {self.app.name}/leader {action}")
+            return
+        try:
+            event.set_results(body(params))
+        except (Refused, Blocked, Waiting) as exc:
+            event.fail(str(exc))
+        except KubeForbidden:
+            event.fail("the Kubernetes API refused the charm: deploy with --trust")

@@ -9,7 +9,6 @@ import logging
 from typing import Any
 
 import ops
-import pydantic
 import tls
 import workload
 from lightkube.core.exceptions import ApiError
@@ -25,14 +24,13 @@ from l2sm_charmlib.kube import (
     Pod,
     Service,
 )
-from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Waiting, load_config
+from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting, load_config
 from l2sm_core import attachments
 from l2sm_core.interfaces import ControllerProviderAppData
 from l2sm_core.manifests import INSTANCE, MODEL, OWNER, OWNER_KIND, OWNER_KIND_ACTION, OWNER_KIND_APPLICATION
 from l2sm_core.manifests import controller as objects
 from l2sm_core.manifests.crds import CRD_KINDS, crd_name, custom_resource_definitions
 from l2sm_core.resync import DesiredState, ResyncReport, apply_resync, plan_resync
-from l2sm_core.validation import describe_validation_error
 from l2sm_core.vnets import VNETS_APP, ControllerError, VnetsClient
 
 logger = logging.getLogger(__name__)
@@ -402,38 +400,20 @@ class L2smControllerCharm(ReconcilingCharm):
 
     # -- actions ------------------------------------------------------------------------------
 
-    def _run_action(self, event: ops.ActionEvent, cls: type[Any], body: Any) -> None:
-        """Params checked, leader checked, then body(params) -> results; a refusal changes nothing."""
-        try:
-            params = event.load_params(cls)
-        except pydantic.ValidationError as exc:
-            event.fail(describe_validation_error(exc))
-            return
-        if not self.unit.is_leader():
-            action = event.handle.kind.removesuffix("_action").replace("_", "-")
-            event.fail(f"run this on the leader unit: juju run {self.app.name}/leader {action}")
-            return
-        try:
-            event.set_results(body(params))
-        except _Refused as exc:
-            event.fail(str(exc))
-        except KubeForbidden:
-            event.fail("the Kubernetes API refused the charm: deploy with --trust")
-
     def _on_list_networks(self, event: ops.ActionEvent) -> None:
-        self._run_action(event, NoParams, self._list_networks)
+        self.run_action(event, NoParams, self._list_networks)
 
     def _on_show_network(self, event: ops.ActionEvent) -> None:
-        self._run_action(event, NetworkParams, self._show_network)
+        self.run_action(event, NetworkParams, self._show_network)
 
     def _on_create_network(self, event: ops.ActionEvent) -> None:
-        self._run_action(event, CreateNetworkParams, self._create_network)
+        self.run_action(event, CreateNetworkParams, self._create_network)
 
     def _on_delete_network(self, event: ops.ActionEvent) -> None:
-        self._run_action(event, DeleteNetworkParams, self._delete_network)
+        self.run_action(event, DeleteNetworkParams, self._delete_network)
 
     def _on_controller_status(self, event: ops.ActionEvent) -> None:
-        self._run_action(event, NoParams, self._controller_status)
+        self.run_action(event, NoParams, self._controller_status)
 
     def _lookup_network(self, name: str) -> dict[str, Any] | None:
         # L2S-M looks names up cluster-wide, so a name is unique across namespaces.
@@ -442,7 +422,7 @@ class L2smControllerCharm(ReconcilingCharm):
     def _find_network(self, name: str) -> dict[str, Any]:
         found = self._lookup_network(name)
         if found is None:
-            raise _Refused(f"parameter 'name': no L2Network named {name!r}; list-networks shows them")
+            raise Refused(f"parameter 'name': no L2Network named {name!r}; list-networks shows them")
         return found
 
     def _attached_pods(self, name: str) -> list[str]:
@@ -499,7 +479,7 @@ class L2smControllerCharm(ReconcilingCharm):
     def _create_network(self, params: CreateNetworkParams) -> dict[str, Any]:
         existing = self._lookup_network(params.name)
         if existing is not None:
-            raise _Refused(
+            raise Refused(
                 f"parameter 'name': an L2Network named {params.name!r} already exists in namespace "
                 f"{_ns(existing)!r} (owner: {_owner(existing)}); L2S-M names are cluster-wide"
             )
@@ -513,18 +493,18 @@ class L2smControllerCharm(ReconcilingCharm):
         labels = network["metadata"].get("labels") or {}
         if labels.get(OWNER_KIND) == OWNER_KIND_APPLICATION:
             owner = labels.get(OWNER, "?")
-            raise _Refused(
+            raise Refused(
                 f"parameter 'name': {params.name!r} is owned by the l2sm-network application {owner!r}: "
                 f"remove that application instead (juju remove-application {owner})"
             )
         if labels.get(OWNER_KIND) != OWNER_KIND_ACTION and not params.force:
-            raise _Refused(
+            raise Refused(
                 f"parameter 'force': {params.name!r} was not made by create-network (no owner label: "
                 "made with helm or kubectl?); rerun with force=true to delete it anyway"
             )
         pods = self._attached_pods(params.name)
         if pods and not params.force:
-            raise _Refused(
+            raise Refused(
                 f"parameter 'force': {len(pods)} pod(s) are attached to {params.name!r} "
                 f"({', '.join(pods)}); detach them or rerun with force=true"
             )
@@ -549,10 +529,6 @@ class L2smControllerCharm(ReconcilingCharm):
             "switches-connected": sum(1 for d in devices if d.available),
             "switches": json.dumps([{"id": d.id, "available": d.available} for d in devices]),
         }
-
-
-class _Refused(Exception):
-    """An action refused: the message names the parameter and the fix."""
 
 
 def _replan(container: ops.Container, resource: str, expected: str) -> None:

@@ -222,24 +222,12 @@ class L2smNetworkCharm(ReconcilingCharm):
     # -- actions ------------------------------------------------------------------------------
 
     def _on_show(self, event: ops.ActionEvent) -> None:
-        try:
-            event.load_params(ShowParams)
-        except pydantic.ValidationError as exc:
-            event.fail(describe_validation_error(exc))
-            return
-        if not self.unit.is_leader():
-            event.fail(f"run this on the leader unit: juju run {self.app.name}/leader show")
-            return
-        try:
-            config = self._config()
-            membership = self._membership(config)
-            network = self._find(self._network_name(config))
-        except Blocked as exc:
-            event.fail(str(exc))
-            return
-        except KubeForbidden:
-            event.fail("the Kubernetes API refused the charm: deploy with --trust")
-            return
+        self.run_action(event, ShowParams, self._show)
+
+    def _show(self, _: ShowParams) -> dict[str, Any]:
+        config = self._config()
+        membership = self._membership(config)
+        network = self._find(self._network_name(config))
         members = {
             unit: {
                 "address": membership.allocation.assignments.get(unit, ""),
@@ -247,18 +235,16 @@ class L2smNetworkCharm(ReconcilingCharm):
             }
             for unit in sorted(membership.relation_of, key=unit_order)
         }
-        event.set_results(
-            {
-                "network": self._network_name(config),
-                "cidr": config.cidr or "none (L2 only)",
-                "mtu": config.mtu,
-                "members": json.dumps(members),
-                "routes": json.dumps(membership.routes.routes),
-                "shadowed-routes": json.dumps(membership.routes.shadowed),
-                "ignored-offers": json.dumps(membership.routes.ignored),
-                "l2network": json.dumps((network or {}).get("status") or {}) if network else "absent",
-            }
-        )
+        return {
+            "network": self._network_name(config),
+            "cidr": config.cidr or "none (L2 only)",
+            "mtu": config.mtu,
+            "members": json.dumps(members),
+            "routes": json.dumps(membership.routes.routes),
+            "shadowed-routes": json.dumps(membership.routes.shadowed),
+            "ignored-offers": json.dumps(membership.routes.ignored),
+            "l2network": json.dumps((network or {}).get("status") or {}) if network else "absent",
+        }
 
 
 def _stored_assignments(relation: ops.Relation, app: ops.Application) -> dict[str, str]:

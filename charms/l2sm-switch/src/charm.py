@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import ops
-import pydantic
 from models import ShowTopologyParams, SwitchConfig
 
 from l2sm_charmlib.kube import (
@@ -22,13 +21,12 @@ from l2sm_charmlib.kube import (
     Pod,
     ReplicaSet,
 )
-from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Waiting, controller_data, load_config
+from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting, controller_data, load_config
 from l2sm_core import attachments, naming, topology
 from l2sm_core.interfaces import ControllerProviderAppData
 from l2sm_core.manifests import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE, SPEC_HASH
 from l2sm_core.manifests import switch as switch_objects
 from l2sm_core.manifests.crds import crd_name
-from l2sm_core.validation import describe_validation_error
 
 logger = logging.getLogger(__name__)
 
@@ -330,21 +328,15 @@ class L2smSwitchCharm(ReconcilingCharm):
     # -- actions ------------------------------------------------------------------------------
 
     def _on_show_topology(self, event: ops.ActionEvent) -> None:
-        try:
-            event.load_params(ShowTopologyParams)
-        except pydantic.ValidationError as exc:
-            event.fail(describe_validation_error(exc))
-            return
+        self.run_action(event, ShowTopologyParams, self._show_topology)
+
+    def _show_topology(self, _: ShowTopologyParams) -> dict[str, Any]:
         try:
             fabric = self._fabric()
-            switches = self._switches(fabric, self.kube.get(Overlay, fabric.name, fabric.namespace))
-            usage = attachments.ports_in_use(fabric.name, self._pods())
         except (Blocked, Waiting) as exc:
-            event.fail(f"the fabric is not configured yet: {exc}")
-            return
-        except KubeForbidden:
-            event.fail("the Kubernetes API refused the charm: deploy with --trust")
-            return
+            raise Refused(f"the fabric is not configured yet: {exc}") from None
+        switches = self._switches(fabric, self.kube.get(Overlay, fabric.name, fabric.namespace))
+        usage = attachments.ports_in_use(fabric.name, self._pods())
         nodes = [
             {
                 "name": node,
@@ -357,16 +349,14 @@ class L2smSwitchCharm(ReconcilingCharm):
             }
             for node in fabric.nodes
         ]
-        event.set_results(
-            {
-                "overlay": fabric.name,
-                "namespace": fabric.namespace,
-                "interfaces-per-node": fabric.config.interfaces_per_node,
-                "nodes": json.dumps(nodes),
-                "links": json.dumps([[link.a, link.b] for link in fabric.links]),
-                "last-change": self._stored.last_change or "none",
-            }
-        )
+        return {
+            "overlay": fabric.name,
+            "namespace": fabric.namespace,
+            "interfaces-per-node": fabric.config.interfaces_per_node,
+            "nodes": json.dumps(nodes),
+            "links": json.dumps([[link.a, link.b] for link in fabric.links]),
+            "last-change": self._stored.last_change or "none",
+        }
 
 
 def _linux(node: dict[str, Any]) -> bool:
