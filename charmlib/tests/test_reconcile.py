@@ -8,12 +8,15 @@ import pytest
 from ops import testing
 
 from l2sm_charmlib import reconcile
+from l2sm_charmlib.kube import Pod
+from l2sm_testing.fake_kube import FakeKube
 from l2sm_testing.samples import CONTROLLER_APP_DATA
 
 META = {
     "name": "probe",
     "requires": {"controller": {"interface": "l2sm_controller"}},
 }
+ACTIONS = {"measure": {"params": {"depth": {"type": "integer"}}}}
 CONFIG = {"options": {"size": {"type": "int", "default": 3}}}
 
 
@@ -21,12 +24,23 @@ class Size(pydantic.BaseModel):
     size: int = pydantic.Field(3, ge=1, le=5)
 
 
-class Probe(ops.CharmBase):
+class Depth(pydantic.BaseModel):
+    depth: int = pydantic.Field(ge=0)
+
+
+class Probe(reconcile.ReconcilingCharm):
     def __init__(self, framework):
-        super().__init__(framework)
-        self.status = reconcile.DispatchStatus(self._assess)
+        super().__init__(framework, self._assess)
         framework.observe(self.on.config_changed, self._on_config)
-        framework.observe(self.on.collect_unit_status, self._on_collect)
+        framework.observe(self.on.measure_action, self._on_measure)
+
+    def _on_measure(self, event):
+        self.run_action(event, Depth, self._measure)
+
+    def _measure(self, params: Depth) -> dict:
+        if params.depth == 7:
+            raise reconcile.Refused("parameter 'depth': seven is unlucky")
+        return {"pods": len(self.kube.list(Pod)), "depth": params.depth}
 
     def _assess(self):
         try:
@@ -40,14 +54,11 @@ class Probe(ops.CharmBase):
 
     def _on_config(self, _):
         if self.config.get("size") == 4:
-            self.status.blocked_by = "four is refused while acting"
-
-    def _on_collect(self, event):
-        event.add_status(self.status.get())
+            self._status.blocked_by = "four is refused while acting"
 
 
 def run(config=None, data=None, related=True):
-    ctx = testing.Context(Probe, meta=META, config=CONFIG)
+    ctx = testing.Context(Probe, meta=META, config=CONFIG, actions=ACTIONS)
     relations = set()
     if related:
         raw = {k: json.dumps(v) for k, v in (data if data is not None else CONTROLLER_APP_DATA).items()}
@@ -87,3 +98,40 @@ def test_bad_controller_data_names_the_field():
     status = run(data=CONTROLLER_APP_DATA | {"openflow-port": 0})
     assert status.name == "blocked"
     assert status.message.startswith("controller relation data: field 'openflow-port'")
+
+
+@pytest.fixture
+def kube(monkeypatch):
+    fake = FakeKube()
+    monkeypatch.setattr(reconcile, "Client", lambda **_: fake)
+    return fake
+
+
+def act(params, leader=True):
+    ctx = testing.Context(Probe, meta=META, config=CONFIG, actions=ACTIONS)
+    ctx.run(ctx.on.action("measure", params=params), testing.State(leader=leader))
+    return ctx.action_results
+
+
+def test_action_runs_on_the_leader(kube):
+    assert act({"depth": 3}) == {"pods": 0, "depth": 3}
+
+
+@pytest.mark.parametrize(
+    ("params", "leader", "message"),
+    [
+        ({"depth": -1}, True, "parameter 'depth': Input should be greater than or equal to 0"),
+        ({"depth": 7}, True, "parameter 'depth': seven is unlucky"),
+        ({"depth": 1}, False, "run this on the leader unit: juju run probe/leader measure"),
+    ],
+)
+def test_action_refusals(kube, params, leader, message):
+    with pytest.raises(testing.ActionFailed) as info:
+        act(params, leader=leader)
+    assert info.value.message == message
+
+
+def test_action_without_trust(kube):
+    kube.forbidden = True
+    with pytest.raises(testing.ActionFailed, match="deploy with --trust"):
+        act({"depth": 1})
