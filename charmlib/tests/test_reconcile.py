@@ -43,18 +43,22 @@ class Probe(reconcile.ReconcilingCharm):
         return {"pods": len(self.kube.list(Pod)), "depth": params.depth}
 
     def _assess(self):
-        try:
-            size = reconcile.load_config(self, Size)
-            data = reconcile.controller_data(self, "controller")
-        except reconcile.Blocked as exc:
-            return ops.BlockedStatus(str(exc))
-        except reconcile.Waiting as exc:
-            return ops.WaitingStatus(str(exc))
+        # Blocked and Waiting raised here become the status (DispatchStatus maps them).
+        size = reconcile.load_config(self, Size)
+        data = reconcile.controller_data(self, "controller")
+        if size.size == 2:
+            self.kube.list(Pod)
         return ops.ActiveStatus(f"{size.size} via {data.cluster_ip}")
 
     def _on_config(self, _):
-        if self.config.get("size") == 4:
-            self._status.blocked_by = "four is refused while acting"
+        with self.acting() as progress:
+            if self.config.get("size") == 4:
+                raise reconcile.Blocked("four is refused while acting")
+            if self.config.get("size") == 5:
+                raise reconcile.Waiting("five waits")
+            if self.config.get("size") == 2:
+                self.kube.list(Pod)
+        self.unit.set_workload_version("forbidden" if progress.forbidden else "done")
 
 
 def run(config=None, data=None, related=True):
@@ -135,3 +139,19 @@ def test_action_without_trust(kube):
     kube.forbidden = True
     with pytest.raises(testing.ActionFailed, match="deploy with --trust"):
         act({"depth": 1})
+
+
+@pytest.mark.parametrize(("size", "version"), [(3, "done"), (5, "done"), (2, "forbidden")])
+def test_acting_stops_on_waiting_and_on_a_403(kube, size, version):
+    kube.forbidden = True
+    ctx = testing.Context(Probe, meta=META, config=CONFIG, actions=ACTIONS)
+    raw = {k: json.dumps(v) for k, v in CONTROLLER_APP_DATA.items()}
+    state = testing.State(
+        config={"size": size}, relations={testing.Relation("controller", remote_app_data=raw)}
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert out.workload_version == version
+    if size == 2:
+        assert out.unit_status == testing.BlockedStatus(
+            "deploy with --trust (juju trust probe --scope=cluster)"
+        )

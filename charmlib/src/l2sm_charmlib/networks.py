@@ -36,6 +36,7 @@ import pydantic
 from lightkube import Client
 
 from l2sm_charmlib.kube import Kube, KubeForbidden, Pod, StatefulSet
+from l2sm_charmlib.reconcile import trust_message
 from l2sm_core import knf
 from l2sm_core.attachments import (
     L2SM_ERROR_ANNOTATION,
@@ -171,7 +172,7 @@ class L2smNetworks(ops.Object):
         try:
             pod = self._patch_template_and_read_pod(provided)
         except KubeForbidden:
-            self._blocked = f"deploy with --trust (juju trust {self._charm.app.name} --scope=cluster)"
+            self._blocked = trust_message(self._charm.app.name)
             return
         self._memberships = self._read_memberships(relations, provided, pod)
         self._configure(pod)

@@ -3,7 +3,10 @@ controller relation, the Kubernetes client, and one status per dispatch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 import ops
@@ -15,6 +18,14 @@ from l2sm_core.interfaces import ControllerProviderAppData
 from l2sm_core.validation import describe_validation_error
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    """What stopped a reconcile, where the caller must know: the API server's 403."""
+
+    forbidden: bool = False
 
 
 class Blocked(Exception):
@@ -64,20 +75,36 @@ def controller_data(
     return data
 
 
+def trust_message(app_name: str) -> str:
+    return f"deploy with --trust (juju trust {app_name} --scope=cluster)"
+
+
 class DispatchStatus:
     """One status per dispatch: a refusal met while acting wins (some causes only show then,
     like a workload that will not start); otherwise a fresh read-only assessment, done once
-    for both collect-status events."""
+    for both collect-status events. The assessment may raise Blocked or Waiting (the inputs
+    it reads say why), or meet a 403: each becomes its status here, once for every charm."""
 
-    def __init__(self, assess: Callable[[], ops.StatusBase]):
+    def __init__(self, assess: Callable[[], ops.StatusBase], app_name: str):
         self._assess = assess
+        self._app_name = app_name
         self._status: ops.StatusBase | None = None
         self.blocked_by: str | None = None
 
     def get(self) -> ops.StatusBase:
         if self._status is None:
-            self._status = ops.BlockedStatus(self.blocked_by) if self.blocked_by else self._assess()
+            self._status = ops.BlockedStatus(self.blocked_by) if self.blocked_by else self._assessed()
         return self._status
+
+    def _assessed(self) -> ops.StatusBase:
+        try:
+            return self._assess()
+        except Blocked as exc:
+            return ops.BlockedStatus(str(exc))
+        except Waiting as exc:
+            return ops.WaitingStatus(str(exc))
+        except KubeForbidden:
+            return ops.BlockedStatus(trust_message(self._app_name))
 
 
 class ReconcilingCharm(ops.CharmBase):
@@ -87,7 +114,7 @@ class ReconcilingCharm(ops.CharmBase):
     def __init__(self, framework: ops.Framework, assess: Callable[[], ops.StatusBase]):
         super().__init__(framework)
         self._kube: Kube | None = None
-        self._status = DispatchStatus(assess)
+        self._status = DispatchStatus(assess, self.app.name)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
         framework.observe(self.on.collect_app_status, self._on_collect_status)
 
@@ -99,6 +126,23 @@ class ReconcilingCharm(ops.CharmBase):
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
         event.add_status(self._status.get())
+
+    @contextlib.contextmanager
+    def acting(self) -> Iterator[Progress]:
+        """Wrap a reconcile: Blocked, Waiting and a 403 stop it, logged; a refusal met while
+        acting becomes this dispatch's status (some causes only show then, like a workload
+        that will not start, or a rename while ports are held)."""
+        progress = Progress()
+        try:
+            yield progress
+        except Blocked as exc:
+            self._status.blocked_by = str(exc)
+            logger.info("reconcile stopped: %s", exc)
+        except Waiting as exc:
+            logger.info("reconcile stopped: %s", exc)
+        except KubeForbidden:
+            progress.forbidden = True
+            logger.warning("Kubernetes API refused the charm: deploy with --trust")
 
     def run_action(self, event: ops.ActionEvent, params_cls: type[T], body: Callable[[T], dict]) -> None:
         """Params checked, leadership checked, then body(params) gives the results. A refusal

@@ -106,35 +106,33 @@ class L2smControllerCharm(ReconcilingCharm):
             self._stand_down()  # one unit runs the controller; collect-status tells the others why
             return
         ready = False
-        try:
-            config = self._config()
-            self._require_cluster()
-            self._apply_cluster_objects()
-            tls_bundle = self._webhook_tls(config)
-            webhook = objects.pod_webhook(self.app.name, self.namespace, tls_bundle.ca_bundle())
-            if self.kube.get(MutatingWebhookConfiguration, webhook["metadata"]["name"]) is not None:
-                # A new CA must be trusted before the manager serves a certificate from it.
+        with self.acting() as progress:
+            try:
+                ready = self._converge(event)
+            except ControllerError as exc:
+                # The controller went away mid-way; its check or update-status brings us back.
+                logger.warning("controller stopped answering: %s", exc)
+        if not progress.forbidden:
+            self._publish(ready)
+
+    def _converge(self, event: ops.EventBase) -> bool:
+        """Cluster objects, certificates, controller, resync, manager, webhook: True when all
+        are in place."""
+        config = self._config()
+        self._require_cluster()
+        self._apply_cluster_objects()
+        tls_bundle = self._webhook_tls(config)
+        webhook = objects.pod_webhook(self.app.name, self.namespace, tls_bundle.ca_bundle())
+        if self.kube.get(MutatingWebhookConfiguration, webhook["metadata"]["name"]) is not None:
+            # A new CA must be trusted before the manager serves a certificate from it.
+            self.kube.apply(webhook)
+        if self._start_controller():
+            if isinstance(event, RESYNC_EVENTS):
+                self._resync()
+            if self._start_manager(tls_bundle):
                 self.kube.apply(webhook)
-            if self._start_controller():
-                if isinstance(event, RESYNC_EVENTS):
-                    self._resync()
-                if self._start_manager(tls_bundle):
-                    self.kube.apply(webhook)
-                    ready = True
-        except Blocked as exc:
-            # Some causes show only while acting (a workload that will not start): keep it
-            # for this dispatch's status, which otherwise is assessed from a fresh look.
-            self._status.blocked_by = str(exc)
-            logger.info("reconcile stopped: %s", exc)
-        except Waiting as exc:
-            logger.info("reconcile stopped: %s", exc)
-        except KubeForbidden:
-            logger.warning("Kubernetes API refused the charm: deploy with --trust")
-            return
-        except ControllerError as exc:
-            # The controller went away mid-way; its check or update-status brings us back.
-            logger.warning("controller stopped answering: %s", exc)
-        self._publish(ready)
+                return True
+        return False
 
     def _stand_down(self) -> None:
         """A unit that lost leadership stops its workloads: a second manager would hold the
@@ -388,10 +386,6 @@ class L2smControllerCharm(ReconcilingCharm):
             if not manager.can_connect() or not _manager_ready(manager):
                 return ops.WaitingStatus("manager starting")
             switches = sum(1 for d in client.devices() if d.available)
-        except Blocked as exc:
-            return ops.BlockedStatus(str(exc))
-        except KubeForbidden:
-            return ops.BlockedStatus(f"deploy with --trust (juju trust {self.app.name} --scope=cluster)")
         except ControllerError as exc:
             return ops.WaitingStatus(f"controller not answering: {type(exc).__name__}")
         return ops.ActiveStatus(

@@ -116,18 +116,11 @@ class L2smNetworkCharm(ReconcilingCharm):
             return
         if isinstance(event, ops.RelationDepartedEvent) and event.departing_unit == self.unit:
             return  # this unit is leaving: the next leader answers, from the databags as they are
-        try:
+        with self.acting():
             config = self._config()
             self._require_controller()
             self._ensure_l2network(config)
             self._publish(config, self._membership(config, event))
-        except Blocked as exc:
-            self._status.blocked_by = str(exc)
-            logger.info("reconcile stopped: %s", exc)
-        except Waiting as exc:
-            logger.info("reconcile stopped: %s", exc)
-        except KubeForbidden:
-            logger.warning("Kubernetes API refused the charm: deploy with --trust")
 
     def _own_or_absent(self, name: str) -> dict[str, Any] | None:
         """Our L2Network of that name, or None; Blocked if another owner holds the name."""
@@ -199,20 +192,13 @@ class L2smNetworkCharm(ReconcilingCharm):
     def _assess(self) -> ops.StatusBase:
         if not self.unit.is_leader():
             return ops.ActiveStatus("standby: the leader manages the network")
-        try:
-            config = self._config()
-            self._require_controller()
-            name = self._network_name(config)
-            existing = self._own_or_absent(name)
-            if existing is None:
-                return ops.MaintenanceStatus(f"creating L2Network {name}")
-            membership = self._membership(config)
-        except Blocked as exc:
-            return ops.BlockedStatus(str(exc))
-        except Waiting as exc:
-            return ops.WaitingStatus(str(exc))
-        except KubeForbidden:
-            return ops.BlockedStatus(f"deploy with --trust (juju trust {self.app.name} --scope=cluster)")
+        config = self._config()
+        self._require_controller()
+        name = self._network_name(config)
+        existing = self._own_or_absent(name)
+        if existing is None:
+            return ops.MaintenanceStatus(f"creating L2Network {name}")
+        membership = self._membership(config)
         count = len(membership.relation_of)
         message = f"{name} {config.cidr or '(L2 only)'}: {count} member{'s' if count != 1 else ''}"
         if membership.allocation.rejections:

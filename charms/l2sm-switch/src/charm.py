@@ -137,22 +137,13 @@ class L2smSwitchCharm(ReconcilingCharm):
     def _reconcile(self, _: ops.EventBase) -> None:
         if not self.unit.is_leader():
             return
-        try:
+        with self.acting():
             fabric = self._fabric()
             usage = attachments.ports_in_use(fabric.name, self._pods())
             self._check_interfaces(fabric, usage)
             self._remove_stale_overlays(fabric)
             recreated = self._apply_overlay(fabric)
             self._mark_used_attachments(fabric, usage, wait=ATTACHMENT_WAIT_SECONDS if recreated else 0.0)
-        except Blocked as exc:
-            # Some refusals show only while acting (a rename with ports held): keep it for
-            # this dispatch's status, which otherwise is assessed from a fresh look.
-            self._status.blocked_by = str(exc)
-            logger.info("reconcile stopped: %s", exc)
-        except Waiting as exc:
-            logger.info("reconcile stopped: %s", exc)
-        except KubeForbidden:
-            logger.warning("Kubernetes API refused the charm: deploy with --trust")
 
     def _check_interfaces(self, fabric: Fabric, usage: dict[str, set[int]]) -> None:
         count = fabric.config.interfaces_per_node
@@ -298,21 +289,12 @@ class L2smSwitchCharm(ReconcilingCharm):
     def _assess(self) -> ops.StatusBase:
         if not self.unit.is_leader():
             return ops.ActiveStatus("standby: the leader manages the fabric")
-        try:
-            fabric = self._fabric()
-            self._check_interfaces(fabric, attachments.ports_in_use(fabric.name, self._pods()))
-            live = self.kube.get(Overlay, fabric.name, fabric.namespace)
-            if live is None or _deleting(live) or _hash(live) != _hash(self._desired(fabric)):
-                return ops.MaintenanceStatus(
-                    RECREATING if live is not None else "creating the switch overlay"
-                )
-            switches = self._switches(fabric, live)
-        except Blocked as exc:
-            return ops.BlockedStatus(str(exc))
-        except Waiting as exc:
-            return ops.WaitingStatus(str(exc))
-        except KubeForbidden:
-            return ops.BlockedStatus(f"deploy with --trust (juju trust {self.app.name} --scope=cluster)")
+        fabric = self._fabric()
+        self._check_interfaces(fabric, attachments.ports_in_use(fabric.name, self._pods()))
+        live = self.kube.get(Overlay, fabric.name, fabric.namespace)
+        if live is None or _deleting(live) or _hash(live) != _hash(self._desired(fabric)):
+            return ops.MaintenanceStatus(RECREATING if live is not None else "creating the switch overlay")
+        switches = self._switches(fabric, live)
         ready = sum(switches.values())
         missing = [node for node, up in switches.items() if not up]
         if missing:

@@ -1,5 +1,7 @@
 """Sample objects the suites share: what other charms and the cluster would provide."""
 
+import json
+
 # l2sm_controller app data as l2sm-controller publishes it (before JSON encoding).
 CONTROLLER_APP_DATA = {
     "host": "l2sm-controller-sdn.l2sm.svc.cluster.local",
@@ -23,3 +25,33 @@ NAD_CRD = {
         "versions": [{"name": "v1", "served": True, "storage": True}],
     },
 }
+
+
+def l2sm_pod(
+    name: str,
+    node: str,
+    attachments: list[str],
+    networks: list[str] | None = None,
+    namespace: str = "knfs",
+    attachment_namespace: str | None = None,
+    deleting: bool = False,
+    phase: str = "Running",
+) -> dict:
+    """A pod the L2S-M webhook has mutated: its Multus list names `attachments` (NADs)."""
+    multus = [
+        {"name": nad} | ({"namespace": attachment_namespace} if attachment_namespace else {})
+        for nad in attachments
+    ]
+    annotations = {"k8s.v1.cni.cncf.io/networks": json.dumps(multus)}
+    if networks is not None:
+        annotations["l2sm/networks"] = ", ".join(networks)
+    meta = {"name": name, "namespace": namespace, "labels": {"l2sm": "true"}, "annotations": annotations}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-25T10:00:00Z"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "busybox"}]},
+        "status": {"phase": phase},
+    }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import charm
 import pytest
 import workload
@@ -12,6 +10,7 @@ from ops import pebble, testing
 from l2sm_charmlib import reconcile
 from l2sm_core.manifests.crds import custom_resource_definitions
 from l2sm_core.naming import device_id
+from l2sm_testing import samples
 from l2sm_testing.controller_server import FakeController
 from l2sm_testing.fake_kube import FakeKube
 from l2sm_testing.samples import NAD_CRD
@@ -111,24 +110,8 @@ def l2network(name, namespace=NAMESPACE, labels=None, status=None, deleting=Fals
 
 
 def l2sm_pod(name, node, networks, veths, namespace="knfs", deleting=False, phase="Running"):
-    meta = {
-        "name": name,
-        "namespace": namespace,
-        "labels": {"l2sm": "true"},
-        "annotations": {
-            "l2sm/networks": ", ".join(networks),
-            "k8s.v1.cni.cncf.io/networks": json.dumps([{"name": f"l2sm-veth{v}"} for v in veths]),
-        },
-    }
-    if deleting:
-        meta["deletionTimestamp"] = "2026-11-25T10:00:00Z"
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta,
-        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "busybox"}]},
-        "status": {"phase": phase},
-    }
+    nads = [f"l2sm-veth{v}" for v in veths]
+    return samples.l2sm_pod(name, node, nads, networks, namespace, deleting=deleting, phase=phase)
 
 
 def endpoint(node, port):

@@ -11,6 +11,7 @@ from ops import testing
 from l2sm_charmlib import reconcile
 from l2sm_core.manifests.crds import custom_resource_definitions
 from l2sm_core.topology import switch_pod_name
+from l2sm_testing import samples
 from l2sm_testing.fake_kube import FakeKube
 from l2sm_testing.samples import CONTROLLER_APP_DATA as CONTROLLER_DATA
 from l2sm_testing.samples import NAD_CRD
@@ -63,25 +64,10 @@ def nad(overlay, port, labels=None):
 
 
 def knf_pod(name, node_name, veths, overlay=APP, deleting=False):
-    meta = {
-        "name": name,
-        "namespace": "cdn",
-        "labels": {"l2sm": "true"},
-        "annotations": {
-            "k8s.v1.cni.cncf.io/networks": json.dumps(
-                [{"name": f"{overlay}-veth{v}", "namespace": NAMESPACE} for v in veths]
-            )
-        },
-    }
-    if deleting:
-        meta["deletionTimestamp"] = "2026-11-25T10:00:00Z"
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta,
-        "spec": {"nodeName": node_name, "containers": [{"name": "app", "image": "busybox"}]},
-        "status": {"phase": "Running"},
-    }
+    nads = [f"{overlay}-veth{v}" for v in veths]
+    return samples.l2sm_pod(
+        name, node_name, nads, namespace="cdn", attachment_namespace=NAMESPACE, deleting=deleting
+    )
 
 
 @pytest.fixture
