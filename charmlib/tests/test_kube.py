@@ -1,7 +1,7 @@
 import pytest
 from lightkube.core.exceptions import ApiError
 
-from l2sm_charmlib.kube import Kube, KubeForbidden, L2Network, Service
+from l2sm_charmlib.kube import Kube, KubeForbidden, KubeNotFound, L2Network, Service
 from l2sm_core.manifests.controller import action_network, sdn_service
 from l2sm_core.manifests.crds import custom_resource_definitions
 from l2sm_testing.fake_kube import FakeKube, api_error
@@ -25,8 +25,11 @@ def test_unknown_kind_has_no_objects(fake):
     # Before the CRDs exist the API server answers 404 for the whole kind.
     kube = Kube(fake, "t")
     assert kube.list(L2Network) == []
-    with pytest.raises(ApiError):
+    # A write names what is missing, so an action can fail with it instead of a traceback.
+    with pytest.raises(KubeNotFound, match="l2sm-controller installs the L2S-M kinds"):
         kube.apply(action_network("a", "m", "net-a", None))
+    with pytest.raises(KubeNotFound, match="not in the cluster"):
+        kube.merge_labels(L2Network, "net-a", "m", {"x": "y"})
 
 
 def test_get_list_delete(fake):

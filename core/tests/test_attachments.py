@@ -1,6 +1,8 @@
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from l2sm_core import attachments
 from l2sm_core.attachments import NetworkRequest
@@ -28,6 +30,14 @@ def test_bad_l2sm_annotation(text):
         attachments.parse_l2sm_networks(text)
 
 
+def _pod(node="node-a", l2sm="", multus="", **meta):
+    notes = {attachments.L2SM_NETWORKS_ANNOTATION: l2sm, attachments.MULTUS_NETWORKS_ANNOTATION: multus}
+    return {
+        "metadata": {"name": "p", "namespace": "ns", "annotations": notes, **meta},
+        "spec": {"nodeName": node},
+    }
+
+
 def test_pod_endpoints_follow_order():
     multus = json.dumps(
         [
@@ -36,16 +46,19 @@ def test_pod_endpoints_follow_order():
             {"name": "l2sm-overlay-veth7"},
         ]
     )
-    result = attachments.pod_endpoints("node-a", "net-a, net-b", multus)
+    result = attachments.read_pod(_pod("node-a", "net-a, net-b", multus)).endpoints()
     dev = device_id("node-a")
     assert result == {"net-a": [f"{dev}/3"], "net-b": [f"{dev}/7"]}
 
 
 def test_multus_text_form_and_missing():
     dev = device_id("worker1")
-    assert attachments.pod_endpoints("worker1", "net-a", "l2sm/ov-veth2@net1") == {"net-a": [f"{dev}/2"]}
+    pod = attachments.read_pod(_pod("worker1", "net-a", "l2sm/ov-veth2@net1"))
+    assert pod.endpoints() == {"net-a": [f"{dev}/2"]}
     # Not attached yet: no Multus annotation means no port.
-    assert attachments.pod_endpoints("worker1", "net-a", "") == {}
+    assert attachments.read_pod(_pod("worker1", "net-a", "")).endpoints() == {}
+    # Not scheduled: no node, no port.
+    assert attachments.read_pod(_pod("", "net-a", "l2sm/ov-veth2@net1")).endpoints() == {}
     with pytest.raises(ValueError, match="not valid JSON"):
         attachments.multus_attachment_names("[oops")
     assert attachments.veth_port_number("ov-veth0") is None
@@ -53,9 +66,58 @@ def test_multus_text_form_and_missing():
 
 def test_ports_in_use_per_node():
     pods = [
-        ("node-a", json.dumps([{"name": "fabric-veth1"}, {"name": "fabric-veth4"}])),
-        ("node-a", "l2sm/fabric-veth2@net1"),
-        ("node-b", json.dumps([{"name": "other-veth1"}, {"name": "fabric-veth1"}])),
-        ("", json.dumps([{"name": "fabric-veth9"}])),  # not scheduled: holds nothing
+        _pod("node-a", multus=json.dumps([{"name": "fabric-veth1"}, {"name": "fabric-veth4"}])),
+        _pod("node-a", multus="l2sm/fabric-veth2@net1"),
+        _pod("node-b", multus=json.dumps([{"name": "other-veth1"}, {"name": "fabric-veth1"}])),
+        _pod("", multus=json.dumps([{"name": "fabric-veth9"}])),  # not scheduled: holds nothing
+        _pod("node-b", multus="l2sm/fabric-veth5", deletionTimestamp="2026-01-01T00:00:00Z"),  # leaving
     ]
-    assert attachments.ports_in_use("fabric", pods) == {"node-a": {1, 2, 4}, "node-b": {1}}
+    assert attachments.ports_in_use("fabric", attachments.read_pods(pods)) == {
+        "node-a": {1, 2, 4},
+        "node-b": {1},
+    }
+
+
+@pytest.mark.parametrize(
+    ("l2sm", "multus", "fragment"),
+    [
+        ('[{"name": "net-a", "ips": 5}]', "", "'ips'"),
+        ('[{"name": "Net_A"}]', "", "not a DNS-1123 label"),
+        ("net-a, ../x", "", "not a DNS-1123 label"),
+        ('{"name": "net-a"}', "", "not a DNS-1123 label"),
+        ("[" * 5000 + "]" * 5000, "", "not valid JSON"),
+        ("net-a", '{"name": "x"}', ""),  # a Multus object, not a list: names nothing
+        ("net-a", '[{"name": 5}, "ov-veth1"]', ""),
+        ("net-a", "[oops", "not valid JSON"),
+    ],
+)
+def test_malformed_annotations_are_named_not_raised(l2sm, multus, fragment):
+    pod = attachments.read_pod(_pod("node-a", l2sm, multus))
+    assert pod.pod == "ns/p"
+    if fragment:
+        assert any(fragment in problem for problem in pod.problems)
+    assert pod.endpoints() == {} or pod.problems == ()
+
+
+_text = st.one_of(
+    st.text(max_size=60),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["name", "ips"]), inner),
+        max_leaves=12,
+    ).map(json.dumps),
+)
+
+
+@given(
+    l2sm=_text,
+    multus=_text,
+    spec=st.one_of(st.none(), st.text(max_size=5), st.fixed_dictionaries({"nodeName": _text})),
+)
+def test_any_pod_reads_without_raising(l2sm, multus, spec):
+    pod = _pod("node-a", l2sm, multus)
+    pod["spec"] = spec
+    read = attachments.read_pod(pod)
+    for network, endpoints in read.endpoints().items():
+        assert attachments.dns1123_label(network) == network
+        assert endpoints

@@ -40,6 +40,7 @@ __all__ = [
     "CustomResourceDefinition",
     "Kube",
     "KubeForbidden",
+    "KubeNotFound",
     "L2Network",
     "MutatingWebhookConfiguration",
     "NetworkAttachmentDefinition",
@@ -58,6 +59,11 @@ class KubeForbidden(Exception):
     """The API server refused the charm (403): the application was not deployed with --trust."""
 
 
+class KubeNotFound(Exception):
+    """A write met a 404: the kind is unknown to the cluster (its CRD not installed yet, or
+    removed) or the object is gone. The message says which, for an action failure or status."""
+
+
 def _code(exc: ApiError) -> int:
     return int(getattr(exc.status, "code", 0) or 0)
 
@@ -73,6 +79,15 @@ class Kube:
         except ApiError as exc:
             if _code(exc) == 403:
                 raise KubeForbidden(str(exc)) from exc
+            raise
+
+    def _write(self, what: str, missing: str, fn, *args, **kwargs):
+        """A write; a 404 becomes KubeNotFound saying `what` is `missing`."""
+        try:
+            return self._call(fn, *args, **kwargs)
+        except ApiError as exc:
+            if _code(exc) == 404:
+                raise KubeNotFound(f"{what}: {missing}") from exc
             raise
 
     def get(self, kind: Any, name: str, namespace: str | None = None) -> dict[str, Any] | None:
@@ -112,7 +127,15 @@ class Kube:
         wanted = meta.get("annotations", {}).get(SPEC_HASH)
         if live is not None and wanted and live["metadata"].get("annotations", {}).get(SPEC_HASH) == wanted:
             return False
-        self._call(self.client.apply, resource, field_manager=self.field_manager, force=True)
+        self._write(
+            f"cannot create {obj['kind']} {meta['name']}",
+            "the cluster does not know this kind (yet): l2sm-controller installs the L2S-M "
+            "kinds, wait until it is active",
+            self.client.apply,
+            resource,
+            field_manager=self.field_manager,
+            force=True,
+        )
         logger.info("applied %s %s", obj["kind"], meta["name"])
         return True
 
@@ -120,7 +143,9 @@ class Kube:
         """Server-side apply of a partial object (untyped: a typed model would demand every
         required field). Fields this manager applied before and leaves out are removed."""
         kwargs = {"namespace": namespace} if namespace else {}
-        self._call(
+        self._write(
+            f"cannot patch {kind.__name__} {name}",
+            "it is not in the cluster (any more)",
             self.client.patch,
             kind,
             name,
@@ -137,7 +162,16 @@ class Kube:
         it does not take ownership, so later patches never drop earlier labels)."""
         kwargs = {"namespace": namespace} if namespace else {}
         patch = {"metadata": {"labels": labels}}
-        self._call(self.client.patch, kind, name, patch, patch_type=PatchType.MERGE, **kwargs)
+        self._write(
+            f"cannot label {kind.__name__} {name}",
+            "it is not in the cluster (any more)",
+            self.client.patch,
+            kind,
+            name,
+            patch,
+            patch_type=PatchType.MERGE,
+            **kwargs,
+        )
         logger.info("labelled %s %s: %s", kind.__name__, name, ", ".join(sorted(labels)))
 
     def delete(self, kind: Any, name: str, namespace: str | None = None, foreground: bool = False) -> bool:

@@ -4,6 +4,7 @@ controller relation, the Kubernetes client, and one status per dispatch."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,11 +14,12 @@ import ops
 import pydantic
 from lightkube import Client
 
-from l2sm_charmlib.kube import Kube, KubeForbidden
+from l2sm_charmlib.kube import Kube, KubeForbidden, KubeNotFound
 from l2sm_core.interfaces import ControllerProviderAppData
-from l2sm_core.validation import describe_validation_error
+from l2sm_core.validation import clip, describe_validation_error
 
 T = TypeVar("T")
+M = TypeVar("M", bound=pydantic.BaseModel)
 logger = logging.getLogger(__name__)
 
 
@@ -52,6 +54,36 @@ def load_config(charm: ops.CharmBase, cls: type[T]) -> T:
         raise Blocked(describe_validation_error(exc, "option")) from None
 
 
+class InvalidDatabag(ValueError):
+    """What the other side of a relation wrote does not fit the schema: the message names
+    each bad field (a value that is not JSON, or one the schema refuses)."""
+
+
+def load_databag(relation: ops.Relation, cls: type[M], entity: ops.Unit | ops.Application) -> M:
+    """`relation.load(cls, entity)`, but every way remote data can be wrong (not JSON, wrong
+    type, refused by a validator) is an InvalidDatabag naming the field."""
+    databag = relation.data[entity]
+    # The schema's keys only: Juju's own keys (ingress-address, ...) are plain strings.
+    known = {field.alias or name for name, field in cls.model_fields.items()}
+    # Checked key by key first: json.loads alone would not say which field is not JSON.
+    not_json = []
+    for key, raw in databag.items():
+        if key not in known:
+            continue
+        try:
+            json.loads(raw)
+        except (ValueError, RecursionError):
+            not_json.append(f"field '{clip(key, 64)}': not JSON")
+    if not_json:
+        raise InvalidDatabag("; ".join(not_json))
+    try:
+        return relation.load(cls, entity)
+    except pydantic.ValidationError as exc:
+        raise InvalidDatabag(describe_validation_error(exc, "field")) from None
+    except (TypeError, RecursionError) as exc:
+        raise InvalidDatabag(f"unreadable data: {clip(str(exc), 120)}") from None
+
+
 def controller_data(
     charm: ops.CharmBase, endpoint: str, missing: type[Exception] = Blocked
 ) -> ControllerProviderAppData:
@@ -67,9 +99,9 @@ def controller_data(
     if not relation.data[relation.app]:
         raise Waiting("waiting for the controller to publish its address")
     try:
-        data = relation.load(ControllerProviderAppData, relation.app)
-    except pydantic.ValidationError as exc:
-        raise Blocked(f"controller relation data: {describe_validation_error(exc, 'field')}") from None
+        data = load_databag(relation, ControllerProviderAppData, relation.app)
+    except InvalidDatabag as exc:
+        raise Blocked(f"controller relation data: {exc}") from None
     if not data.ready:
         raise Waiting("waiting for the controller to be ready")
     return data
@@ -101,7 +133,7 @@ class DispatchStatus:
             return self._assess()
         except Blocked as exc:
             return ops.BlockedStatus(str(exc))
-        except Waiting as exc:
+        except (Waiting, KubeNotFound) as exc:
             return ops.WaitingStatus(str(exc))
         except KubeForbidden:
             return ops.BlockedStatus(trust_message(self._app_name))
@@ -138,7 +170,7 @@ class ReconcilingCharm(ops.CharmBase):
         except Blocked as exc:
             self._status.blocked_by = str(exc)
             logger.info("reconcile stopped: %s", exc)
-        except Waiting as exc:
+        except (Waiting, KubeNotFound) as exc:
             logger.info("reconcile stopped: %s", exc)
         except KubeForbidden:
             progress.forbidden = True
@@ -158,7 +190,7 @@ class ReconcilingCharm(ops.CharmBase):
             return
         try:
             event.set_results(body(params))
-        except (Refused, Blocked, Waiting) as exc:
+        except (Refused, Blocked, Waiting, KubeNotFound) as exc:
             event.fail(str(exc))
         except KubeForbidden:
             event.fail("the Kubernetes API refused the charm: deploy with --trust")

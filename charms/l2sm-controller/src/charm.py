@@ -236,23 +236,11 @@ class L2smControllerCharm(ReconcilingCharm):
         networks = {n["metadata"]["name"] for n in self.kube.list(L2Network) if not _deleting(n)}
         ports: dict[str, set[str]] = {}
         released: dict[str, set[str]] = {}
-        for pod in self.kube.list(Pod, labels={attachments.L2SM_POD_LABEL: "true"}):
-            node = (pod.get("spec") or {}).get("nodeName")
-            notes = (pod.get("metadata") or {}).get("annotations") or {}
-            if not node:
-                continue
-            try:
-                held = attachments.pod_endpoints(
-                    node,
-                    notes.get(attachments.L2SM_NETWORKS_ANNOTATION, ""),
-                    notes.get(attachments.MULTUS_NETWORKS_ANNOTATION, ""),
-                )
-            except ValueError as exc:
-                logger.warning("pod %s: %s", pod["metadata"]["name"], exc)
-                continue
-            gone = _deleting(pod) or pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
-            for network, endpoints in held.items():
-                (released if gone else ports).setdefault(network, set()).update(endpoints)
+        for pod in attachments.read_pods(self.kube.list(Pod, labels={attachments.L2SM_POD_LABEL: "true"})):
+            for problem in pod.problems:
+                logger.warning("pod %s: %s", pod.pod, problem)
+            for network, endpoints in pod.endpoints().items():
+                (released if pod.gone else ports).setdefault(network, set()).update(endpoints)
         return DesiredState.build(networks, ports, released)
 
     def _resync(self) -> ResyncReport:
@@ -421,16 +409,9 @@ class L2smControllerCharm(ReconcilingCharm):
 
     def _attached_pods(self, name: str) -> list[str]:
         pods = []
-        for pod in self.kube.list(Pod, labels={attachments.L2SM_POD_LABEL: "true"}):
-            notes = pod["metadata"].get("annotations") or {}
-            try:
-                requests = attachments.parse_l2sm_networks(
-                    notes.get(attachments.L2SM_NETWORKS_ANNOTATION, "")
-                )
-            except ValueError:
-                continue
-            if not _deleting(pod) and any(r.name == name for r in requests):
-                pods.append(f"{_ns(pod)}/{pod['metadata']['name']}")
+        for pod in attachments.read_pods(self.kube.list(Pod, labels={attachments.L2SM_POD_LABEL: "true"})):
+            if not pod.gone and any(r.name == name for r in pod.requests):
+                pods.append(pod.pod)
         return sorted(pods)
 
     def _controller_view(self, name: str) -> str:

@@ -113,24 +113,14 @@ class L2smSwitchCharm(ReconcilingCharm):
             raise Waiting("no schedulable Linux node in the cluster")
         return usable
 
-    def _pods(self) -> list[tuple[str, str]]:
-        """(node, Multus annotation) of every live L2S-M pod in the cluster."""
-        result = []
-        for pod in self.kube.list(Pod, labels={attachments.L2SM_POD_LABEL: "true"}):
-            meta = pod.get("metadata") or {}
-            if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in (
-                "Succeeded",
-                "Failed",
-            ):
-                continue
-            notes = meta.get("annotations") or {}
-            result.append(
-                (
-                    (pod.get("spec") or {}).get("nodeName") or "",
-                    notes.get(attachments.MULTUS_NETWORKS_ANNOTATION, ""),
-                )
-            )
-        return result
+    def _pods(self) -> list[attachments.PodAttachments]:
+        """What every L2S-M pod in the cluster holds; a pod with malformed annotations is
+        named in the log and counted for what can still be read."""
+        pods = attachments.read_pods(self.kube.list(Pod, labels={attachments.L2SM_POD_LABEL: "true"}))
+        for pod in pods:
+            for problem in pod.problems:
+                logger.warning("pod %s: %s", pod.pod, problem)
+        return pods
 
     # -- reconcile ----------------------------------------------------------------------------
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from l2sm_core.naming import port_endpoint
+from l2sm_core.validation import dns1123_label, shown
 
 L2SM_NETWORKS_ANNOTATION = "l2sm/networks"
 L2SM_ERROR_ANNOTATION = "l2sm/error"
@@ -30,24 +33,42 @@ class NetworkRequest:
     ips: tuple[str, ...] = ()
 
 
+def _json_list(text: str, annotation: str) -> list[Any]:
+    try:
+        entries = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{annotation} is not valid JSON: {shown(str(exc), 80)}") from None
+    if not isinstance(entries, list):
+        raise ValueError(f"{annotation} must be a JSON list")
+    return entries
+
+
+def _network_name(name: Any) -> str:
+    try:
+        return dns1123_label(name)
+    except ValueError as exc:
+        raise ValueError(f"{L2SM_NETWORKS_ANNOTATION}: network name {exc}") from None
+
+
 def parse_l2sm_networks(text: str) -> list[NetworkRequest]:
-    """Both forms upstream accepts: a JSON list of {name, ips} or `net-a, net-b`."""
-    text = (text or "").strip()
+    """Both forms upstream accepts: a JSON list of {name, ips} or `net-a, net-b`. Anything
+    else (anyone in the cluster may write it) is a ValueError saying what is wrong."""
+    if not isinstance(text, str):
+        raise ValueError(f"{L2SM_NETWORKS_ANNOTATION} must be a string")
+    text = text.strip()
     if not text:
         return []
     if text.startswith("["):
-        try:
-            entries = json.loads(text)
-        except ValueError as exc:
-            raise ValueError(f"{L2SM_NETWORKS_ANNOTATION} is not valid JSON: {exc}") from None
         result = []
-        for entry in entries:
+        for entry in _json_list(text, L2SM_NETWORKS_ANNOTATION):
             if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
                 raise ValueError(f"{L2SM_NETWORKS_ANNOTATION}: every entry needs a string 'name'")
             ips = entry.get("ips") or []
-            result.append(NetworkRequest(entry["name"], tuple(str(ip) for ip in ips)))
+            if not isinstance(ips, list) or not all(isinstance(ip, str) for ip in ips):
+                raise ValueError(f"{L2SM_NETWORKS_ANNOTATION}: 'ips' of {shown(entry['name'])} must be a list of strings")
+            result.append(NetworkRequest(_network_name(entry["name"]), tuple(ips)))
         return result
-    return [NetworkRequest(part.strip()) for part in text.split(",") if part.strip()]
+    return [NetworkRequest(_network_name(part.strip())) for part in text.split(",") if part.strip()]
 
 
 def render_l2sm_networks(requests: list[NetworkRequest]) -> str:
@@ -60,15 +81,14 @@ def render_l2sm_networks(requests: list[NetworkRequest]) -> str:
 
 def multus_attachment_names(text: str) -> list[str]:
     """NAD names of a Multus networks annotation (JSON list or `ns/name@if, ...`)."""
-    text = (text or "").strip()
+    if not isinstance(text, str):
+        raise ValueError(f"{MULTUS_NETWORKS_ANNOTATION} must be a string")
+    text = text.strip()
     if not text:
         return []
     if text.startswith("["):
-        try:
-            entries = json.loads(text)
-        except ValueError as exc:
-            raise ValueError(f"{MULTUS_NETWORKS_ANNOTATION} is not valid JSON: {exc}") from None
-        return [str(e["name"]) for e in entries if isinstance(e, dict) and "name" in e]
+        entries = _json_list(text, MULTUS_NETWORKS_ANNOTATION)
+        return [e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)]
     names = []
     for part in text.split(","):
         part = part.strip()
@@ -82,28 +102,74 @@ def veth_port_number(nad_name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def pod_endpoints(node: str, l2sm_networks: str, multus_networks: str) -> dict[str, list[str]]:
-    """Network name -> the switch ports this pod holds on it (a pod may join a network twice)."""
-    requests = parse_l2sm_networks(l2sm_networks)
-    ports = [n for n in (veth_port_number(a) for a in multus_attachment_names(multus_networks)) if n]
-    result: dict[str, list[str]] = {}
-    for request, port in zip(requests, ports, strict=False):
-        result.setdefault(request.name, []).append(port_endpoint(node, port))
-    return result
-
-
-def ports_in_use(overlay: str, pods: list[tuple[str, str]]) -> dict[str, set[int]]:
-    """Switch ports held per node, from (node, Multus annotation) of each live L2S-M pod.
-
-    Only this overlay's attachments (`<overlay>-vethN`) count.
-    """
+def ports_in_use(overlay: str, pods: Iterable[PodAttachments]) -> dict[str, set[int]]:
+    """Switch ports held per node by the live pods. Only this overlay's attachments
+    (`<overlay>-vethN`) count."""
     usage: dict[str, set[int]] = {}
     prefix = f"{overlay}-veth"
-    for node, multus in pods:
-        if not node:
+    for pod in pods:
+        if not pod.node or pod.gone:
             continue
-        for name in multus_attachment_names(multus):
+        for name in pod.attachments:
             port = veth_port_number(name)
             if port and name == f"{prefix}{port}":
-                usage.setdefault(node, set()).add(port)
+                usage.setdefault(pod.node, set()).add(port)
     return usage
+
+
+@dataclass(frozen=True)
+class PodAttachments:
+    """What one pod's annotations say it holds. A malformed annotation (any tenant can write
+    one) counts as holding nothing through it, and is named in `problems`."""
+
+    pod: str  # namespace/name
+    node: str
+    requests: tuple[NetworkRequest, ...]
+    attachments: tuple[str, ...]  # Multus NAD names, in order
+    gone: bool  # being deleted, or finished: its ports are released
+    problems: tuple[str, ...] = ()
+
+    def endpoints(self) -> dict[str, list[str]]:
+        """Network name -> the switch ports this pod holds on it."""
+        if not self.node:
+            return {}
+        ports = [n for n in (veth_port_number(a) for a in self.attachments) if n]
+        result: dict[str, list[str]] = {}
+        for request, port in zip(self.requests, ports, strict=False):
+            result.setdefault(request.name, []).append(port_endpoint(self.node, port))
+        return result
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def read_pod(pod: Mapping[str, Any]) -> PodAttachments:
+    """Never raises: every field of a pod object is read defensively."""
+    meta = _mapping(pod.get("metadata"))
+    notes = _mapping(meta.get("annotations"))
+    node = _mapping(pod.get("spec")).get("nodeName")
+    phase = _mapping(pod.get("status")).get("phase")
+    problems = []
+    try:
+        requests = tuple(parse_l2sm_networks(notes.get(L2SM_NETWORKS_ANNOTATION, "")))
+    except ValueError as exc:
+        requests = ()
+        problems.append(str(exc))
+    try:
+        nads = tuple(multus_attachment_names(notes.get(MULTUS_NETWORKS_ANNOTATION, "")))
+    except ValueError as exc:
+        nads = ()
+        problems.append(str(exc))
+    return PodAttachments(
+        pod=f"{meta.get('namespace') or ''}/{meta.get('name') or '?'}",
+        node=node if isinstance(node, str) else "",
+        requests=requests,
+        attachments=nads,
+        gone=bool(meta.get("deletionTimestamp")) or phase in ("Succeeded", "Failed"),
+        problems=tuple(problems),
+    )
+
+
+def read_pods(pods: Iterable[Mapping[str, Any]]) -> list[PodAttachments]:
+    return [read_pod(pod) for pod in pods]
