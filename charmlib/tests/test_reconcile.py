@@ -5,10 +5,14 @@ import json
 import ops
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ops import testing
 
 from l2sm_charmlib import reconcile
 from l2sm_charmlib.kube import Pod
+from l2sm_core.manifests.controller import action_network
+from l2sm_testing import bad_input
 from l2sm_testing.fake_kube import FakeKube
 from l2sm_testing.samples import CONTROLLER_APP_DATA
 
@@ -40,6 +44,8 @@ class Probe(reconcile.ReconcilingCharm):
     def _measure(self, params: Depth) -> dict:
         if params.depth == 7:
             raise reconcile.Refused("parameter 'depth': seven is unlucky")
+        if params.depth == 4:
+            self.kube.apply(action_network(self.app.name, "m", "net-a", None))
         return {"pods": len(self.kube.list(Pod)), "depth": params.depth}
 
     def _assess(self):
@@ -104,6 +110,38 @@ def test_bad_controller_data_names_the_field():
     assert status.message.startswith("controller relation data: field 'openflow-port'")
 
 
+def run_raw(raw):
+    ctx = testing.Context(Probe, meta=META, config=CONFIG, actions=ACTIONS)
+    state = testing.State(relations={testing.Relation("controller", remote_app_data=raw)})
+    return ctx.run(ctx.on.config_changed(), state).unit_status
+
+
+def test_controller_data_that_is_not_json_is_named_not_raised():
+    raw = {k: json.dumps(v) for k, v in CONTROLLER_APP_DATA.items()}
+    # A value written by hand (juju-exec relation-set) without JSON quoting.
+    status = run_raw(raw | {"host": "l2sm-controller-sdn.l2sm.svc.cluster.local"})
+    assert status == testing.BlockedStatus("controller relation data: field 'host': not JSON")
+
+
+def test_unknown_plain_keys_are_not_read():
+    # Keys outside the schema (Juju's own, a newer provider's) are not ours to judge.
+    raw = {k: json.dumps(v) for k, v in CONTROLLER_APP_DATA.items()}
+    assert run_raw(raw | {"egress-subnets": "10.1.0.0/16"}).name == "active"
+
+
+@given(key=st.sampled_from(sorted(CONTROLLER_APP_DATA)), value=bad_input.databag_value())
+@settings(max_examples=60, deadline=None)
+def test_any_controller_value_is_read_or_named(key, value):
+    raw = {k: json.dumps(v) for k, v in CONTROLLER_APP_DATA.items()} | {key: value}
+    status = run_raw(raw)
+    if status.name == "blocked":
+        assert f"field '{key}'" in status.message
+        assert len(status.message) < 400
+    else:
+        # Accepted only when it still means a controller that is ready.
+        assert status.name in ("active", "waiting"), status
+
+
 @pytest.fixture
 def kube(monkeypatch):
     fake = FakeKube()
@@ -133,6 +171,12 @@ def test_action_refusals(kube, params, leader, message):
     with pytest.raises(testing.ActionFailed) as info:
         act(params, leader=leader)
     assert info.value.message == message
+
+
+def test_action_before_the_kinds_exist(kube):
+    # An action that writes an L2S-M object before l2sm-controller installed the CRDs.
+    with pytest.raises(testing.ActionFailed, match="l2sm-controller installs the L2S-M kinds"):
+        act({"depth": 4})
 
 
 def test_action_without_trust(kube):

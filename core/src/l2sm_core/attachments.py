@@ -65,7 +65,9 @@ def parse_l2sm_networks(text: str) -> list[NetworkRequest]:
                 raise ValueError(f"{L2SM_NETWORKS_ANNOTATION}: every entry needs a string 'name'")
             ips = entry.get("ips") or []
             if not isinstance(ips, list) or not all(isinstance(ip, str) for ip in ips):
-                raise ValueError(f"{L2SM_NETWORKS_ANNOTATION}: 'ips' of {shown(entry['name'])} must be a list of strings")
+                raise ValueError(
+                    f"{L2SM_NETWORKS_ANNOTATION}: 'ips' of {shown(entry['name'])} must be a list of strings"
+                )
             result.append(NetworkRequest(_network_name(entry["name"]), tuple(ips)))
         return result
     return [NetworkRequest(_network_name(part.strip())) for part in text.split(",") if part.strip()]
