@@ -57,3 +57,32 @@ def test_bad_inputs():
         naming.bridge_name_for("")
     with pytest.raises(ValueError, match="start at 1"):
         naming.port_endpoint("node-a", 0)
+
+
+@pytest.mark.parametrize("name", ["fabric", "l2sm-switch", "a", "f" * 50])
+def test_good_overlay_names(name):
+    assert naming.overlay_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("ov\n", "not a DNS-1123 label"),  # used to pass: `$` matches before a final newline
+        ("Ov", "not a DNS-1123 label"),
+        ("ov-", "not a DNS-1123 label"),
+        ("", "non-empty"),
+        ("o" * 64, "at most 63"),
+        ("o" * 51, "at most 50"),
+        ("my-veth-net", "contains 'veth'"),
+    ],
+)
+def test_bad_overlay_names(name, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        naming.overlay_name(name)
+
+
+def test_attachment_names_fit_a_kubernetes_name():
+    longest = naming.attachment_name("f" * naming.MAX_OVERLAY_NAME, 64)
+    assert longest == "f" * 50 + "-veth64" and len(longest) <= 63
+    with pytest.raises(ValueError, match="start at 1"):
+        naming.attachment_name("fabric", 0)

@@ -6,16 +6,24 @@ import textwrap
 import kubernetes_validate
 import pytest
 
-from l2sm_core.manifests import switch
+from l2sm_core.manifests import INSTANCE, MODEL, switch
 from l2sm_core.manifests.crds import validate_custom_object
 from l2sm_core.naming import bridge_name_for
 from l2sm_core.topology import parse_topology
 
 
 def build(nodes=("node-a", "node-b", "node-c"), topo="full-mesh", image=switch.DEFAULT_SWITCH_IMAGE):
+    links = parse_topology(topo, nodes)
     return switch.overlay(
-        "l2sm-switch", "l2sm", "fabric", nodes, parse_topology(topo, nodes), 10, "10.152.183.20", 6633, image
+        "l2sm-switch", "switch-model", "l2sm", "fabric", nodes, links, 10, "10.152.183.20", 6633, image
     )
+
+
+def test_overlay_labels_name_the_application_and_model_not_the_namespace():
+    meta = build()["metadata"]
+    assert meta["namespace"] == "l2sm"
+    assert meta["labels"][INSTANCE] == "l2sm-switch"
+    assert meta["labels"][MODEL] == "switch-model"
 
 
 def test_overlay_matches_crd():

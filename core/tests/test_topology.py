@@ -28,6 +28,35 @@ def test_nodes_parsed_sorted_unique():
         topology.parse_nodes("Node_A")
 
 
+@pytest.mark.parametrize(
+    "text", ["node-a\n", "node-a\nnode-b", "Node-a", "node_a", "-node", "n" * 254, "\u0430"]
+)
+def test_node_names_are_matched_whole(text):
+    # fullmatch: `$` used to let "node-a\n" through as a node name.
+    with pytest.raises(ValueError, match="not a Kubernetes node name"):
+        topology.node_name(text)
+
+
+@pytest.mark.parametrize("text", [",", " , ,"])
+def test_commas_without_names_are_refused(text):
+    # Not "every node": the user meant to list some.
+    with pytest.raises(ValueError, match="names no node"):
+        topology.parse_nodes(text)
+
+
+def test_messages_echo_values_clipped():
+    huge = "x" * 10_000
+    for call in (
+        lambda: topology.parse_nodes(huge),
+        lambda: topology.parse_topology(huge, ("a", "b")),
+        lambda: topology.parse_topology(f"a:{huge}", ("a", "b")),
+        lambda: topology.parse_topology("a:z", tuple(f"node-{i:03}" for i in range(500))),
+    ):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert len(str(info.value)) < 300
+
+
 def test_full_mesh():
     nodes = ("c", "a", "b")
     assert topology.parse_topology("full-mesh", nodes) == (Link("a", "b"), Link("a", "c"), Link("b", "c"))

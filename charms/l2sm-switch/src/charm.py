@@ -24,9 +24,10 @@ from l2sm_charmlib.kube import (
 from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting, controller_data, load_config
 from l2sm_core import attachments, naming, topology
 from l2sm_core.interfaces import ControllerProviderAppData
-from l2sm_core.manifests import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE, SPEC_HASH
+from l2sm_core.manifests import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE, MODEL, SPEC_HASH
 from l2sm_core.manifests import switch as switch_objects
 from l2sm_core.manifests.crds import crd_name
+from l2sm_core.validation import clip, shown
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +57,11 @@ class Fabric:
 
 
 class L2smSwitchCharm(ReconcilingCharm):
-    _stored = ops.StoredState()
+    """Keeps no state of its own: what it made is found in the cluster by its labels, so any
+    unit that becomes leader knows where the fabric is."""
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework, self._assess)
-        self._stored.set_default(last_change="", overlay_namespace="")
         for event in (
             self.on.config_changed,
             self.on.upgrade_charm,
@@ -81,8 +82,14 @@ class L2smSwitchCharm(ReconcilingCharm):
         if self.kube.get(CustomResourceDefinition, crd_name("Overlay")) is None:
             raise Waiting("waiting for the L2S-M CRDs (l2sm-controller installs them)")
         name = config.overlay_name or self.app.name
-        if "veth" in name:
-            raise Blocked(f"the application name {name!r} contains 'veth': set option 'overlay-name'")
+        if not config.overlay_name:
+            try:
+                naming.overlay_name(name)
+            except ValueError as exc:
+                raise Blocked(
+                    f"the application name cannot name the Overlay ({exc}): set option 'overlay-name'"
+                ) from None
+        self._check_alone()
         live = self.kube.get(Overlay, name, controller.namespace)
         current = tuple(((live or {}).get("spec") or {}).get("topology", {}).get("nodes") or ())
         nodes = self._nodes(config, current)
@@ -98,7 +105,7 @@ class L2smSwitchCharm(ReconcilingCharm):
         if wanted:
             absent = [n for n in wanted if n not in cluster]
             if absent:
-                raise Blocked(f"option 'nodes': not in the cluster: {', '.join(absent)}")
+                raise Blocked(f"option 'nodes': not in the cluster: {topology.listed(absent)}")
             return wanted
         # A cordon is maintenance, not departure: a node already in the fabric keeps its switch
         # (switch pods tolerate every taint), so cordoning never recreates the whole fabric.
@@ -112,6 +119,47 @@ class L2smSwitchCharm(ReconcilingCharm):
         if not usable:
             raise Waiting("no schedulable Linux node in the cluster")
         return usable
+
+    def _ours(self, obj: dict[str, Any]) -> bool:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return (
+            labels.get(MANAGED_BY) == MANAGED_BY_VALUE
+            and labels.get(INSTANCE) == self.app.name
+            and labels.get(MODEL) == self.model.name
+        )
+
+    def _owned_overlays(self) -> list[dict[str, Any]]:
+        """The Overlays this application made, in any namespace (the controller's may have moved)."""
+        labels = {MANAGED_BY: MANAGED_BY_VALUE, INSTANCE: self.app.name, MODEL: self.model.name}
+        return self.kube.list(Overlay, labels=labels)
+
+    def _check_alone(self) -> None:
+        """One switch fabric per cluster: every Overlay's attachments use the same host bridges
+        (br1..brN) and the webhook takes free attachments from any Overlay in its namespace, so
+        two fabrics would mix traffic. Another's Overlay is never touched; once it is gone
+        (its application removed), this one takes over on its next reconcile."""
+        others = sorted(
+            (o for o in self.kube.list(Overlay) if not self._ours(o)),
+            key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]),
+        )
+        if not others:
+            return
+        meta = others[0]["metadata"]
+        where = clip(f"{meta.get('namespace', '')}/{meta['name']}", 120)
+        labels = meta.get("labels") or {}
+        if labels.get(MANAGED_BY) == MANAGED_BY_VALUE and labels.get(INSTANCE):
+            owner = f"application {shown(labels[INSTANCE])} in model {shown(labels.get(MODEL, '?'))}"
+        else:
+            owner = "no Juju application (made by hand or another tool)"
+        if len(others) == 1 and _deleting(others[0]):
+            raise Waiting(
+                f"waiting for overlay {where} of {owner} to be deleted: one switch fabric per cluster"
+            )
+        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
+        raise Blocked(
+            f"overlay {where}{more} belongs to {owner}: one switch fabric per cluster "
+            "(two would share host bridges and attachments); remove one"
+        )
 
     def _pods(self) -> list[attachments.PodAttachments]:
         """What every L2S-M pod in the cluster holds; a pod with malformed annotations is
@@ -129,9 +177,10 @@ class L2smSwitchCharm(ReconcilingCharm):
             return
         with self.acting():
             fabric = self._fabric()
-            usage = attachments.ports_in_use(fabric.name, self._pods())
+            pods = self._pods()
+            usage = attachments.ports_in_use(fabric.name, pods)
             self._check_interfaces(fabric, usage)
-            self._remove_stale_overlays(fabric)
+            self._remove_stale_overlays(fabric, pods)
             recreated = self._apply_overlay(fabric)
             self._mark_used_attachments(fabric, usage, wait=ATTACHMENT_WAIT_SECONDS if recreated else 0.0)
 
@@ -139,35 +188,28 @@ class L2smSwitchCharm(ReconcilingCharm):
         count = fabric.config.interfaces_per_node
         above = {node: max(ports) for node, ports in usage.items() if ports and max(ports) > count}
         if above:
-            held = ", ".join(f"port {port} on {node}" for node, port in sorted(above.items()))
+            held = topology.listed([f"port {port} on {node}" for node, port in sorted(above.items())])
             raise Blocked(f"option 'interfaces-per-node': {count} is below ports in use ({held})")
 
-    def _owned_overlays(self, namespace: str) -> list[dict[str, Any]]:
-        labels = {MANAGED_BY: MANAGED_BY_VALUE, INSTANCE: self.app.name}
-        return self.kube.list(Overlay, namespace=namespace, labels=labels)
-
-    def _remove_stale_overlays(self, fabric: Fabric) -> None:
-        """An Overlay under an old name, or in the namespace of a controller we left, goes."""
-        old_namespace = self._stored.overlay_namespace
-        for namespace in sorted({fabric.namespace, old_namespace} - {""}):
-            for stale in self._owned_overlays(namespace):
-                if stale["metadata"]["name"] == fabric.name and namespace == fabric.namespace:
-                    continue
-                held = attachments.ports_in_use(stale["metadata"]["name"], self._pods())
-                if held and namespace == fabric.namespace:
-                    nodes = ", ".join(sorted(held))
-                    raise Blocked(
-                        f"option 'overlay-name': pods on {nodes} hold ports of overlay "
-                        f"{stale['metadata']['name']!r}; move them off before renaming"
-                    )
-                logger.warning(
-                    "deleting overlay %s/%s (renamed or moved)", namespace, stale["metadata"]["name"]
+    def _remove_stale_overlays(self, fabric: Fabric, pods: list[attachments.PodAttachments]) -> None:
+        """An Overlay of ours under an old name, or in the namespace of a controller we left, goes."""
+        for stale in self._owned_overlays():
+            name, namespace = stale["metadata"]["name"], stale["metadata"].get("namespace", "")
+            if (name, namespace) == (fabric.name, fabric.namespace):
+                continue
+            held = attachments.ports_in_use(name, pods)
+            if held and namespace == fabric.namespace:
+                raise Blocked(
+                    f"option 'overlay-name': pods on {topology.listed(sorted(held))} hold ports of "
+                    f"overlay {name!r}; move them off before renaming"
                 )
-                self.kube.delete(Overlay, stale["metadata"]["name"], namespace, foreground=True)
+            logger.warning("deleting overlay %s/%s (renamed or moved)", namespace, name)
+            self.kube.delete(Overlay, name, namespace, foreground=True)
 
     def _desired(self, fabric: Fabric) -> dict[str, Any]:
         return switch_objects.overlay(
             self.app.name,
+            self.model.name,
             fabric.namespace,
             fabric.name,
             fabric.nodes,
@@ -195,11 +237,7 @@ class L2smSwitchCharm(ReconcilingCharm):
             if not self._wait_gone(fabric):
                 raise Waiting(RECREATING)
         self.kube.apply(desired)
-        self._stored.overlay_namespace = fabric.namespace
-        self._stored.last_change = (
-            f"overlay {fabric.name}: {len(fabric.nodes)} node(s), {len(fabric.links)} link(s)"
-        )
-        logger.info("applied %s", self._stored.last_change)
+        logger.info("applied %s", _describe(desired))
         return True
 
     def _wait_gone(self, fabric: Fabric) -> bool:
@@ -217,7 +255,7 @@ class L2smSwitchCharm(ReconcilingCharm):
         users: dict[str, set[str]] = {}
         for node, ports in usage.items():
             for port in ports:
-                users.setdefault(f"{fabric.name}-veth{port}", set()).add(node)
+                users.setdefault(naming.attachment_name(fabric.name, port), set()).add(node)
         deadline = time.monotonic() + wait
         pending = dict(users)
         while pending:
@@ -245,16 +283,16 @@ class L2smSwitchCharm(ReconcilingCharm):
     def _on_remove(self, _: ops.RemoveEvent) -> None:
         if self.app.planned_units() > 0:
             return
-        # Juju breaks the relation before `remove`: the namespace comes from what we applied.
-        namespaces = {self.model.name, self._stored.overlay_namespace} - {""}
+        # Juju breaks the relation before `remove`: our Overlays are found by their labels.
         try:
-            for namespace in sorted(namespaces):
-                for overlay in self._owned_overlays(namespace):
-                    self.kube.delete(Overlay, overlay["metadata"]["name"], namespace)
-                    logger.warning(
-                        "deleted overlay %s: pods on L2S-M networks lose connectivity",
-                        overlay["metadata"]["name"],
-                    )
+            for overlay in self._owned_overlays():
+                meta = overlay["metadata"]
+                self.kube.delete(Overlay, meta["name"], meta.get("namespace"))
+                logger.warning(
+                    "deleted overlay %s/%s: pods on L2S-M networks lose connectivity",
+                    meta.get("namespace"),
+                    meta["name"],
+                )
         except KubeForbidden:
             logger.error("cannot delete the overlay without --trust: delete it by hand")
 
@@ -307,7 +345,8 @@ class L2smSwitchCharm(ReconcilingCharm):
             fabric = self._fabric()
         except (Blocked, Waiting) as exc:
             raise Refused(f"the fabric is not configured yet: {exc}") from None
-        switches = self._switches(fabric, self.kube.get(Overlay, fabric.name, fabric.namespace))
+        live = self.kube.get(Overlay, fabric.name, fabric.namespace)
+        switches = self._switches(fabric, live)
         usage = attachments.ports_in_use(fabric.name, self._pods())
         nodes = [
             {
@@ -327,7 +366,7 @@ class L2smSwitchCharm(ReconcilingCharm):
             "interfaces-per-node": fabric.config.interfaces_per_node,
             "nodes": json.dumps(nodes),
             "links": json.dumps([[link.a, link.b] for link in fabric.links]),
-            "last-change": self._stored.last_change or "none",
+            "last-change": _describe(live) if live is not None else "none",
         }
 
 
@@ -346,6 +385,16 @@ def _deleting(obj: dict[str, Any]) -> bool:
 
 def _hash(obj: dict[str, Any]) -> str | None:
     return ((obj.get("metadata") or {}).get("annotations") or {}).get(SPEC_HASH)
+
+
+def _describe(overlay: dict[str, Any]) -> str:
+    """What an Overlay is; every change recreates it, so its creation is the last change."""
+    meta, spec = overlay.get("metadata") or {}, overlay.get("spec") or {}
+    topo = spec.get("topology") or {}
+    nodes, links = topo.get("nodes") or [], topo.get("links") or []
+    text = f"overlay {meta.get('name')}: {len(nodes)} node(s), {len(links)} link(s)"
+    created = meta.get("creationTimestamp")
+    return f"{text}, created {created}" if created else text
 
 
 def _describe_change(live: dict[str, Any], desired: dict[str, Any]) -> str:

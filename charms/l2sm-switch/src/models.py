@@ -1,12 +1,13 @@
-"""Typed config of the switch fabric."""
+"""Typed config and action params of the switch fabric."""
 
 from __future__ import annotations
 
 import pydantic
 
 from l2sm_core.manifests.switch import DEFAULT_SWITCH_IMAGE
+from l2sm_core.naming import overlay_name
 from l2sm_core.topology import FULL_MESH, parse_nodes
-from l2sm_core.validation import dns1123_label
+from l2sm_core.validation import image_reference, shown
 
 
 class SwitchConfig(pydantic.BaseModel):
@@ -14,7 +15,8 @@ class SwitchConfig(pydantic.BaseModel):
 
     nodes: str = ""
     topology: str = FULL_MESH
-    interfaces_per_node: int = pydantic.Field(10, ge=1, le=64)
+    # Strict: a boolean is an int to Python, and `true` is not an interface count.
+    interfaces_per_node: int = pydantic.Field(10, ge=1, le=64, strict=True)
     overlay_name: str = ""
     switch_image: str = DEFAULT_SWITCH_IMAGE
 
@@ -27,22 +29,18 @@ class SwitchConfig(pydantic.BaseModel):
     @pydantic.field_validator("overlay_name")
     @classmethod
     def _overlay(cls, value: str) -> str:
-        if not value:
-            return value
-        dns1123_label(value)
-        # Upstream takes the port number from the text after the first "veth" in a NAD name.
-        if "veth" in value:
-            raise ValueError(f"{value!r} contains 'veth', which breaks L2S-M's port numbering")
-        if len(value) > 50:
-            raise ValueError("must be at most 50 characters (NAD names append -vethN)")
-        return value
+        return overlay_name(value) if value else value
 
     @pydantic.field_validator("switch_image")
     @classmethod
     def _image(cls, value: str) -> str:
-        if not value.strip() or any(c.isspace() for c in value):
-            raise ValueError(f"{value!r} is not an image reference")
-        return value
+        # A registry only serves ASCII names; the shared grammar's tag rule also lets
+        # non-ASCII letters through, so they are refused here first.
+        if not value.isascii():
+            raise ValueError(
+                f"{shown(value)} is not an image reference: use ASCII, e.g. {DEFAULT_SWITCH_IMAGE}"
+            )
+        return image_reference(value)
 
     @pydantic.field_validator("topology")
     @classmethod

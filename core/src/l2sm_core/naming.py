@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import hashlib
 
+from l2sm_core.validation import dns1123_label, shown
+
 # The operator always names switches with this provider, whatever the Overlay's provider is.
 OVERLAY_PROVIDER = "l2sm-controller"
 # Port number of each switch's probe port (upstream RESERVED_PROBE_ID).
 PROBE_PORT = 1999
 _IF_TOKEN_LEN = 5
+# The operator names an Overlay's attachments `<overlay>-veth<N>` and reads N back from the
+# text after "veth"; the longest, -veth64, must still fit a 63-character name.
+ATTACHMENT_INFIX = "-veth"
+MAX_OVERLAY_NAME = 50
 
 
 def _sha256_hex(text: str) -> str:
@@ -59,3 +65,24 @@ def probe_interface_name(node: str, provider: str = OVERLAY_PROVIDER) -> str:
 def vxlan_port_name(remote_ip: str) -> str:
     """VXLAN port towards a peer switch, as `talpa sps-init` names it: it depends on the remote only."""
     return "vxlan-" + _sha256_hex(remote_ip)[:5]
+
+
+def overlay_name(value: str) -> str:
+    """Return value if it can name an Overlay: a DNS-1123 label without "veth" (the operator
+    would misread its attachments' port numbers), short enough for `<name>-veth<N>`."""
+    dns1123_label(value)
+    if "veth" in value:
+        raise ValueError(f"{shown(value)} contains 'veth', which breaks L2S-M's port numbering")
+    if len(value) > MAX_OVERLAY_NAME:
+        raise ValueError(
+            f"must be at most {MAX_OVERLAY_NAME} characters, got {len(value)} "
+            "(the attachments are named <overlay>-veth<N>)"
+        )
+    return value
+
+
+def attachment_name(overlay: str, port: int) -> str:
+    """The NetworkAttachmentDefinition of switch port `port` (shared by every node)."""
+    if port < 1:
+        raise ValueError(f"port numbers start at 1, got {port}")
+    return f"{overlay}{ATTACHMENT_INFIX}{port}"

@@ -6,9 +6,14 @@ import itertools
 import re
 from dataclasses import dataclass
 
+from l2sm_core.validation import clip, shown
+
 FULL_MESH = "full-mesh"
 # Kubernetes node names are DNS-1123 subdomains.
-_NODE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# fullmatch: `$` would let a trailing newline through.
+_NODE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# Names listed in one message at most: a status line must stay readable.
+_LISTED = 120
 
 
 @dataclass(frozen=True, order=True)
@@ -21,20 +26,28 @@ class Link:
     @classmethod
     def between(cls, one: str, other: str) -> Link:
         if one == other:
-            raise ValueError(f"a link needs two different nodes, got {one}:{other}")
+            raise ValueError(f"a link needs two different nodes, got {shown(f'{one}:{other}')}")
         return cls(*sorted((one, other)))
 
 
 def node_name(value: str) -> str:
-    if not value or len(value) > 253 or not _NODE.match(value):
-        raise ValueError(f"{value!r} is not a Kubernetes node name (lowercase DNS subdomain)")
+    if not isinstance(value, str) or not value or len(value) > 253 or not _NODE.fullmatch(value):
+        raise ValueError(f"{shown(value)} is not a Kubernetes node name (lowercase DNS subdomain)")
     return value
 
 
 def parse_nodes(text: str) -> tuple[str, ...]:
-    """A comma list of node names; empty means every schedulable Linux node (decided by the caller)."""
+    """A comma list of node names; empty means every schedulable Linux node (decided by the
+    caller). Commas without any name are a mistake, not "every node"."""
     names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names and text.strip():
+        raise ValueError(f"{shown(text)} names no node: give node names, or leave it empty for every node")
     return tuple(sorted({node_name(n) for n in names}))
+
+
+def listed(names: tuple[str, ...] | list[str]) -> str:
+    """Names for a message, comma separated and clipped."""
+    return clip(", ".join(names), _LISTED)
 
 
 def parse_topology(text: str, nodes: tuple[str, ...]) -> tuple[Link, ...]:
@@ -48,11 +61,11 @@ def parse_topology(text: str, nodes: tuple[str, ...]) -> tuple[Link, ...]:
             continue
         ends = [e.strip() for e in part.split(":")]
         if len(ends) != 2 or not all(ends):
-            raise ValueError(f"{part!r} is not a link: write node-a:node-b, or use {FULL_MESH}")
+            raise ValueError(f"{shown(part)} is not a link: write node-a:node-b, or use {FULL_MESH}")
         for end in ends:
             if end not in nodes:
                 raise ValueError(
-                    f"link {part!r} names {end!r}, which is not a switch node ({', '.join(nodes)})"
+                    f"link {shown(part)} names {shown(end)}, which is not a switch node ({listed(nodes)})"
                 )
         links.add(Link.between(*ends))
     if not links and len(nodes) > 1:

@@ -9,6 +9,8 @@ import pytest
 from ops import testing
 
 from l2sm_charmlib import reconcile
+from l2sm_core.manifests import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE
+from l2sm_core.manifests import MODEL as MODEL_LABEL
 from l2sm_core.manifests.crds import custom_resource_definitions
 from l2sm_core.topology import switch_pod_name
 from l2sm_testing import samples
@@ -17,7 +19,8 @@ from l2sm_testing.samples import CONTROLLER_APP_DATA as CONTROLLER_DATA
 from l2sm_testing.samples import NAD_CRD
 
 APP = "l2sm-switch"
-NAMESPACE = "l2sm"
+NAMESPACE = "l2sm"  # the controller's
+MODEL = "switch-model"  # the switch's own Juju model (and namespace)
 
 
 def node(name, unschedulable=False, os="linux"):
@@ -72,7 +75,7 @@ def knf_pod(name, node_name, veths, overlay=APP, deleting=False):
 
 @pytest.fixture
 def kube(monkeypatch):
-    fake = FakeKube(default_namespace="switch-model")
+    fake = FakeKube(default_namespace=MODEL)
     # What l2sm-controller and Multus installed.
     for crd in custom_resource_definitions("l2sm-controller", NAMESPACE):
         fake.add(crd)
@@ -104,8 +107,25 @@ def make_state(leader=True, config=None, relation=True, data=None, **overrides):
         relations = {controller_relation(data)} if relation else set()
     return testing.State(
         leader=leader,
-        model=testing.Model(name="switch-model"),
+        model=testing.Model(name=MODEL),
         config=config or {},
         relations=relations,
         **overrides,
     )
+
+
+def foreign_overlay(name, namespace=NAMESPACE, app="l2sm-switch-b", model="other-model", labels=None):
+    """An Overlay another application (or a person, with labels={}) made."""
+    if labels is None:
+        labels = {MANAGED_BY: MANAGED_BY_VALUE, INSTANCE: app, MODEL_LABEL: model}
+    return {
+        "apiVersion": "l2sm.l2sm.k8s.local/v1",
+        "kind": "Overlay",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {"provider": {"name": "l2sm-controller"}, "topology": {"nodes": ["node-a"]}},
+    }
+
+
+def cluster_snapshot(kube):
+    """Everything in the fake cluster and every write so far, to compare before and after."""
+    return json.dumps(sorted(kube.objects.items()), sort_keys=True, default=str), list(kube.writes)

@@ -47,6 +47,7 @@ def switch_container(image: str) -> dict[str, Any]:
 
 def overlay(
     app: str,
+    model: str,
     namespace: str,
     name: str,
     nodes: tuple[str, ...],
@@ -56,12 +57,16 @@ def overlay(
     openflow_port: int,
     image: str,
 ) -> dict[str, Any]:
-    """The Overlay for the operator; switches reach the controller by IP (no cluster DNS needed)."""
+    """The Overlay for the operator; switches reach the controller by IP (no cluster DNS needed).
+
+    It lives in the controller's namespace (where the operator looks for attachments), labelled
+    with the application and Juju model that made it: a model's name is its namespace, so the
+    pair names one application in the whole cluster."""
     return with_spec_hash(
         {
             "apiVersion": L2SM_API_VERSION,
             "kind": "Overlay",
-            "metadata": {"name": name, "namespace": namespace, "labels": common_labels(app, namespace)},
+            "metadata": {"name": name, "namespace": namespace, "labels": common_labels(app, model)},
             "spec": {
                 "provider": {
                     "name": OVERLAY_PROVIDER,
