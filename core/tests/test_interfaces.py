@@ -53,7 +53,7 @@ def test_network_databags_round_trip():
     [
         ({"address": "10.0.1.10"}, "needs its prefix length"),
         ({"address": "banana/24"}, "not an IPv4 address"),
-        ({"offered-prefixes": ["10.0.2.1/24"]}, "host bits clear"),
+        ({"offered-prefixes": ["10.0.2.1/24"]}, "host bits set"),
     ],
 )
 def test_bad_requirer_data(data, fragment):

@@ -9,27 +9,47 @@ from dataclasses import dataclass
 from typing import Any
 
 import ops
-import pydantic
 from models import NetworkConfig, ShowParams
 
 from l2sm_charmlib.kube import CustomResourceDefinition, KubeForbidden, L2Network
-from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Waiting, controller_data, load_config
+from l2sm_charmlib.reconcile import (
+    Blocked,
+    InvalidDatabag,
+    ReconcilingCharm,
+    Waiting,
+    controller_data,
+    load_config,
+    load_databag,
+)
 from l2sm_core.interfaces import (
     NetworkInfo,
     NetworkProviderAppData,
     NetworkRequirerUnitData,
     Route,
+    canonical_json,
+    interface_address,
 )
-from l2sm_core.ipam import Allocation, Member, RouteTable, allocate, compute_routes, unit_order
+from l2sm_core.ipam import (
+    Allocation,
+    Member,
+    RouteTable,
+    allocate,
+    compute_routes,
+    offers_routed_via,
+    renumbered,
+    reserved_held,
+    unit_order,
+)
 from l2sm_core.manifests import OWNER, OWNER_KIND, OWNER_KIND_APPLICATION
 from l2sm_core.manifests.crds import crd_name
 from l2sm_core.manifests.network import l2network
-from l2sm_core.validation import describe_validation_error
+from l2sm_core.validation import clip
 
 logger = logging.getLogger(__name__)
 
 CONTROLLER = "controller"
 NETWORK = "network"
+REJECTION_MAX = 300  # a refusal is read in a status line: long enough to name the fields
 
 
 @dataclass(frozen=True)
@@ -81,9 +101,11 @@ class L2smNetworkCharm(ReconcilingCharm):
         members: list[Member] = []
         relation_of: dict[str, int] = {}
         existing: dict[str, str] = {}
+        routed: list[dict[str, str]] = []
         invalid: dict[str, str] = {}
         for relation in self.model.relations[NETWORK]:
             existing.update(_stored_assignments(relation, self.app))
+            routed.extend(_stored_routes(relation, self.app))
         for relation in self.model.relations[NETWORK]:
             for unit in relation.units:
                 if unit == leaving_unit:
@@ -97,15 +119,20 @@ class L2smNetworkCharm(ReconcilingCharm):
                         members.append(Member(unit.name, held))
                     continue
                 try:
-                    data = relation.load(NetworkRequirerUnitData, unit)
-                except (pydantic.ValidationError, json.JSONDecodeError) as exc:
-                    invalid[unit.name] = _describe_bad_databag(exc)
+                    data = load_databag(relation, NetworkRequirerUnitData, unit)
+                except InvalidDatabag as exc:
+                    invalid[unit.name] = clip(f"bad relation data: {exc}", REJECTION_MAX)
                     if held:
-                        members.append(Member(unit.name, held))  # bad data once loses nothing
+                        # Bad data once loses nothing: the address, and the routes via it.
+                        members.append(Member(unit.name, held, offers_routed_via(routed, held)))
                     continue
                 members.append(Member(unit.name, data.address, tuple(data.offered_prefixes)))
+        held_now = {u: a for u, a in existing.items() if u in relation_of}
+        _refuse_taking_addresses(config, held_now)
         allocation = allocate(config.cidr, config.reserved_addresses, members, existing)
         allocation.rejections.update(invalid)
+        rejections = {u: allocation.rejections[u] for u in sorted(allocation.rejections, key=unit_order)}
+        allocation = Allocation(assignments=allocation.assignments, rejections=rejections)
         routes = compute_routes(config.cidr, members, allocation.assignments)
         return Membership(members, relation_of, allocation, routes)
 
@@ -119,8 +146,11 @@ class L2smNetworkCharm(ReconcilingCharm):
         with self.acting():
             config = self._config()
             self._require_controller()
+            # Worked out before any write: a config that would take an address is refused
+            # with the L2Network and every databag as the last good config left them.
+            membership = self._membership(config, event)
             self._ensure_l2network(config)
-            self._publish(config, self._membership(config, event))
+            self._publish(config, membership)
 
     def _own_or_absent(self, name: str) -> dict[str, Any] | None:
         """Our L2Network of that name, or None; Blocked if another owner holds the name."""
@@ -170,7 +200,8 @@ class L2smNetworkCharm(ReconcilingCharm):
                 rejections={u: r for u, r in membership.allocation.rejections.items() if u in mine},
                 routes=routes,
             )
-            relation.save(data, self.app)
+            # Canonical bytes: the same answer never wakes the members again.
+            relation.save(data, self.app, encoder=canonical_json)
         for unit, reason in sorted(membership.allocation.rejections.items()):
             logger.warning("refused %s: %s", unit, reason)
 
@@ -195,10 +226,10 @@ class L2smNetworkCharm(ReconcilingCharm):
         config = self._config()
         self._require_controller()
         name = self._network_name(config)
+        membership = self._membership(config)
         existing = self._own_or_absent(name)
         if existing is None:
             return ops.MaintenanceStatus(f"creating L2Network {name}")
-        membership = self._membership(config)
         count = len(membership.relation_of)
         message = f"{name} {config.cidr or '(L2 only)'}: {count} member{'s' if count != 1 else ''}"
         if membership.allocation.rejections:
@@ -233,22 +264,67 @@ class L2smNetworkCharm(ReconcilingCharm):
         }
 
 
+def _own_value(relation: ops.Relation, app: ops.Application, key: str) -> Any:
+    """A value of this network's own databag, or None if absent or unreadable (only the
+    leader writes it, but a hand edit must not wedge the charm)."""
+    raw = relation.data[app].get(key)
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
 def _stored_assignments(relation: ops.Relation, app: ops.Application) -> dict[str, str]:
     """What this network assigned before, from its own databag: the state lives in Juju."""
-    raw = relation.data[app].get("assignments")
-    if not raw:
+    value = _own_value(relation, app, "assignments")
+    if not isinstance(value, dict):
         return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        return {}
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    result = {}
+    for unit, address in value.items():
+        try:
+            result[str(unit)] = str(interface_address(address))
+        except ValueError:
+            logger.warning("ignoring a stored assignment that is not an address: %s", clip(repr(address), 64))
+    return result
 
 
-def _describe_bad_databag(exc: Exception) -> str:
-    if isinstance(exc, pydantic.ValidationError):
-        return f"bad relation data: {describe_validation_error(exc, 'field')}"
-    return f"bad relation data: not JSON ({exc})"
+def _stored_routes(relation: ops.Relation, app: ops.Application) -> list[dict[str, str]]:
+    """The routes this network published before, as far as they read."""
+    value = _own_value(relation, app, "routes")
+    routes = value if isinstance(value, list) else []
+    return [
+        {"prefix": r["prefix"], "via": r["via"]}
+        for r in routes
+        if isinstance(r, dict) and isinstance(r.get("prefix"), str) and isinstance(r.get("via"), str)
+    ]
+
+
+def _listed(items: list[str], limit: int = 3) -> str:
+    more = len(items) - limit
+    return ", ".join(items[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
+def _refuse_taking_addresses(config: NetworkConfig, held: dict[str, str]) -> None:
+    """A config change never takes an address from a member that holds one: refused, naming
+    the holders (the member would lose a working address, its peers their route via it)."""
+    moved = renumbered(config.cidr, held)
+    if moved:
+        old = {str(interface_address(a).network) for a in moved.values()}
+        holders = _listed([f"{u} ({a})" for u, a in moved.items()])
+        wanted = config.cidr or "empty (pure L2)"
+        raise Blocked(
+            f"option 'cidr': {wanted} would take the addresses of {holders}: members are never "
+            f"renumbered; set cidr back to {_listed(sorted(old))}, or remove their relations first"
+        )
+    taken = reserved_held(config.reserved_addresses, held)
+    if taken:
+        listed = _listed([f"{ip} (held by {u})" for ip, u in taken.items()])
+        raise Blocked(
+            f"option 'reserved': {listed}: an assigned address is never taken back; "
+            "remove it from reserved, or remove its holder's relation first"
+        )
 
 
 def _owner(obj: dict[str, Any]) -> str:

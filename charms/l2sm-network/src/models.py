@@ -6,10 +6,10 @@ import ipaddress
 
 import pydantic
 
-from l2sm_core.validation import dns1123_label, ipv4_prefix
+from l2sm_core.interfaces import ATTACHMENT_MTU, MIN_MTU, NETWORK_TYPES
+from l2sm_core.validation import dns1123_label, ipv4_prefix, shown, unicast_ipv4
 
-ATTACHMENT_MTU = 1400  # the MTU of L2S-M's veth attachments (upstream NADs)
-UPSTREAM_TYPES = ("vnet", "ext-vnet", "vlink")
+MAX_RESERVED = 256  # a list longer than this is a mistake (a pasted file), not a plan
 
 
 class NetworkConfig(pydantic.BaseModel):
@@ -17,7 +17,7 @@ class NetworkConfig(pydantic.BaseModel):
 
     network_name: str = ""
     cidr: str = ""
-    mtu: int = pydantic.Field(ATTACHMENT_MTU, ge=576, le=ATTACHMENT_MTU)
+    mtu: int = pydantic.Field(ATTACHMENT_MTU, ge=MIN_MTU, le=ATTACHMENT_MTU, strict=True)
     reserved: str = ""
     type: str = "vnet"
 
@@ -31,13 +31,28 @@ class NetworkConfig(pydantic.BaseModel):
     def _cidr(cls, value: str) -> str:
         return str(ipv4_prefix(value)) if value.strip() else ""
 
+    @pydantic.field_validator("reserved")
+    @classmethod
+    def _reserved_list(cls, value: str) -> str:
+        """Normalised to `a.b.c.d,a.b.c.d` (sorted, once each); a bad entry is named."""
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if len(parts) > MAX_RESERVED:
+            raise ValueError(f"{len(parts)} addresses: at most {MAX_RESERVED}")
+        addresses = set()
+        for part in parts:
+            try:
+                addresses.add(unicast_ipv4(part))
+            except ValueError as exc:
+                raise ValueError(f"{exc}; list addresses comma separated, e.g. 10.0.1.1,10.0.1.2") from None
+        return ",".join(str(a) for a in sorted(addresses))
+
     @pydantic.field_validator("type")
     @classmethod
     def _type(cls, value: str) -> str:
-        if value in UPSTREAM_TYPES and value != "vnet":
+        if value in NETWORK_TYPES and value != "vnet":
             raise ValueError(f"{value!r} networks are not supported yet: use vnet")
         if value != "vnet":
-            raise ValueError(f"{value!r} is not an L2S-M network type: use vnet")
+            raise ValueError(f"{shown(value)} is not an L2S-M network type: use vnet")
         return value
 
     @pydantic.model_validator(mode="after")
@@ -51,20 +66,15 @@ class NetworkConfig(pydantic.BaseModel):
             net = ipaddress.IPv4Network(self.cidr)
             outside = [a for a in addresses if ipaddress.IPv4Address(a) not in net]
             if outside:
-                raise ValueError(f"option 'reserved': {', '.join(outside)} not in {self.cidr}")
+                listed = ", ".join(outside[:3]) + (
+                    f" and {len(outside) - 3} more" if len(outside) > 3 else ""
+                )
+                raise ValueError(f"option 'reserved': {listed} not in {self.cidr}")
         return self
 
     @property
     def reserved_addresses(self) -> list[str]:
-        result = []
-        for part in (p.strip() for p in self.reserved.split(",")):
-            if not part:
-                continue
-            try:
-                result.append(str(ipaddress.IPv4Address(part)))
-            except ValueError:
-                raise ValueError(f"option 'reserved': {part!r} is not an IPv4 address") from None
-        return result
+        return self.reserved.split(",") if self.reserved else []
 
 
 class ShowParams(pydantic.BaseModel):

@@ -1,20 +1,56 @@
 """Schemas of the relation interfaces, used by both sides with `Relation.load/save`.
 
 Field names in the databag are the aliases (dashed); every value is JSON-encoded, as
-`Relation.save` writes it.
+`Relation.save` writes it. The schemas refuse what would do harm on the other side (an
+address no host can have, a route that takes over every member's traffic, an MTU the
+attachments cannot carry), so each side can trust what it loads. Messages echo values
+clipped (`shown`): they end up in status lines.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
+import urllib.parse
+from typing import Annotated, Any
 
 import pydantic
 
-from l2sm_core.validation import dns1123_label
+from l2sm_core.validation import (
+    Flag,
+    dns1123_label,
+    ipv4_prefix,
+    route_prefix,
+    shown,
+    unicast_ipv4,
+)
+
+# The MTU of L2S-M's veth attachments (the operator's NADs): more is never carried.
+ATTACHMENT_MTU = 1400
+MIN_MTU = 576  # the least every IPv4 host must take
+# A member may route to this many prefixes: enough for a router on many networks, and a
+# bound on what one unit can make every other member install.
+MAX_OFFERED_PREFIXES = 32
+NETWORK_TYPES = ("vnet", "ext-vnet", "vlink")  # upstream's L2Network types
+
+_INTERFACE_ADDRESS = re.compile(r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}")
+_SECRET_ID = re.compile(r"secret:[A-Za-z0-9][A-Za-z0-9/:._-]{0,254}")
+
+# JSON numbers only: a port or an MTU sent as "6633" or true is a mistake on the other side.
+StrictPort = Annotated[int, pydantic.Field(strict=True, ge=1, le=65535)]
+Mtu = Annotated[int, pydantic.Field(strict=True, ge=MIN_MTU, le=ATTACHMENT_MTU)]
 
 
 class _Databag(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+
+def canonical_json(value: Any) -> str:
+    """The one way this project writes a databag value: sorted keys, so the same content is
+    always the same bytes and a reconcile that changes nothing wakes no one (Juju fires
+    relation-changed on any byte change)."""
+    return json.dumps(value, sort_keys=True)
 
 
 class ControllerProviderAppData(_Databag):
@@ -29,29 +65,26 @@ class ControllerProviderAppData(_Databag):
     # The operator looks for switch attachments (NADs) only here: the Overlay must live here too.
     namespace: str
     cluster_ip: str = pydantic.Field(alias="cluster-ip")
-    openflow_port: int = pydantic.Field(alias="openflow-port", ge=1, le=65535)
+    openflow_port: StrictPort = pydantic.Field(alias="openflow-port")
     rest_url: str = pydantic.Field(alias="rest-url")
-    ready: bool
+    ready: Flag
     credentials_secret: str = pydantic.Field(alias="credentials-secret")
 
     @pydantic.field_validator("cluster_ip")
     @classmethod
     def _ip(cls, value: str) -> str:
-        ipaddress.IPv4Address(value)
-        return value
+        return str(unicast_ipv4(value))
 
     @pydantic.field_validator("rest_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value
+        return _http_url(value)
 
     @pydantic.field_validator("credentials_secret")
     @classmethod
     def _secret(cls, value: str) -> str:
-        if not value.startswith("secret:"):
-            raise ValueError("must be a Juju secret id (secret:...), never the credentials")
+        if not _SECRET_ID.fullmatch(value):
+            raise ValueError(f"{shown(value)} must be a Juju secret id (secret:...), never the credentials")
         return value
 
     @pydantic.field_validator("namespace")
@@ -62,23 +95,51 @@ class ControllerProviderAppData(_Databag):
     @pydantic.field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
-        for label in value.split("."):
-            dns1123_label(label)
-        return value
+        return _dns_name(value)
+
+
+def _dns_name(value: str) -> str:
+    if len(value) > 253:
+        raise ValueError(f"a DNS name is at most 253 characters, got {len(value)}")
+    for label in value.split("."):
+        dns1123_label(label)
+    return value
+
+
+def _http_url(value: str) -> str:
+    """An http(s) URL with a host and no credentials in it."""
+    if len(value) > 2048 or not value.isprintable() or " " in value:
+        raise ValueError(f"{shown(value)} is not an http(s) URL")
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{shown(value)} is not an http(s) URL with a host, e.g. http://10.152.183.20:8181")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials: they travel in the Juju secret")
+    try:
+        parts.port  # noqa: B018 - urllib checks the port only when asked
+    except ValueError:
+        raise ValueError(f"{shown(value)} has a port outside 1-65535") from None
+    return value
 
 
 # -- l2sm_network, v0 -----------------------------------------------------------------------
 
 
-def _interface_address(value: str) -> str:
-    """An IPv4 address with its prefix length, e.g. 10.0.1.10/24."""
+def interface_address(value: str) -> ipaddress.IPv4Interface:
+    """An IPv4 address with its prefix length, e.g. 10.0.1.10/24 (no netmask forms)."""
+    if not isinstance(value, str) or "/" not in value:
+        raise ValueError(f"{shown(value)} needs its prefix length (a.b.c.d/len), e.g. 10.0.1.10/24")
     try:
         iface = ipaddress.IPv4Interface(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not an IPv4 address with prefix length (a.b.c.d/len)") from None
-    if "/" not in value:
-        raise ValueError(f"{value!r} needs its prefix length, e.g. {value}/24")
-    return str(iface)
+        iface = None
+    if iface is None or not _INTERFACE_ADDRESS.fullmatch(value):
+        raise ValueError(f"{shown(value)} is not an IPv4 address with prefix length (a.b.c.d/len)")
+    return iface
+
+
+def _interface_address(value: str) -> str:
+    return str(interface_address(value))
 
 
 class NetworkRequirerUnitData(_Databag):
@@ -87,7 +148,9 @@ class NetworkRequirerUnitData(_Databag):
     # The address wanted, with prefix length; "" takes one from the pool.
     address: str = ""
     # Prefixes this unit routes to (a router offers its other networks); others offer none.
-    offered_prefixes: list[str] = pydantic.Field(default_factory=list, alias="offered-prefixes")
+    offered_prefixes: list[str] = pydantic.Field(
+        default_factory=list, alias="offered-prefixes", max_length=MAX_OFFERED_PREFIXES
+    )
 
     @pydantic.field_validator("address")
     @classmethod
@@ -97,19 +160,13 @@ class NetworkRequirerUnitData(_Databag):
     @pydantic.field_validator("offered_prefixes")
     @classmethod
     def _prefixes(cls, value: list[str]) -> list[str]:
-        out = []
-        for prefix in value:
-            try:
-                out.append(str(ipaddress.IPv4Network(prefix, strict=True)))
-            except ValueError:
-                raise ValueError(f"{prefix!r} is not an IPv4 prefix (a.b.c.d/len, host bits clear)") from None
-        return out
+        return [str(route_prefix(prefix)) for prefix in value]
 
 
 class NetworkInfo(_Databag):
     name: str
     cidr: str = ""  # "" = pure L2: no addresses handed out
-    mtu: int = pydantic.Field(ge=576, le=9000)
+    mtu: Mtu
     type: str = "vnet"
 
     @pydantic.field_validator("name")
@@ -120,8 +177,13 @@ class NetworkInfo(_Databag):
     @pydantic.field_validator("cidr")
     @classmethod
     def _cidr(cls, value: str) -> str:
-        if value:
-            ipaddress.IPv4Network(value, strict=True)
+        return str(ipv4_prefix(value)) if value else ""
+
+    @pydantic.field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        if value not in NETWORK_TYPES:
+            raise ValueError(f"{shown(value)} is not an L2S-M network type ({', '.join(NETWORK_TYPES)})")
         return value
 
 
@@ -132,14 +194,12 @@ class Route(_Databag):
     @pydantic.field_validator("prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        ipaddress.IPv4Network(value, strict=True)
-        return value
+        return str(route_prefix(value))
 
     @pydantic.field_validator("via")
     @classmethod
     def _via(cls, value: str) -> str:
-        ipaddress.IPv4Address(value)
-        return value
+        return str(unicast_ipv4(value))
 
 
 class NetworkProviderAppData(_Databag):
@@ -157,3 +217,17 @@ class NetworkProviderAppData(_Databag):
     @classmethod
     def _assignments(cls, value: dict[str, str]) -> dict[str, str]:
         return {unit: _interface_address(address) for unit, address in value.items()}
+
+    @pydantic.model_validator(mode="after")
+    def _assignments_on_the_network(self) -> NetworkProviderAppData:
+        cidr = self.network.cidr
+        if self.assignments and not cidr:
+            raise ValueError("assignments: a pure L2 network (no cidr) hands out no addresses")
+        if not cidr:
+            return self
+        net = ipaddress.IPv4Network(cidr)
+        for unit, address in sorted(self.assignments.items()):
+            iface = ipaddress.IPv4Interface(address)
+            if iface.network != net or iface.ip in (net.network_address, net.broadcast_address):
+                raise ValueError(f"assignments: {shown(unit)} {address} is not a host address of {cidr}")
+        return self

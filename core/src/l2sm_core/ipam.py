@@ -7,6 +7,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from l2sm_core.validation import route_prefix
+
 
 @dataclass(frozen=True)
 class Member:
@@ -123,7 +125,37 @@ def allocate(
             rejections[member.unit] = f"no free address left in {cidr}"
         else:
             grant(member.unit, ip)
-    return Allocation(assignments=assignments, rejections=rejections)
+    # In unit order: the same answer is always written the same way.
+    return Allocation(assignments=_in_unit_order(assignments), rejections=_in_unit_order(rejections))
+
+
+def _in_unit_order(by_unit: Mapping[str, str]) -> dict[str, str]:
+    return {unit: by_unit[unit] for unit in sorted(by_unit, key=unit_order)}
+
+
+def renumbered(cidr: str, held: Mapping[str, str]) -> dict[str, str]:
+    """The holders (unit -> address) that `cidr` would take an address from: it is not on
+    that network (or the network has no cidr any more). A live member is never renumbered:
+    its static request, its peers' configuration and its routes all name the old address."""
+    net = ipaddress.IPv4Network(cidr) if cidr else None
+    return _in_unit_order(
+        {u: a for u, a in held.items() if net is None or ipaddress.IPv4Interface(a).network != net}
+    )
+
+
+def reserved_held(reserved: Iterable[str], held: Mapping[str, str]) -> dict[str, str]:
+    """Reserved addresses (address -> holder) that a member holds: reserving one would take
+    it from the holder."""
+    holder_of = {str(ipaddress.IPv4Interface(a).ip): u for u, a in held.items()}
+    wanted = sorted({str(ipaddress.IPv4Address(r)) for r in reserved}, key=ipaddress.IPv4Address)
+    return {ip: holder_of[ip] for ip in wanted if ip in holder_of}
+
+
+def offers_routed_via(routes: Iterable[Mapping[str, str]], address: str) -> tuple[str, ...]:
+    """The prefixes of `routes` that go via `address` (a.b.c.d/len): what a member was
+    routing for the others when the table was written."""
+    ip = str(ipaddress.IPv4Interface(address).ip)
+    return tuple(sorted({r["prefix"] for r in routes if r.get("via") == ip}))
 
 
 @dataclass(frozen=True)
@@ -145,12 +177,18 @@ def compute_routes(cidr: str, members: Iterable[Member], assignments: Mapping[st
     offers: dict[ipaddress.IPv4Network, list[str]] = {}
     table = RouteTable()
     for member in _members(members):
-        for text in member.offered:
-            prefix = ipaddress.IPv4Network(text)
+        for text in dict.fromkeys(member.offered):  # an offer made twice counts once
+            try:
+                prefix = route_prefix(text)
+            except ValueError:
+                # The schema refuses these; a caller that did not check gets no route for them.
+                table.ignored.setdefault(text, []).append(member.unit)
+                continue
             if own is not None and prefix.overlaps(own):
                 table.ignored.setdefault(str(prefix), []).append(member.unit)
                 continue
-            offers.setdefault(prefix, []).append(member.unit)
+            if member.unit not in offers.get(prefix, []):
+                offers.setdefault(prefix, []).append(member.unit)
     for prefix in sorted(offers):
         units = offers[prefix]
         routable = [u for u in units if u in assignments]
