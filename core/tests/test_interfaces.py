@@ -1,7 +1,19 @@
+import re
+
 import pydantic
 import pytest
+from hypothesis import HealthCheck, given, settings
 
-from l2sm_core.interfaces import ControllerProviderAppData
+from l2sm_core.interfaces import (
+    MAX_OFFERED_PREFIXES,
+    ControllerProviderAppData,
+    NetworkInfo,
+    NetworkProviderAppData,
+    NetworkRequirerUnitData,
+    Route,
+    canonical_json,
+)
+from l2sm_testing.bad_input import loose_booleans, tricky_text
 from l2sm_testing.samples import CONTROLLER_APP_DATA
 
 GOOD = CONTROLLER_APP_DATA
@@ -30,8 +42,6 @@ def test_bad_fields_refused(field, value, fragment):
 
 
 def test_network_databags_round_trip():
-    from l2sm_core.interfaces import NetworkProviderAppData, NetworkRequirerUnitData
-
     unit = NetworkRequirerUnitData.model_validate(
         {"address": "10.0.1.10/24", "offered-prefixes": ["10.0.2.0/24"]}
     )
@@ -57,8 +67,6 @@ def test_network_databags_round_trip():
     ],
 )
 def test_bad_requirer_data(data, fragment):
-    from l2sm_core.interfaces import NetworkRequirerUnitData
-
     with pytest.raises(pydantic.ValidationError, match=fragment):
         NetworkRequirerUnitData.model_validate(data)
 
@@ -74,7 +82,160 @@ def test_bad_requirer_data(data, fragment):
     ],
 )
 def test_bad_provider_data(bad):
-    from l2sm_core.interfaces import NetworkProviderAppData
-
     with pytest.raises(pydantic.ValidationError):
         NetworkProviderAppData.model_validate(bad)
+
+
+# -- issue 8: what the schemas refuse -------------------------------------------------------
+
+NETWORK = {"name": "net-a", "cidr": "10.0.1.0/24", "mtu": 1400, "type": "vnet"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("cluster-ip", "0.0.0.0", "not a usable host address"),
+        ("cluster-ip", "127.0.0.1", "127.0.0.0/8"),
+        ("cluster-ip", "224.0.0.1", "224.0.0.0/4"),
+        ("cluster-ip", "10.152.183.020", "not an IPv4 address"),
+        ("ready", "yes", "not a boolean"),
+        ("ready", 1, "not a boolean"),
+        ("ready", "", "not a boolean"),
+        ("rest-url", "http://", "with a host"),
+        ("rest-url", "ftp://10.0.0.1", "with a host"),
+        ("rest-url", "http://karaf:karaf@10.0.0.1:8181", "credentials"),
+        ("rest-url", "http://10.0.0.1:99999", "port outside"),
+        ("rest-url", "http://10.0.0.1:8181\n", "not an http(s) URL"),
+        ("openflow-port", "6633", "valid integer"),
+        ("openflow-port", True, "valid integer"),
+        ("openflow-port", 0, "greater than or equal to 1"),
+        ("credentials-secret", "secret:", "Juju secret id"),
+        ("credentials-secret", "secret:a b", "Juju secret id"),
+        ("host", "a." * 130 + "b", "at most 253"),
+        ("host", "l2sm.svc.", "DNS-1123"),
+    ],
+)
+def test_controller_data_refusals(field, value, fragment):
+    with pytest.raises(pydantic.ValidationError, match=re.escape(fragment)) as err:
+        ControllerProviderAppData(**(GOOD | {field: value}))
+    assert err.value.errors()[0]["loc"] == (field,)
+
+
+def test_ready_words():
+    assert ControllerProviderAppData(**(GOOD | {"ready": "false"})).ready is False
+    assert ControllerProviderAppData(**(GOOD | {"ready": "true"})).ready is True
+
+
+@settings(max_examples=40, deadline=None)
+@given(loose_booleans())
+def test_no_loose_boolean_is_ready(value):
+    with pytest.raises(pydantic.ValidationError):
+        ControllerProviderAppData(**(GOOD | {"ready": value}))
+
+
+@pytest.mark.parametrize(
+    ("prefix", "fragment"),
+    [
+        ("0.0.0.0/0", "the default route"),
+        ("127.0.0.0/8", "127.0.0.0/8"),
+        ("224.0.0.0/24", "224.0.0.0/4"),
+        ("169.254.0.0/16", "169.254.0.0/16"),
+        ("240.0.0.0/4", "240.0.0.0/4"),
+        ("10.0.2.0/255.255.255.0", "a.b.c.d/len"),
+        ("fd00::/64", "IPv6"),
+    ],
+)
+def test_offered_prefixes_refused(prefix, fragment):
+    with pytest.raises(pydantic.ValidationError, match=re.escape(fragment)):
+        NetworkRequirerUnitData.model_validate({"offered-prefixes": ["10.0.2.0/24", prefix]})
+
+
+def test_offered_prefixes_capped():
+    many = [f"10.{i}.0.0/16" for i in range(MAX_OFFERED_PREFIXES)]
+    assert len(NetworkRequirerUnitData.model_validate({"offered-prefixes": many}).offered_prefixes) == 32
+    with pytest.raises(pydantic.ValidationError, match="at most 32 items"):
+        NetworkRequirerUnitData.model_validate({"offered-prefixes": [*many, "10.200.0.0/16"]})
+
+
+@pytest.mark.parametrize(
+    "address", ["10.0.1.10/255.255.255.0", "10.0.1.10/024", "010.0.1.10/24", " 10.0.1.10/24", 10]
+)
+def test_address_forms_refused(address):
+    with pytest.raises(pydantic.ValidationError) as err:
+        NetworkRequirerUnitData.model_validate({"address": address})
+    assert err.value.errors()[0]["loc"] == ("address",)
+
+
+def test_long_values_are_echoed_clipped():
+    with pytest.raises(pydantic.ValidationError) as err:
+        NetworkRequirerUnitData.model_validate({"address": "x" * 10_000 + "/24"})
+    assert len(str(err.value.errors()[0]["msg"])) < 200
+
+
+@pytest.mark.parametrize(
+    ("network", "fragment"),
+    [
+        (NETWORK | {"mtu": 1500}, "less than or equal to 1400"),
+        (NETWORK | {"mtu": 9000}, "less than or equal to 1400"),
+        (NETWORK | {"mtu": "1400"}, "valid integer"),
+        (NETWORK | {"cidr": "0.0.0.0/0"}, "too wide"),
+        (NETWORK | {"cidr": "127.0.0.0/8"}, "127.0.0.0/8"),
+        (NETWORK | {"cidr": "224.0.0.0/8"}, "224.0.0.0/4"),
+        (NETWORK | {"cidr": "10.0.1.0/32"}, "no room for hosts"),
+        (NETWORK | {"type": "bridge"}, "not an L2S-M network type"),
+    ],
+)
+def test_network_info_refusals(network, fragment):
+    with pytest.raises(pydantic.ValidationError, match=re.escape(fragment)):
+        NetworkInfo.model_validate(network)
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"assignments": {"a/0": "10.0.2.5/24"}}, "not a host address of 10.0.1.0/24"),
+        ({"assignments": {"a/0": "10.0.1.5/16"}}, "not a host address of 10.0.1.0/24"),
+        ({"assignments": {"a/0": "10.0.1.255/24"}}, "not a host address of 10.0.1.0/24"),
+        ({"network": NETWORK | {"cidr": ""}, "assignments": {"a/0": "10.0.1.5/24"}}, "pure L2"),
+        ({"routes": [{"prefix": "0.0.0.0/0", "via": "10.0.1.1"}]}, "the default route"),
+        ({"routes": [{"prefix": "10.0.2.0/24", "via": "0.0.0.0"}]}, "not a usable host address"),
+    ],
+)
+def test_provider_data_refusals(extra, fragment):
+    with pytest.raises(pydantic.ValidationError, match=re.escape(fragment)):
+        NetworkProviderAppData.model_validate({"network": NETWORK} | extra)
+
+
+def test_what_the_network_writes_still_loads():
+    # Backward compatible for valid data: the shapes the network charm has always written.
+    data = {
+        "network": NETWORK,
+        "assignments": {"cache/0": "10.0.1.10/24", "cache/1": "10.0.1.2/24"},
+        "rejections": {"cache/2": "10.0.1.10 is held by cache/0"},
+        "routes": [
+            {"prefix": "10.0.2.0/24", "via": "10.0.1.1"},
+            {"prefix": "10.9.9.9/32", "via": "10.0.1.1"},
+        ],
+    }
+    assert NetworkProviderAppData.model_validate(data).model_dump(mode="json") == data
+    pure = {"network": NETWORK | {"cidr": ""}, "assignments": {}, "rejections": {}, "routes": []}
+    assert NetworkProviderAppData.model_validate(pure).network.cidr == ""
+    assert Route(prefix="10.0.2.0/24", via="10.0.1.1").via == "10.0.1.1"
+
+
+def test_canonical_json_is_order_free():
+    assert canonical_json({"b/0": "x", "a/0": "y"}) == canonical_json({"a/0": "y", "b/0": "x"})
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tricky_text(good=["10.0.1.10/24", "10.0.2.0/24"]))
+def test_tricky_text_never_passes_as_an_address_or_prefix(text):
+    for data in ({"address": text}, {"offered-prefixes": [text]}):
+        try:
+            loaded = NetworkRequirerUnitData.model_validate(data)
+        except pydantic.ValidationError as exc:
+            assert all(len(e["msg"]) < 300 for e in exc.errors())
+            continue
+        # Whatever passes is exactly one of the good values, in canonical form.
+        assert loaded.address in ("", "10.0.1.10/24")
+        assert set(loaded.offered_prefixes) <= {"10.0.2.0/24", "10.0.1.10/24"}

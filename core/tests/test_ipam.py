@@ -6,7 +6,15 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from l2sm_core.ipam import Member, allocate, compute_routes, unit_order
+from l2sm_core.ipam import (
+    Member,
+    allocate,
+    compute_routes,
+    offers_routed_via,
+    renumbered,
+    reserved_held,
+    unit_order,
+)
 
 NET = "10.0.1.0/24"
 
@@ -201,3 +209,72 @@ def test_routes_order_independent():
         shuffled = list(members)
         random.Random(seed).shuffle(shuffled)
         assert compute_routes(NET, shuffled, assignments) == expected
+
+
+# -- issue 8 ----------------------------------------------------------------------------------
+
+
+def test_renumbered_names_every_holder_a_cidr_would_move():
+    held = {"b/0": "10.0.1.2/24", "a/10": "10.0.1.3/24", "a/9": "10.0.1.4/24"}
+    assert renumbered(NET, held) == {}
+    assert list(renumbered("10.0.2.0/24", held)) == ["a/9", "a/10", "b/0"]  # unit order
+    assert renumbered("10.0.0.0/16", held) == renumbered("10.0.2.0/24", held)  # same range, new length
+    assert renumbered("", held) == renumbered("10.0.2.0/24", held)  # to pure L2
+    assert renumbered("10.0.2.0/24", {}) == {}
+
+
+def test_reserved_held_names_the_holder():
+    held = {"cache/0": "10.0.1.1/24", "cache/1": "10.0.1.2/24"}
+    assert reserved_held(["10.0.1.9", "10.0.1.2", "10.0.1.1"], held) == {
+        "10.0.1.1": "cache/0",
+        "10.0.1.2": "cache/1",
+    }
+    assert reserved_held(["10.0.1.9"], held) == {}
+
+
+def test_offers_routed_via():
+    routes = [
+        {"prefix": "10.0.3.0/24", "via": "10.0.1.1"},
+        {"prefix": "10.0.2.0/24", "via": "10.0.1.1"},
+        {"prefix": "10.0.4.0/24", "via": "10.0.1.2"},
+    ]
+    assert offers_routed_via(routes, "10.0.1.1/24") == ("10.0.2.0/24", "10.0.3.0/24")
+    assert offers_routed_via(routes, "10.0.1.9/24") == ()
+
+
+def test_unroutable_and_repeated_offers_are_ignored_not_raised():
+    members = [
+        Member("r/0", offered=("10.0.2.0/24", "10.0.2.0/24", " 10.0.2.0/24", "banana", "127.0.0.0/8")),
+        Member("s/0", offered=("0.0.0.0/0",)),
+    ]
+    table = compute_routes(NET, members, {"r/0": "10.0.1.1/24", "s/0": "10.0.1.2/24"})
+    assert table.routes == [{"prefix": "10.0.2.0/24", "via": "10.0.1.1"}]
+    assert table.shadowed == {}
+    assert table.ignored == {"banana": ["r/0"], "127.0.0.0/8": ["r/0"], "0.0.0.0/0": ["s/0"]}
+
+
+@settings(max_examples=100)
+@given(member_lists, st.lists(st.integers(1, 14).map(lambda i: f"10.0.1.{i}"), max_size=4), st.randoms())
+def test_allocation_is_written_in_one_order(members, reserved, rnd):
+    # Canonical output: the same answer, whatever the input order or the existing state,
+    # lists its units in the same order (a databag written from it is the same bytes).
+    first = allocate("10.0.1.0/28", reserved, members, {})
+    for result in (
+        first,
+        allocate("10.0.1.0/28", reserved, rnd.sample(members, len(members)), first.assignments),
+    ):
+        assert list(result.assignments) == sorted(result.assignments, key=unit_order)
+        assert list(result.rejections) == sorted(result.rejections, key=unit_order)
+    again = allocate("10.0.1.0/28", reserved, members, first.assignments)
+    assert list(again.assignments.items()) == list(first.assignments.items())
+
+
+@given(member_lists, st.lists(st.integers(1, 14).map(lambda i: f"10.0.1.{i}"), max_size=4))
+def test_reserving_only_free_addresses_moves_nobody(members, reserved):
+    # The charm refuses a `reserved` that names a held address; any other keeps every holder.
+    first = allocate("10.0.1.0/28", [], members, {})
+    free = [r for r in reserved if not reserved_held([r], first.assignments)]
+    later = allocate("10.0.1.0/28", free, members, first.assignments)
+    assert later.assignments == first.assignments | {
+        u: a for u, a in later.assignments.items() if u not in first.assignments
+    }
