@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -238,15 +239,40 @@ def test_l2sm_error_annotation_blocks(kube, applied):
     ],
 )
 def test_malformed_addresses_block_and_change_nothing(kube, applied, addresses, unit_id, message):
-    a, b = network(**NET_A), network(**NET_B)
+    a = network(**NET_A, assignments={f"test-knf/{unit_id}": f"10.0.1.{10 + unit_id}/24"})
+    b = network(**NET_B, assignments={f"test-knf/{unit_id}": "10.0.2.7/24"})
     c = ctx(unit_id=unit_id)
-    kube.add(pod(unit=unit_id))
-    out = c.run(c.on.config_changed(), state([a, b], config={"addresses": addresses}))
+    kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a", "net-b"], ("charm",))))
+    kube.add(pod(unit=unit_id, networks=["net-a", "net-b"], interfaces=["net1", "net2"]))
+    good = c.run(c.on.config_changed(), state([a, b], config={"addresses": "net-a=10.0.1.10/24"}))
+    assert good.unit_status.name == "active"
+    kube.writes.clear()
+    c.emitted_events.clear()
+    plans = list(applied[-1])
+    out = c.run(c.on.config_changed(), dataclasses.replace(good, config={"addresses": addresses}))
     assert out.unit_status == testing.BlockedStatus(message)
-    # Nothing written anywhere, not even for net-b whose address was fine.
+    # The unit keeps asking for what it asked before, on every network (net-b's was fine too).
     for rel in (a, b):
-        assert out.get_relation(rel.id).local_unit_data.get("address") is None
-    assert kube.writes == [] and applied == []
+        assert out.get_relation(rel.id).local_unit_data == good.get_relation(rel.id).local_unit_data
+    assert kube.writes == []
+    assert applied[-1] == plans  # the same plan again: nothing moved on the interfaces
+    assert not [e for e in c.emitted_events if isinstance(e, library.NetworkEvent)]
+
+
+def test_a_refused_option_still_lets_a_removed_network_go(kube, applied):
+    a = network(**NET_A, assignments={"test-knf/0": "10.0.1.10/24"})
+    b = network(**NET_B, assignments={"test-knf/0": "10.0.2.7/24"})
+    c = ctx()
+    kube.add(pod(networks=["net-a", "net-b"], interfaces=["net1", "net2"]))
+    good = c.run(c.on.config_changed(), state([a, b], config={"addresses": "net-a=10.0.1.10/24"}))
+    bad = c.run(c.on.config_changed(), dataclasses.replace(good, config={"addresses": "junk"}))
+    out = c.run(c.on.relation_broken(bad.get_relation(b.id)), bad)
+    # Still Blocked on the option, but net-b is detached: a refused option must not pin it.
+    assert out.unit_status.name == "blocked" and "option 'addresses'" in out.unit_status.message
+    annotation = kube.find("StatefulSet", APP, MODEL)["spec"]["template"]["metadata"]["annotations"]
+    assert json.loads(annotation["l2sm/networks"]) == [{"name": "net-a"}]
+    assert applied[-1] == [InterfacePlan("net1", 1400, ("10.0.1.10/24",), ()), InterfacePlan("net2")]
+    assert [e.network for e in c.emitted_events if type(e).__name__ == "NetworkLostEvent"] == ["net-b"]
 
 
 def test_detach_on_relation_broken(kube, applied):

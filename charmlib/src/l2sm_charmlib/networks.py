@@ -29,13 +29,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import ops
 import pydantic
 from lightkube import Client
 
-from l2sm_charmlib.kube import Kube, KubeForbidden, Pod, StatefulSet
+from l2sm_charmlib.kube import Kube, KubeForbidden, KubeNotFound, Pod, StatefulSet
 from l2sm_charmlib.reconcile import trust_message
 from l2sm_core import knf
 from l2sm_core.attachments import (
@@ -43,14 +44,18 @@ from l2sm_core.attachments import (
     L2SM_NETWORKS_ANNOTATION,
     MULTUS_NETWORKS_ANNOTATION,
     MULTUS_STATUS_ANNOTATION,
-    parse_l2sm_networks,
+    read_pod,
 )
-from l2sm_core.interfaces import NetworkProviderAppData, NetworkRequirerUnitData
+from l2sm_core.interfaces import NetworkInfo, NetworkProviderAppData, NetworkRequirerUnitData
 from l2sm_core.manifests.knf import pod_template_patch, template_satisfies
+from l2sm_core.validation import Flag, clip, describe_validation_error, ipv4_prefix, shown
 
 logger = logging.getLogger(__name__)
 
 Applier = Callable[[list[knf.InterfacePlan]], list[str]]
+STATUS_MAX = 480  # characters: a status line, not a log
+_FLAG: pydantic.TypeAdapter[bool] = pydantic.TypeAdapter(Flag)
+_KEPT = "keeping the last good configuration"
 
 
 def _default_applier(plans: list[knf.InterfacePlan]) -> list[str]:
@@ -91,6 +96,27 @@ class L2smNetworksEvents(ops.ObjectEvents):
     lost = ops.EventSource(NetworkLostEvent)
 
 
+@dataclass
+class _Answer:
+    """One network's answer for this unit, field by field: a field the network got wrong
+    stays at its last good value, and `problems` says which and why."""
+
+    network: NetworkInfo | None
+    address: str | None = None
+    rejection: str | None = None
+    routes: tuple[tuple[str, str], ...] = ()
+    problems: dict[str, str] = field(default_factory=dict)  # databag field -> why
+
+    def stored(self) -> dict[str, Any]:
+        assert self.network is not None
+        return {
+            "network": self.network.model_dump(by_alias=True),
+            "address": self.address,
+            "rejection": self.rejection,
+            "routes": [list(r) for r in self.routes],
+        }
+
+
 class L2smNetworks(ops.Object):
     on = L2smNetworksEvents()  # type: ignore[reportAssignmentType]
     _stored = ops.StoredState()
@@ -117,13 +143,20 @@ class L2smNetworks(ops.Object):
         self._net_admin_containers = ("charm", container) if container and workload_net_admin else ("charm",)
         self._applier = applier or _default_applier
         self._kube: Kube | None = None
-        self._blocked: str | None = None
+        self._blocked: list[str] = []
         self._waiting: str | None = None
         self._maintenance: str | None = None
         self._memberships: list[knf.Membership] = []
         self._reconciled = False
         self._unmatched: list[str] = []
-        self._stored.set_default(applied="{}", last_status='["waiting", "not configured yet"]')
+        # `received`: each relation's last good answer, field by field (relation id -> fields);
+        # `interfaces`: the last readable interface mapping, for the pod (uid) it was read from.
+        self._stored.set_default(
+            applied="{}",
+            last_status='["waiting", "not configured yet"]',
+            received="{}",
+            interfaces="{}",
+        )
         events = charm.on[relation_name]
         for event in (
             events.relation_created,
@@ -154,38 +187,163 @@ class L2smNetworks(ops.Object):
 
     def _reconcile(self, event: ops.EventBase) -> None:
         self._reconciled = True
-        self._blocked = self._waiting = self._maintenance = None
-        # ops already leaves out a relation being broken.
+        self._blocked, self._waiting, self._maintenance = [], None, None
+        # ops already leaves out a relation being broken: only that one is lost.
         relations = [r for r in self.model.relations[self._relation_name] if r.app]
+        answers = self._read_answers(relations)
+        # A refused option changes nothing the unit publishes (it keeps asking for what it
+        # asked before); the rest goes on, so a network that leaves is still detached.
+        requests = self._requests()
+        forwards = self._forwards_value()
+        if requests is not None and forwards is not None:
+            self._unmatched = sorted(set(requests) - {r.app.name for r in relations if r.app})
+            self._publish(relations, answers, requests, forwards)
         try:
-            requests = knf.parse_addresses(self._addresses())
-        except ValueError as exc:
-            self._blocked = f"option 'addresses': {exc}"
-            return
-        self._unmatched = sorted(set(requests) - {r.app.name for r in relations if r.app})
-        provided = {r.id: self._provided(r) for r in relations}
-        try:
-            self._publish(relations, provided, requests)
-        except ValueError as exc:
-            self._blocked = f"option 'addresses': {exc}"
-            return
-        try:
-            pod = self._patch_template_and_read_pod(provided)
+            pod = self._patch_template_and_read_pod(answers)
         except KubeForbidden:
-            self._blocked = trust_message(self._charm.app.name)
+            self._blocked.append(trust_message(self._charm.app.name))
             return
-        self._memberships = self._read_memberships(relations, provided, pod)
-        self._configure(pod)
+        except KubeNotFound as exc:  # the application is being removed
+            self._waiting = str(exc)
+            return
+        interfaces = self._interfaces(pod)
+        self._memberships = self._read_memberships(relations, answers, interfaces)
+        self._configure(pod, interfaces)
 
-    def _provided(self, relation: ops.Relation) -> NetworkProviderAppData | None:
+    def _requests(self) -> dict[str, str] | None:
+        try:
+            return knf.parse_addresses(self._addresses())
+        except ValueError as exc:
+            self._blocked.append(f"option 'addresses': {exc}")
+            return None
+
+    def _forwards_value(self) -> bool | None:
+        value = self._forwards() if callable(self._forwards) else self._forwards
+        try:
+            return _FLAG.validate_python(value)
+        except pydantic.ValidationError:
+            self._blocked.append(f"option 'forwards': {shown(value)} is not a boolean: use true or false")
+            return None
+
+    # -- what the networks say --------------------------------------------------------------
+
+    def _read_answers(self, relations: list[ops.Relation]) -> dict[int, _Answer | None]:
+        """Each relation's answer (None: not answered yet). A bad field keeps its last good
+        value: a network that publishes a bad route must not cost the unit its address, its
+        interface or a pod restart."""
+        received: dict[str, Any] = json.loads(self._stored.received)
+        answers: dict[int, _Answer | None] = {}
+        names: dict[str, str] = {}
+        for relation in sorted(relations, key=lambda r: r.id):
+            assert relation.app is not None
+            answer = self._read_answer(relation, received.get(str(relation.id)))
+            if answer is not None and answer.network is not None:
+                other = names.setdefault(answer.network.name, relation.app.name)
+                if other != relation.app.name:
+                    # Two applications claiming one L2S-M network would share one interface.
+                    self._blocked.append(
+                        f"{relation.app.name} and {other} both say they are network "
+                        f"{answer.network.name!r}: {relation.app.name} is ignored"
+                    )
+                    answer = None
+            answers[relation.id] = answer
+            for name, why in (answer.problems if answer else {}).items():
+                logger.error("network %s sent bad data (field %r): %s", relation.app.name, name, why)
+        self._blocked += [
+            self._bad_data_line(r, answers[r.id]) for r in relations if _has_problems(answers[r.id])
+        ]
+        self._stored.received = json.dumps(
+            {str(rid): a.stored() for rid, a in sorted(answers.items()) if a and a.network}, sort_keys=True
+        )
+        return answers
+
+    def _bad_data_line(self, relation: ops.Relation, answer: _Answer | None) -> str:
+        assert relation.app is not None and answer is not None
+        fields = ", ".join(f"'{f}'" for f in answer.problems)
+        why = "; ".join(answer.problems.values())
+        kept = _KEPT if answer.network else "not joined until it sends valid data"
+        plural = "s" if len(answer.problems) > 1 else ""
+        return f"{relation.app.name} sent bad data (field{plural} {fields}): {clip(why, 200)}; {kept}"
+
+    def _read_answer(self, relation: ops.Relation, last: dict[str, Any] | None) -> _Answer | None:
         assert relation.app is not None
-        if not relation.data[relation.app].get("network"):
+        bag = relation.data[relation.app]
+        unit = self.model.unit.name
+        answer = _Answer(network=None)
+        raw = bag.get("network")
+        if not raw:
+            if last is None:
+                return None  # not answered yet
+            answer.problems["network"] = "missing"
+        else:
+            try:
+                answer.network = NetworkInfo.model_validate(_json(raw))
+            except ValueError as exc:
+                answer.problems["network"] = _why(exc)
+        if answer.network is None:
+            if last is None:
+                return answer  # never good: not joined until it is
+            answer.network = NetworkInfo.model_validate(last["network"])
+        last = last or {"address": None, "rejection": None, "routes": []}
+        answer.address = self._own_entry(bag, "assignments", unit, answer, last["address"])
+        answer.rejection = self._own_entry(bag, "rejections", unit, answer, last["rejection"])
+        answer.routes = self._routes(bag, answer, [tuple(r) for r in last["routes"]])
+        return answer
+
+    def _check(self, answer: _Answer, key: str, value: Any) -> NetworkProviderAppData:
+        """`value` as field `key` through the interface's own schema, beside the network it
+        belongs to (a schema rule may look at both)."""
+        assert answer.network is not None
+        return NetworkProviderAppData.model_validate(
+            {"network": answer.network.model_dump(by_alias=True), key: value}
+        )
+
+    def _own_entry(self, bag: Any, key: str, unit: str, answer: _Answer, last: str | None) -> str | None:
+        """This unit's entry of `assignments` or `rejections` (the others are not ours to judge)."""
+        raw = bag.get(key)
+        if raw is None:
             return None
         try:
-            return relation.load(NetworkProviderAppData, relation.app)
-        except (pydantic.ValidationError, json.JSONDecodeError) as exc:
-            logger.error("network %s published bad data: %s", relation.app.name, exc)
-            return None
+            value = _json(raw)
+            if not isinstance(value, dict):
+                raise ValueError(f"must be a JSON object of unit name -> value, got {shown(value)}")
+            if unit not in value:
+                return None
+            return getattr(self._check(answer, key, {unit: value[unit]}), key)[unit]
+        except ValueError as exc:
+            answer.problems[key] = _why(exc)
+            return last
+
+    def _routes(self, bag: Any, answer: _Answer, last: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+        """Good routes are taken, bad ones named; a bad one for a prefix routed before keeps
+        its last good gateway."""
+        raw = bag.get("routes")
+        if raw is None:
+            return ()
+        try:
+            value = _json(raw)
+            if not isinstance(value, list):
+                raise ValueError(f"must be a JSON list of {{prefix, via}}, got {shown(value)}")
+        except ValueError as exc:
+            answer.problems["routes"] = _why(exc)
+            return tuple(last)
+        previous = dict(last)
+        routes: list[tuple[str, str]] = []
+        bad = []
+        for index, entry in enumerate(value):
+            try:
+                route = self._check(answer, "routes", [entry]).routes[0]
+                routes.append((route.prefix, route.via))
+            except ValueError as exc:
+                bad.append(f"entry {index}: {_why(exc)}")
+                prefix = entry.get("prefix") if isinstance(entry, dict) else None
+                if isinstance(prefix, str) and prefix in previous:
+                    routes.append((prefix, previous[prefix]))
+        if bad:
+            answer.problems["routes"] = "; ".join(bad)
+        return tuple(dict.fromkeys(routes))
+
+    # -- what the unit asks -----------------------------------------------------------------
 
     def _unit_number(self) -> int:
         return int(self.model.unit.name.rpartition("/")[2])
@@ -193,41 +351,51 @@ class L2smNetworks(ops.Object):
     def _publish(
         self,
         relations: list[ops.Relation],
-        provided: dict[int, NetworkProviderAppData | None],
+        answers: dict[int, _Answer | None],
         requests: dict[str, str],
+        forwards: bool,
     ) -> None:
-        forwards = self._forwards() if callable(self._forwards) else self._forwards
         # Work out every request before writing any: a bad one changes nothing anywhere.
         outgoing = []
-        for relation in relations:
-            assert relation.app is not None
-            info = provided[relation.id]
-            if info is None:
-                # Ask only once the network has said its name: `addresses` is keyed by it, and
-                # a premature pool request could take an address a peer is about to ask for.
-                continue
-            base = requests.get(info.network.name) or requests.get(relation.app.name)
-            address = knf.address_for_unit(base, self._unit_number()) if base else ""
-            offered: list[str] = []
-            if forwards:
-                offered = sorted(
-                    {
-                        p.network.cidr
-                        for rid, p in provided.items()
-                        if rid != relation.id and p and p.network.cidr
-                    }
+        try:
+            for relation in relations:
+                assert relation.app is not None
+                answer = answers[relation.id]
+                if answer is None or answer.network is None:
+                    # Ask only once the network has said its name: `addresses` is keyed by it, and
+                    # a premature pool request could take an address a peer is about to ask for.
+                    continue
+                info = answer.network
+                base = requests.get(info.name) or requests.get(relation.app.name)
+                address = knf.request_in_cidr(info.name, base, self._unit_number(), info.cidr) if base else ""
+                offered: list[str] = []
+                if forwards:
+                    offered = sorted(
+                        {
+                            a.network.cidr
+                            for rid, a in answers.items()
+                            if rid != relation.id and a and a.network and _usable_cidr(a.network.cidr)
+                        }
+                    )
+                data = NetworkRequirerUnitData.model_validate(
+                    {"address": address, "offered-prefixes": offered}
                 )
-            data = NetworkRequirerUnitData.model_validate({"address": address, "offered-prefixes": offered})
-            outgoing.append((relation, data))
+                outgoing.append((relation, data))
+        except ValueError as exc:
+            detail = (
+                describe_validation_error(exc, "field") if isinstance(exc, pydantic.ValidationError) else exc
+            )
+            self._blocked.append(f"option 'addresses': {detail}")
+            return
         for relation, data in outgoing:
             relation.save(data, self.model.unit)
 
-    def _patch_template_and_read_pod(
-        self, provided: dict[int, NetworkProviderAppData | None]
-    ) -> dict[str, Any]:
+    # -- the pod ------------------------------------------------------------------------------
+
+    def _patch_template_and_read_pod(self, answers: dict[int, _Answer | None]) -> dict[str, Any]:
         app, namespace = self._charm.app.name, self.model.name
         # Only networks that exist: the upstream webhook does not wait for a missing one.
-        networks = sorted(p.network.name for p in provided.values() if p)
+        networks = sorted(a.network.name for a in answers.values() if a and a.network)
         if self.model.unit.is_leader():
             live = self.kube.get(StatefulSet, app, namespace) or {}
             have = {
@@ -246,64 +414,100 @@ class L2smNetworks(ops.Object):
                 self._maintenance = "restarting pods to change their L2S-M networks"
                 logger.info("patched the pod template for networks: %s", ", ".join(networks) or "none")
         pod = self.kube.get(Pod, self.model.unit.name.replace("/", "-"), namespace) or {}
-        annotated = [r.name for r in parse_l2sm_networks(_annotations(pod).get(L2SM_NETWORKS_ANNOTATION, ""))]
-        if sorted(annotated) != networks and not self._maintenance:
+        attachments = read_pod(pod)
+        annotated = sorted(r.name for r in attachments.requests)
+        readable = not any(p.startswith(L2SM_NETWORKS_ANNOTATION) for p in attachments.problems)
+        if readable and annotated != networks and not self._maintenance:
             self._maintenance = "waiting for the pod to restart with its L2S-M networks"
         return pod
+
+    def _interfaces(self, pod: dict[str, Any]) -> dict[str, str]:
+        """Network name -> interface, from the pod's annotations. If they cannot be read (anyone
+        who may edit the pod may spoil them), the last readable mapping of this same pod is
+        kept: the interfaces of a running pod do not move."""
+        notes = _annotations(pod)
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        interfaces, problems = knf.read_interfaces(
+            notes.get(L2SM_NETWORKS_ANNOTATION, ""),
+            notes.get(MULTUS_NETWORKS_ANNOTATION, ""),
+            notes.get(MULTUS_STATUS_ANNOTATION, ""),
+        )
+        last = json.loads(self._stored.interfaces)
+        if not problems:
+            self._stored.interfaces = json.dumps({"pod": uid, "interfaces": interfaces}, sort_keys=True)
+            return interfaces
+        for problem in problems:
+            logger.error("unreadable pod annotation: %s", problem)
+        same_pod = bool(uid) and last.get("pod") == uid
+        kept = "keeping the last good interfaces" if same_pod else "its interfaces are left alone"
+        self._blocked.append(f"unreadable pod annotation: {clip('; '.join(problems), 200)}; {kept}")
+        return {**last.get("interfaces", {}), **interfaces} if same_pod else interfaces
 
     def _read_memberships(
         self,
         relations: list[ops.Relation],
-        provided: dict[int, NetworkProviderAppData | None],
-        pod: dict[str, Any],
+        answers: dict[int, _Answer | None],
+        interfaces: dict[str, str],
     ) -> list[knf.Membership]:
-        interfaces = _pod_interfaces(pod)
-        unit = self.model.unit.name
         result = []
         for relation in relations:
-            info = provided[relation.id]
-            if info is None:
+            answer = answers[relation.id]
+            if answer is None or answer.network is None:
                 continue
-            name = info.network.name
-            routes = tuple((r.prefix, r.via) for r in info.routes)
+            name = answer.network.name
             result.append(
                 knf.Membership(
                     network=name,
                     interface=interfaces.get(name),
-                    address=info.assignments.get(unit),
-                    rejection=info.rejections.get(unit),
-                    mtu=info.network.mtu,
-                    routes=routes,
-                    cidr=info.network.cidr,
+                    address=answer.address,
+                    rejection=answer.rejection,
+                    mtu=answer.network.mtu,
+                    routes=answer.routes,
+                    cidr=answer.network.cidr,
                 )
             )
         return sorted(result, key=lambda m: m.network)
 
-    def _configure(self, pod: dict[str, Any]) -> None:
+    def _configure(self, pod: dict[str, Any], interfaces: dict[str, str]) -> None:
         error = _annotations(pod).get(L2SM_ERROR_ANNOTATION)
         if error:
-            self._blocked = f"L2S-M could not attach this pod: {error}"
+            self._blocked.append(
+                f"L2S-M could not attach this pod: {clip(' '.join(str(error).split()), 200)}"
+            )
+        applied: dict[str, list] = json.loads(self._stored.applied)
         connected = tuple(m.cidr for m in self._memberships if m.cidr)
-        plans = [p for p in (m.plan(connected) for m in self._memberships) if p]
+        plans: list[knf.InterfacePlan] = []
+        effective: dict[str, knf.InterfacePlan] = {}
+        for m in self._memberships:
+            checked = m.checked_plan(connected, _last_plan(m, applied.get(m.network)))
+            for refused in checked.refused:
+                self._blocked.append(
+                    f"{m.network}: cannot apply {refused}; keeping the last applied configuration"
+                )
+                logger.error("network %s: cannot apply %s", m.network, refused)
+            if checked.plan:
+                plans.append(checked.plan)
+                effective[m.network] = checked.plan
         # Networks still on the pod but no longer joined: nothing of ours may stay on them.
-        on_pod = _pod_interfaces(pod)
         joined = {m.network for m in self._memberships}
-        plans += [knf.InterfacePlan(ifname) for name, ifname in sorted(on_pod.items()) if name not in joined]
+        plans += [
+            knf.InterfacePlan(ifname) for name, ifname in sorted(interfaces.items()) if name not in joined
+        ]
         if plans:
             try:
                 for change in self._applier(plans):
                     logger.info("netlink: %s", change)
             except Exception as exc:  # the interface may not be there yet; the next event retries
-                self._waiting = f"configuring interfaces: {exc}"
+                self._waiting = f"configuring interfaces: {clip(str(exc), 200)}"
                 return
-        self._emit_changes()
+        self._emit_changes(effective)
 
-    def _emit_changes(self) -> None:
+    def _emit_changes(self, effective: dict[str, knf.InterfacePlan]) -> None:
         before: dict[str, list] = json.loads(self._stored.applied)
         now = {
-            m.network: [m.interface, m.address, m.mtu, [list(r) for r in m.routes]]
+            m.network: _applied_entry(effective[m.network])
             for m in self._memberships
-            if m.interface and not m.waiting_for_address and not m.rejection
+            if m.interface and not m.waiting_for_address and not m.rejection and m.network in effective
         }
         self._stored.applied = json.dumps(now, sort_keys=True)
         for network in sorted(now):
@@ -328,11 +532,9 @@ class L2smNetworks(ops.Object):
         return status
 
     def _assess(self) -> ops.StatusBase:
-        if self._blocked:
-            return ops.BlockedStatus(self._blocked)
-        refused = [m for m in self._memberships if m.rejection]
-        if refused:
-            return ops.BlockedStatus("; ".join(m.status_line() for m in refused))
+        blocked = self._blocked + [m.status_line() for m in self._memberships if m.rejection]
+        if blocked:
+            return ops.BlockedStatus(clip("; ".join(dict.fromkeys(blocked)), STATUS_MAX))
         if self._maintenance:
             return ops.MaintenanceStatus(self._maintenance)
         if self._waiting:
@@ -342,28 +544,57 @@ class L2smNetworks(ops.Object):
         if not self._memberships:
             return ops.WaitingStatus("waiting for the networks to answer")
         if any(not m.interface or m.waiting_for_address for m in self._memberships):
-            return ops.WaitingStatus("; ".join(m.status_line() for m in self._memberships))
+            return ops.WaitingStatus(clip("; ".join(m.status_line() for m in self._memberships), STATUS_MAX))
         message = "; ".join(m.status_line() for m in self._memberships)
         joined = {m.network for m in self._memberships}
         unmatched = [name for name in self._unmatched if name not in joined]
         if unmatched:
             # Likely a typo, or a network not integrated yet: say so rather than ignore it.
             message += f"; 'addresses' names no joined network: {', '.join(unmatched)}"
-        return ops.ActiveStatus(message)
+        return ops.ActiveStatus(clip(message, STATUS_MAX))
 
 
-def _pod_interfaces(pod: dict[str, Any]) -> dict[str, str]:
-    """Network name -> interface, as the pod's own annotations tell it."""
-    notes = _annotations(pod)
+def _json(raw: str) -> Any:
     try:
-        return knf.attachment_interfaces(
-            notes.get(L2SM_NETWORKS_ANNOTATION, ""),
-            notes.get(MULTUS_NETWORKS_ANNOTATION, ""),
-            notes.get(MULTUS_STATUS_ANNOTATION, ""),
-        )
-    except ValueError as exc:
-        logger.warning("cannot read the pod's attachments: %s", exc)
-        return {}
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ValueError(f"not JSON: {shown(raw)}") from None
+
+
+def _why(exc: ValueError) -> str:
+    """What is wrong, without pydantic's location prefix (the caller names the field)."""
+    if isinstance(exc, pydantic.ValidationError):
+        return clip(describe_validation_error(exc, "field"), 200)
+    return clip(str(exc), 200)
+
+
+def _has_problems(answer: _Answer | None) -> bool:
+    return bool(answer and answer.problems)
+
+
+def _usable_cidr(cidr: str) -> bool:
+    try:
+        ipv4_prefix(cidr)
+    except ValueError:
+        return False
+    return True
+
+
+def _last_plan(m: knf.Membership, entry: list | None) -> knf.InterfacePlan | None:
+    """The plan applied last for this network (stored as [interface, address, mtu, routes])."""
+    if not entry or not m.interface:
+        return None
+    _interface, address, mtu, routes = entry
+    return knf.InterfacePlan(m.interface, mtu, (address,) if address else (), tuple(tuple(r) for r in routes))
+
+
+def _applied_entry(plan: knf.InterfacePlan) -> list:
+    return [
+        plan.ifname,
+        plan.addresses[0] if plan.addresses else None,
+        plan.mtu,
+        [list(r) for r in plan.routes],
+    ]
 
 
 def _annotations(pod: dict[str, Any]) -> dict[str, str]:
