@@ -449,3 +449,257 @@ def test_an_address_for_a_network_not_joined_is_pointed_out(kube, applied):
     assert out.unit_status == testing.ActiveStatus(
         "net-a 10.0.1.2/24 on net1; 'addresses' names no joined network: net-z"
     )
+
+
+# -- issue 8: what the network, the operator or a pod editor gets wrong changes nothing ------
+
+
+GOOD_ROUTE = {"prefix": "10.0.9.0/24", "via": "10.0.1.1"}
+GOOD_PLAN = [InterfacePlan("net1", 1400, ("10.0.1.10/24",), (("10.0.9.0/24", "10.0.1.1"),))]
+
+
+def steady(kube, config=None, routes=(GOOD_ROUTE,)):
+    """A unit on net-a with its address, a route and its interface: the state every bad
+    input below starts from. Returns the context and the state after."""
+    kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a"], ("charm",))))
+    kube.add(pod(networks=["net-a"], interfaces=["net1"]))
+    a = network(**NET_A, assignments={"test-knf/0": "10.0.1.10/24"}, routes=list(routes))
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([a], config=config or {"addresses": "net-a=10.0.1.10/24"}))
+    assert out.unit_status == testing.ActiveStatus("net-a 10.0.1.10/24 on net1"), out.unit_status
+    kube.writes.clear()
+    c.emitted_events.clear()
+    return c, out
+
+
+def with_remote(before, **raw):
+    """`before` with net-a's app databag fields replaced by these raw (already encoded) values."""
+    (relation,) = before.relations
+    data = {**relation.remote_app_data, **raw}
+    return dataclasses.replace(before, relations={dataclasses.replace(relation, remote_app_data=data)})
+
+
+def with_pod_notes(kube, **notes):
+    live = kube.find("Pod", f"{APP}-0", MODEL)
+    assert live is not None
+    live["metadata"]["annotations"].update(notes)
+
+
+def library_events(c):
+    return [type(e).__name__ for e in c.emitted_events if isinstance(e, library.NetworkEvent)]
+
+
+def assert_nothing_changed(kube, applied, before, out, c):
+    (relation,) = before.relations
+    assert out.get_relation(relation.id).local_unit_data == before.get_relation(relation.id).local_unit_data
+    assert kube.writes == []  # no StatefulSet patch: no pod restarts
+    assert applied[-1] == GOOD_PLAN  # nothing flushed, nothing new on the interface
+    assert library_events(c) == []  # no lost, no changed
+    assert library_stored(out) == library_stored(before)
+
+
+def library_stored(out):
+    """The library's stored state but the last status line (which is what changes)."""
+    (stored,) = [s for s in out.stored_states if s.owner_path and "L2smNetworks" in s.owner_path]
+    return {k: v for k, v in stored.content.items() if k != "last_status"}
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "fragment"),
+    [
+        ("routes", "[{oops", "not JSON"),
+        ("routes", json.dumps({"prefix": "10.0.9.0/24"}), "must be a JSON list"),
+        ("network", json.dumps({"name": "NET A", "cidr": "10.0.1.0/24", "mtu": 1400}), "DNS-1123"),
+        ("network", "", "missing"),
+        ("network", json.dumps([1, 2]), "valid dictionary"),
+        ("assignments", json.dumps({"test-knf/0": "banana"}), "'banana' needs its prefix length"),
+        ("assignments", json.dumps(["10.0.1.10/24"]), "must be a JSON object"),
+        ("rejections", json.dumps({"test-knf/0": ["not", "a", "string"]}), "valid string"),
+        ("rejections", "7", "must be a JSON object"),
+    ],
+)
+def test_a_bad_field_from_the_network_is_named_and_the_last_good_kept(kube, applied, key, raw, fragment):
+    c, before = steady(kube)
+    after = with_remote(before, **{key: raw})
+    out = c.run(c.on.relation_changed(next(iter(after.relations))), after)
+    assert out.unit_status.name == "blocked"
+    message = out.unit_status.message
+    assert message.startswith(f"net-a sent bad data (field '{key}'): ")
+    assert fragment in message and message.endswith("; keeping the last good configuration")
+    assert len(message) <= library.STATUS_MAX
+    assert_nothing_changed(kube, applied, before, out, c)
+
+
+def test_one_bad_route_does_not_cost_the_good_ones(kube, applied):
+    c, before = steady(kube)
+    routes = [
+        GOOD_ROUTE,
+        {"prefix": "10.0.8.0/24", "via": "not-an-ip"},
+        {"prefix": "10.0.7.0/24", "via": "10.0.1.2"},
+    ]
+    out = c.run(c.on.update_status(), with_remote(before, routes=json.dumps(routes)))
+    assert applied[-1] == [
+        InterfacePlan(
+            "net1", 1400, ("10.0.1.10/24",), (("10.0.9.0/24", "10.0.1.1"), ("10.0.7.0/24", "10.0.1.2"))
+        )
+    ]
+    assert "(field 'routes'): entry 1: " in out.unit_status.message
+    assert library_events(c) == ["NetworkChangedEvent"]  # the new good route is news
+
+
+def test_a_route_turned_bad_keeps_its_last_good_gateway(kube, applied):
+    c, before = steady(kube)
+    c.run(
+        c.on.update_status(), with_remote(before, routes=json.dumps([{"prefix": "10.0.9.0/24", "via": 42}]))
+    )
+    assert applied[-1] == GOOD_PLAN
+
+
+def test_a_network_that_never_sent_valid_data_is_not_joined(kube, applied):
+    bad = testing.Relation(
+        "networks", remote_app_name="net-a", remote_app_data={"network": json.dumps({"name": "net-a"})}
+    )
+    c = ctx()
+    out = c.run(c.on.relation_changed(bad), state([bad]))
+    assert out.unit_status.message.startswith("net-a sent bad data (field 'network'): ")
+    assert out.unit_status.message.endswith("not joined until it sends valid data")
+    assert kube.writes == [] and "address" not in out.get_relation(bad.id).local_unit_data
+
+
+def test_a_departing_network_unit_is_not_a_lost_network(kube, applied):
+    c, before = steady(kube)
+    (relation,) = before.relations
+    out = c.run(c.on.relation_departed(relation, remote_unit=0), before)
+    assert out.unit_status == testing.ActiveStatus("net-a 10.0.1.10/24 on net1")
+    assert library_events(c) == [] and applied[-1] == GOOD_PLAN
+
+
+@pytest.mark.parametrize(
+    ("addresses", "message"),
+    [
+        (
+            "net-a=10.0.5.10/24",
+            "option 'addresses': 10.0.5.10/24 (unit 0) is outside net-a's cidr 10.0.1.0/24",
+        ),
+        (
+            "net-a=10.0.1.10/16",
+            "option 'addresses': 10.0.1.10/16 (unit 0) has prefix length /16, but net-a's cidr is "
+            "10.0.1.0/24: write /24",
+        ),
+        ("net-a=10.0.1.10/24\n", "option 'addresses': 'net-a=10.0.1.10/24\\n' contains a newline"),
+        (
+            "net-a=10.0.1.10/24,net-a=10.0.1.11/24",
+            "option 'addresses': 'net-a=10.0.1.11/24': network 'net-a'",
+        ),
+        ("Net-A=10.0.1.10/24", "option 'addresses': 'Net-A=10.0.1.10/24': network name 'Net-A' is not a DNS"),
+    ],
+)
+def test_an_address_the_network_would_refuse_is_not_asked_for(kube, applied, addresses, message):
+    c, before = steady(kube)
+    out = c.run(c.on.config_changed(), dataclasses.replace(before, config={"addresses": addresses}))
+    assert out.unit_status.name == "blocked" and out.unit_status.message.startswith(message)
+    assert_nothing_changed(kube, applied, before, out, c)
+
+
+def test_a_huge_addresses_value_is_refused_clipped(kube, applied):
+    c, before = steady(kube)
+    out = c.run(c.on.config_changed(), dataclasses.replace(before, config={"addresses": "x" * 10_000}))
+    assert out.unit_status == testing.BlockedStatus(
+        "option 'addresses': is 10000 characters long: at most 4096"
+    )
+    assert_nothing_changed(kube, applied, before, out, c)
+
+
+def test_a_pure_l2_network_is_not_asked_for_an_address(kube, applied):
+    l2 = network(name="net-l2", cidr="")
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([l2], config={"addresses": "net-l2=10.0.1.10/24"}))
+    assert out.unit_status.message.startswith("option 'addresses': net-l2 is pure L2 (no cidr)")
+    assert "address" not in out.get_relation(l2.id).local_unit_data
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        # The schema refuses these now too; the plan check stays for data that bypasses it (the lab).
+        ({"assignments": json.dumps({"test-knf/0": "10.0.5.10/24"})}, "10.0.5.10/24"),
+        ({"assignments": json.dumps({"test-knf/0": "10.0.1.255/24"})}, "10.0.1.255/24"),
+        ({"routes": json.dumps([{"prefix": "10.0.9.0/24", "via": "10.0.5.1"}])}, "not on-link"),
+        ({"routes": json.dumps([GOOD_ROUTE, {"prefix": "127.0.0.0/8", "via": "10.0.1.1"}])}, "127.0.0.0/8"),
+        ({"network": json.dumps({"name": "net-a", "cidr": "10.0.1.0/24", "mtu": 9000})}, "mtu"),
+        ({"network": json.dumps({"name": "net-a", "cidr": "10.0.1.0/24", "mtu": 1500})}, "mtu"),
+    ],
+)
+def test_what_cannot_be_applied_is_refused_and_the_last_applied_kept(kube, applied, raw, fragment):
+    c, before = steady(kube)
+    out = c.run(c.on.update_status(), with_remote(before, **raw))
+    message = out.unit_status.message
+    assert out.unit_status.name == "blocked" and message.startswith("net-a")
+    assert f"'{next(iter(raw))}'" in message and fragment in message
+    assert applied[-1] == GOOD_PLAN
+    assert library_events(c) == [] and kube.writes == []
+
+
+def test_a_10kb_l2sm_error_is_clipped(kube, applied):
+    c, before = steady(kube)
+    with_pod_notes(kube, **{"l2sm/error": "no interfaces\n" + "x" * 10_000})
+    out = c.run(c.on.update_status(), before)
+    assert out.unit_status.message.startswith("L2S-M could not attach this pod: no interfaces xxx")
+    assert len(out.unit_status.message) <= library.STATUS_MAX and "\n" not in out.unit_status.message
+
+
+@pytest.mark.parametrize(
+    ("annotation", "value"),
+    [
+        ("l2sm/networks", "[{oops"),
+        ("l2sm/networks", "NOT_A_NAME"),
+        ("l2sm/networks", "[" * 5000),
+        ("k8s.v1.cni.cncf.io/networks", "[1, {"),
+        ("k8s.v1.cni.cncf.io/network-status", "[" * 5000),
+        (
+            "k8s.v1.cni.cncf.io/network-status",
+            json.dumps([{"name": "l2sm/fabric-veth3", "interface": "eth0/x"}]),
+        ),
+    ],
+)
+def test_a_spoiled_pod_annotation_is_named_and_the_last_interfaces_kept(kube, applied, annotation, value):
+    c, before = steady(kube)
+    with_pod_notes(kube, **{annotation: value})
+    out = c.run(c.on.update_status(), before)
+    assert out.unit_status.name == "blocked"
+    assert out.unit_status.message.startswith(f"unreadable pod annotation: {annotation}")
+    assert out.unit_status.message.endswith("keeping the last good interfaces")
+    assert applied[-1] == GOOD_PLAN and kube.writes == [] and library_events(c) == []
+
+
+def test_a_new_pod_with_spoiled_annotations_configures_nothing(kube, applied):
+    c, before = steady(kube)
+    kube.add(pod(networks=["net-a"], interfaces=["net1"]) | {})  # a new pod: a new uid
+    with_pod_notes(kube, **{"k8s.v1.cni.cncf.io/network-status": "{"})
+    applied.clear()
+    out = c.run(c.on.update_status(), before)
+    assert out.unit_status.message.endswith("its interfaces are left alone")
+    assert applied == []
+
+
+def test_a_loose_forwards_value_is_refused(kube, applied, monkeypatch):
+    c, before = steady(kube)
+    monkeypatch.setattr(knf_charm.TestKnfCharm, "_forwards", lambda self: "yes")
+    out = c.run(c.on.config_changed(), before)
+    assert out.unit_status == testing.BlockedStatus(
+        "option 'forwards': 'yes' is not a boolean: use true or false; "
+        "option 'workload_net_admin': 'yes' is not a boolean: use true or false"
+    )
+    assert_nothing_changed(kube, applied, before, out, c)
+
+
+def test_two_applications_claiming_one_network(kube, applied):
+    a = network(**NET_A, assignments={"test-knf/0": "10.0.1.10/24"}, relation_id=1)
+    impostor = network(name="net-a", cidr="10.0.7.0/24", relation_id=2)
+    impostor = dataclasses.replace(impostor, remote_app_name="net-z")
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([a, impostor]))
+    assert out.unit_status == testing.BlockedStatus(
+        "net-z and net-a both say they are network 'net-a': net-z is ignored"
+    )
+    assert "address" not in out.get_relation(impostor.id).local_unit_data

@@ -140,7 +140,7 @@ class L2smNetworks(ops.Object):
         # The charm container configures the interfaces; a workload that sets up networking
         # itself (a router's nftables) gets NET_ADMIN too when asked.
         self._container = container
-        self._net_admin_containers = ("charm", container) if container and workload_net_admin else ("charm",)
+        self._workload_net_admin = workload_net_admin
         self._applier = applier or _default_applier
         self._kube: Kube | None = None
         self._blocked: list[str] = []
@@ -199,7 +199,7 @@ class L2smNetworks(ops.Object):
             self._unmatched = sorted(set(requests) - {r.app.name for r in relations if r.app})
             self._publish(relations, answers, requests, forwards)
         try:
-            pod = self._patch_template_and_read_pod(answers)
+            pod = self._patch_template_and_read_pod(answers, self._net_admin_containers())
         except KubeForbidden:
             self._blocked.append(trust_message(self._charm.app.name))
             return
@@ -219,10 +219,20 @@ class L2smNetworks(ops.Object):
 
     def _forwards_value(self) -> bool | None:
         value = self._forwards() if callable(self._forwards) else self._forwards
+        return self._flag("forwards", value)
+
+    def _net_admin_containers(self) -> tuple[str, ...] | None:
+        """Where NET_ADMIN goes; None (the template is left alone) for a value that is no boolean."""
+        wanted = self._flag("workload_net_admin", self._workload_net_admin)
+        if wanted is None:
+            return None
+        return ("charm", self._container) if self._container and wanted else ("charm",)
+
+    def _flag(self, option: str, value: Any) -> bool | None:
         try:
             return _FLAG.validate_python(value)
         except pydantic.ValidationError:
-            self._blocked.append(f"option 'forwards': {shown(value)} is not a boolean: use true or false")
+            self._blocked.append(f"option '{option}': {shown(value)} is not a boolean: use true or false")
             return None
 
     # -- what the networks say --------------------------------------------------------------
@@ -311,7 +321,7 @@ class L2smNetworks(ops.Object):
                 return None
             return getattr(self._check(answer, key, {unit: value[unit]}), key)[unit]
         except ValueError as exc:
-            answer.problems[key] = _why(exc)
+            answer.problems[key] = _why(exc, depth=2)
             return last
 
     def _routes(self, bag: Any, answer: _Answer, last: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
@@ -335,7 +345,7 @@ class L2smNetworks(ops.Object):
                 route = self._check(answer, "routes", [entry]).routes[0]
                 routes.append((route.prefix, route.via))
             except ValueError as exc:
-                bad.append(f"entry {index}: {_why(exc)}")
+                bad.append(f"entry {index}: {_why(exc, depth=2)}")
                 prefix = entry.get("prefix") if isinstance(entry, dict) else None
                 if isinstance(prefix, str) and prefix in previous:
                     routes.append((prefix, previous[prefix]))
@@ -392,11 +402,13 @@ class L2smNetworks(ops.Object):
 
     # -- the pod ------------------------------------------------------------------------------
 
-    def _patch_template_and_read_pod(self, answers: dict[int, _Answer | None]) -> dict[str, Any]:
+    def _patch_template_and_read_pod(
+        self, answers: dict[int, _Answer | None], net_admin: tuple[str, ...] | None
+    ) -> dict[str, Any]:
         app, namespace = self._charm.app.name, self.model.name
         # Only networks that exist: the upstream webhook does not wait for a missing one.
         networks = sorted(a.network.name for a in answers.values() if a and a.network)
-        if self.model.unit.is_leader():
+        if self.model.unit.is_leader() and net_admin is not None:
             live = self.kube.get(StatefulSet, app, namespace) or {}
             have = {
                 c["name"]
@@ -404,9 +416,7 @@ class L2smNetworks(ops.Object):
                 .get("spec", {})
                 .get("containers", [])
             }
-            patch = pod_template_patch(
-                app, namespace, networks, tuple(c for c in self._net_admin_containers if c in have)
-            )
+            patch = pod_template_patch(app, namespace, networks, tuple(c for c in net_admin if c in have))
             # No network yet and none to detach: leave the pod alone (a patch restarts it).
             wanted = bool(networks) or _carries_l2sm(live)
             if live and wanted and not template_satisfies(live, patch):
@@ -561,11 +571,17 @@ def _json(raw: str) -> Any:
         raise ValueError(f"not JSON: {shown(raw)}") from None
 
 
-def _why(exc: ValueError) -> str:
-    """What is wrong, without pydantic's location prefix (the caller names the field)."""
-    if isinstance(exc, pydantic.ValidationError):
-        return clip(describe_validation_error(exc, "field"), 200)
-    return clip(str(exc), 200)
+def _why(exc: ValueError, depth: int = 0) -> str:
+    """What is wrong, naming what lies below the field (`depth` location parts, the field and
+    the unit or list index, are left out: the caller names those)."""
+    if not isinstance(exc, pydantic.ValidationError):
+        return clip(str(exc), 200)
+    lines = []
+    for error in exc.errors():
+        msg = error["msg"].removeprefix("Value error, ")
+        inner = ".".join(str(part) for part in error["loc"][depth:])
+        lines.append(f"'{clip(inner, 40)}': {clip(msg, 160)}" if inner else clip(msg, 160))
+    return clip("; ".join(lines), 200)
 
 
 def _has_problems(answer: _Answer | None) -> bool:
