@@ -703,3 +703,32 @@ def test_two_applications_claiming_one_network(kube, applied):
         "net-z and net-a both say they are network 'net-a': net-z is ignored"
     )
     assert "address" not in out.get_relation(impostor.id).local_unit_data
+
+
+@pytest.mark.parametrize(
+    ("annotation", "value"),
+    [
+        ("l2sm/networks", "net-z"),  # readable, but says net1 is another network's
+        ("l2sm/networks", ""),
+        (
+            "k8s.v1.cni.cncf.io/network-status",
+            json.dumps([{"name": "l2sm/fabric-veth3", "interface": "net7"}]),
+        ),
+        ("k8s.v1.cni.cncf.io/networks", json.dumps([{"name": "fabric-veth9"}])),
+    ],
+)
+def test_annotations_edited_on_a_running_pod_do_not_move_its_interfaces(kube, applied, annotation, value):
+    c, before = steady(kube)
+    with_pod_notes(kube, **{annotation: value})
+    out = c.run(c.on.update_status(), before)
+    assert out.unit_status.message.startswith(f"pod annotation {annotation} edited on the running pod: ")
+    assert out.unit_status.message.endswith("net-a the interface it had; keeping the last good interfaces")
+    assert applied[-1] == GOOD_PLAN and kube.writes == [] and library_events(c) == []
+    assert library_stored(out) == library_stored(before)
+
+
+def test_the_same_mapping_written_another_way_is_fine(kube, applied):
+    c, before = steady(kube)
+    with_pod_notes(kube, **{"l2sm/networks": " net-a "})
+    out = c.run(c.on.update_status(), before)
+    assert out.unit_status == testing.ActiveStatus("net-a 10.0.1.10/24 on net1")

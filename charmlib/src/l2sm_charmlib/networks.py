@@ -56,6 +56,7 @@ Applier = Callable[[list[knf.InterfacePlan]], list[str]]
 STATUS_MAX = 480  # characters: a status line, not a log
 _FLAG: pydantic.TypeAdapter[bool] = pydantic.TypeAdapter(Flag)
 _KEPT = "keeping the last good configuration"
+_MAPPING_ANNOTATIONS = (L2SM_NETWORKS_ANNOTATION, MULTUS_NETWORKS_ANNOTATION, MULTUS_STATUS_ANNOTATION)
 
 
 def _default_applier(plans: list[knf.InterfacePlan]) -> list[str]:
@@ -432,26 +433,40 @@ class L2smNetworks(ops.Object):
         return pod
 
     def _interfaces(self, pod: dict[str, Any]) -> dict[str, str]:
-        """Network name -> interface, from the pod's annotations. If they cannot be read (anyone
-        who may edit the pod may spoil them), the last readable mapping of this same pod is
-        kept: the interfaces of a running pod do not move."""
+        """Network name -> interface, from the pod's annotations. The webhook and Multus write
+        them once, when the pod is made: on a running pod (same uid) an interface once known
+        never moves or goes. So annotations that cannot be read, or that were edited to say
+        otherwise (anyone who may edit the pod may), keep the last good mapping of this pod."""
         notes = _annotations(pod)
         uid = str((pod.get("metadata") or {}).get("uid") or "")
-        interfaces, problems = knf.read_interfaces(
-            notes.get(L2SM_NETWORKS_ANNOTATION, ""),
-            notes.get(MULTUS_NETWORKS_ANNOTATION, ""),
-            notes.get(MULTUS_STATUS_ANNOTATION, ""),
-        )
+        raw = {key: notes.get(key, "") for key in _MAPPING_ANNOTATIONS}
+        interfaces, problems = knf.read_interfaces(*raw.values())
         last = json.loads(self._stored.interfaces)
-        if not problems:
-            self._stored.interfaces = json.dumps({"pod": uid, "interfaces": interfaces}, sort_keys=True)
-            return interfaces
-        for problem in problems:
-            logger.error("unreadable pod annotation: %s", problem)
         same_pod = bool(uid) and last.get("pod") == uid
+        known: dict[str, str] = last.get("interfaces", {}) if same_pod else {}
+        moved = sorted(n for n, ifname in known.items() if interfaces.get(n) != ifname)
+        if not problems and not moved:
+            self._stored.interfaces = json.dumps(
+                {"pod": uid, "interfaces": interfaces, "annotations": raw}, sort_keys=True
+            )
+            return interfaces
+        if problems:
+            why = f"unreadable pod annotation: {clip('; '.join(problems), 200)}"
+        else:
+            edited = [k for k in _MAPPING_ANNOTATIONS if raw[k] != last.get("annotations", {}).get(k)]
+            why = (
+                f"pod annotation {', '.join(edited) or '?'} edited on the running pod: it no longer "
+                f"gives {clip(', '.join(moved), 100)} the interface {'they' if len(moved) > 1 else 'it'} had"
+            )
+        logger.error("%s", why)
         kept = "keeping the last good interfaces" if same_pod else "its interfaces are left alone"
-        self._blocked.append(f"unreadable pod annotation: {clip('; '.join(problems), 200)}; {kept}")
-        return {**last.get("interfaces", {}), **interfaces} if same_pod else interfaces
+        self._blocked.append(f"{why}; {kept}")
+        # What is known stays; what is new is taken only where it claims nothing known.
+        result = dict(known)
+        for name, ifname in interfaces.items():
+            if name not in result and ifname not in result.values():
+                result[name] = ifname
+        return result
 
     def _read_memberships(
         self,
@@ -480,7 +495,7 @@ class L2smNetworks(ops.Object):
 
     def _configure(self, pod: dict[str, Any], interfaces: dict[str, str]) -> None:
         error = _annotations(pod).get(L2SM_ERROR_ANNOTATION)
-        if error:
+        if error and str(error).strip():
             self._blocked.append(
                 f"L2S-M could not attach this pod: {clip(' '.join(str(error).split()), 200)}"
             )
