@@ -129,3 +129,17 @@ def foreign_overlay(name, namespace=NAMESPACE, app="l2sm-switch-b", model="other
 def cluster_snapshot(kube):
     """Everything in the fake cluster and every write so far, to compare before and after."""
     return json.dumps(sorted(kube.objects.items()), sort_keys=True, default=str), list(kube.writes)
+
+
+@pytest.fixture
+def serving(ctx, kube):
+    """A running fabric: the Overlay, its attachments marked for the pod holding one. Gives
+    the cluster's snapshot, to compare with after a refusal."""
+    ctx.run(ctx.on.config_changed(), make_state())
+    kube.add(nad(APP, 1))
+    kube.add(nad(APP, 2))
+    kube.add(knf_pod("cache-0", "node-a", [1]))
+    ctx.run(ctx.on.update_status(), make_state())
+    labels = kube.find("NetworkAttachmentDefinition", f"{APP}-veth1", NAMESPACE)["metadata"]["labels"]
+    assert labels["used-node-a"] == "true"
+    return cluster_snapshot(kube)

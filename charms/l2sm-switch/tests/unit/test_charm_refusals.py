@@ -16,20 +16,6 @@ def short(value):
     return repr(value)[:40]
 
 
-@pytest.fixture
-def serving(ctx, kube):
-    """A running fabric: the Overlay, its attachments marked for the pods holding them."""
-    ctx.run(ctx.on.config_changed(), make_state())
-    kube.add(nad(APP, 1))
-    kube.add(nad(APP, 2))
-    kube.add(knf_pod("cache-0", "node-a", [1]))
-    ctx.run(ctx.on.update_status(), make_state())
-    assert kube.find("NetworkAttachmentDefinition", f"{APP}-veth1", NAMESPACE)["metadata"]["labels"][
-        "used-node-a"
-    ]
-    return cluster_snapshot(kube)
-
-
 def _refused(out, kube, serving, fragment):
     assert out.unit_status.name == "blocked", out.unit_status
     assert fragment in out.unit_status.message
