@@ -1,103 +1,204 @@
+"""The resync against the controller double, which keeps ports as upstream does: a list
+with repeats, and one record per port of the network it is in."""
+
 import pytest
 
 from l2sm_core import vnets
-from l2sm_core.resync import (
-    AddPorts,
-    CreateNetwork,
-    DesiredState,
-    RemovePorts,
-    apply_resync,
-    plan_resync,
-)
+from l2sm_core.resync import DesiredState, HeldState, apply_resync, plan_resync, read_held
 from l2sm_core.vnets import VnetsClient
 
 A1 = "of:e5e40be8c6b4bf54/1"
 A2 = "of:e5e40be8c6b4bf54/2"
+A3 = "of:e5e40be8c6b4bf54/3"
 B1 = "of:cc4d87e0ca1f6b49/1"
 
 
-def test_plan_orders_and_filters():
+def client_for(controller, password="karaf"):
+    return VnetsClient(controller.url, "karaf", password)
+
+
+def resync(controller, desired):
+    client = client_for(controller)
+    return apply_resync(client, plan_resync(desired, read_held(client, desired.networks)))
+
+
+def test_plan_is_pure_and_ordered():
     desired = DesiredState.build(
-        networks=["net-b", "net-a"],
-        ports={"net-a": [A2, A1], "net-b": [], "ghost": [B1]},
-        released={"net-a": [A1, B1], "gone": [A2]},
+        networks=["net-b", "net-a", "net-c"],
+        ports={"net-a": [A2, A1], "net-b": [B1], "ghost": [A3]},
+        released={"net-a": [A3, A1], "gone": [A2]},
     )
-    plan = plan_resync(desired)
-    assert plan.calls == (
-        CreateNetwork("net-a"),
-        CreateNetwork("net-b"),
-        AddPorts("net-a", (A1, A2)),
-        # A1 is wanted again, so only B1 is released; "gone" is not a network any more.
-        RemovePorts("net-a", (B1,)),
-    )
-    assert plan.orphans == {"ghost": frozenset({B1})}
+    held = HeldState(ports={"net-a": (A1, A3), "net-b": (B1,)}, absent=frozenset({"net-c"}))
+    plan = plan_resync(desired, held)
+    by_name = {p.network: p for p in plan.networks}
+    # A1 is wanted again (a pod recreated onto the same interface), so only A3 goes.
+    assert (by_name["net-a"].add, by_name["net-a"].remove, by_name["net-a"].confirmed) == ((A2,), (A3,), 1)
+    assert not by_name["net-b"].writes and by_name["net-b"].confirmed == 1
+    assert by_name["net-c"].recreate and by_name["net-c"].keep == ()
+    assert plan.orphans == {"ghost": frozenset({A3})}
 
 
 def test_plan_refuses_malformed_endpoints():
     with pytest.raises(ValueError, match="not a switch port"):
-        plan_resync(DesiredState.build(networks=["n"], ports={"n": ["of:xyz/1"]}))
+        plan_resync(DesiredState.build(networks=["n"], ports={"n": ["of:xyz/1"]}), HeldState())
     with pytest.raises(ValueError, match="not a switch port"):
-        plan_resync(DesiredState.build(networks=["n"], released={"n": ["bad"]}))
+        plan_resync(DesiredState.build(networks=["n"], released={"n": ["bad"]}), HeldState())
 
 
-def test_restart_is_repaired(controller):
-    client = VnetsClient(controller.url, "karaf", "karaf")
+def test_restart_is_repaired_and_held_ports_are_never_posted_again(controller):
     desired = DesiredState.build(networks=["net-a", "net-b"], ports={"net-a": [A1, B1], "net-b": [A2]})
-    first = apply_resync(client, plan_resync(desired))
+    first = resync(controller, desired)
     assert sorted(first.networks_recreated) == ["net-a", "net-b"]
-    assert controller.networks == {"net-a": {A1, B1}, "net-b": {A2}}
+    assert controller.networks == {"net-a": [B1, A1], "net-b": [A2]}
 
-    # Nothing lost: running again changes nothing and repairs nothing.
-    again = apply_resync(client, plan_resync(desired))
+    # Nothing lost: running again reads each network once and writes nothing.
+    before = len(controller.requests)
+    again = resync(controller, desired)
     assert not again.repaired
-    assert sorted(again.networks_present) == ["net-a", "net-b"]
-    assert controller.networks == {"net-a": {A1, B1}, "net-b": {A2}}
+    assert controller.requests[before:] == [
+        ("GET", "/onos/vnets/api/net-a", None),
+        ("GET", "/onos/vnets/api/net-b", None),
+    ]
+    assert (again.ports_confirmed, again.ports_added) == (3, 0)
+    assert controller.networks == {"net-a": [B1, A1], "net-b": [A2]}
+    assert "3 port(s) confirmed, 0 added" in again.summary()
 
     controller.restart()
-    assert controller.networks == {}
-    report = apply_resync(client, plan_resync(desired))
+    report = resync(controller, desired)
     assert report.repaired
-    assert sorted(report.networks_recreated) == ["net-a", "net-b"]
     assert (report.ports_restored, report.ports_confirmed) == (3, 0)
-    assert again.ports_confirmed == 3
-    assert controller.networks == {"net-a": {A1, B1}, "net-b": {A2}}
+    assert controller.networks == {"net-a": [B1, A1], "net-b": [A2]}
     assert report.summary().startswith("2 network(s) recreated with 3 port(s), 0 already present")
 
 
-def test_released_ports_removed_idempotently(controller):
-    client = VnetsClient(controller.url, "karaf", "karaf")
-    client.create_network("net-a")
-    client.add_ports("net-a", [A1, A2])
+def test_only_missing_ports_are_added(controller):
+    controller.hold("net-a", A1)
+    report = resync(controller, DesiredState.build(networks=["net-a"], ports={"net-a": [A1, A2]}))
+    assert controller.networks["net-a"] == [A1, A2]
+    assert (report.ports_added, report.ports_confirmed) == (1, 1)
+    assert report.repaired
+
+
+def test_released_ports_removed_once(controller):
+    controller.hold("net-a", A1, A2)
     desired = DesiredState.build(networks=["net-a"], ports={"net-a": [A1]}, released={"net-a": [A2]})
-    report = apply_resync(client, plan_resync(desired))
-    assert controller.networks["net-a"] == {A1}
+    report = resync(controller, desired)
+    assert controller.networks["net-a"] == [A1]
+    assert controller.learned("net-a") == [A1]
+    assert report.ports_removed == 1 and not report.repaired
+    # Gone already: nothing is sent (upstream would answer 500 for it).
+    before = len(controller.writes())
+    again = resync(controller, desired)
+    assert len(controller.writes()) == before
+    assert again.ports_removed == 0
+
+
+def test_duplicated_port_is_rebuilt_to_one_learned_copy(controller):
+    # What earlier resyncs did upstream: each re-post appended another copy.
+    controller.hold("net-a", A1, A2, A1, A1)
+    report = resync(controller, DesiredState.build(networks=["net-a"], ports={"net-a": [A1, A2]}))
+    assert controller.networks["net-a"] == [A1, A2]
+    # DELETE /port would have left the last copy without its record: not forwarded for.
+    assert controller.learned("net-a") == [A1, A2]
+    assert report.networks_rebuilt == {"net-a": f"held more than once: {A1}"}
+    assert report.repaired
+    assert "1 network(s) rebuilt" in report.summary()
+
+
+def test_copy_left_by_a_departed_pod_is_taken_out_of_the_old_network(controller):
+    # The issue's breach: net-a kept a copy of A1 after its pod left; A1 now serves a pod
+    # of net-b. Removing the copy drops A1's record, so net-b is rebuilt to get it back.
+    controller.hold("net-a", A2, A1)
+    controller.hold("net-b", A1)
+    desired = DesiredState.build(networks=["net-a", "net-b"], ports={"net-a": [A2], "net-b": [A1]})
+    report = resync(controller, desired)
+    assert controller.networks == {"net-a": [A2], "net-b": [A1]}
+    assert controller.learned("net-a") == [A2] and controller.learned("net-b") == [A1]
     assert report.ports_removed == 1
-    # Removing again is harmless: upstream's 500 for an absent port counts as already gone.
-    again = apply_resync(client, plan_resync(desired))
-    assert controller.networks["net-a"] == {A1}
-    assert (again.ports_removed, again.ports_already_absent) == (0, 1)
-    assert "already absent" in again.summary()
+    assert "net-b" in report.networks_rebuilt
 
 
-def test_released_ports_skipped_on_recreated_network(controller):
-    client = VnetsClient(controller.url, "karaf", "karaf")
+def test_stale_port_without_record_is_rebuilt_out(controller):
+    controller.hold("net-a", A1, A2)
+    del controller.port_network[A2]  # the manager's own delete took the record, not the copy
     desired = DesiredState.build(networks=["net-a"], ports={"net-a": [A1]}, released={"net-a": [A2]})
-    report = apply_resync(client, plan_resync(desired))
-    assert report.networks_recreated == ["net-a"]
-    assert (report.ports_removed, report.ports_already_absent) == (0, 0)
-    assert not [r for r in controller.requests if r[0] == "DELETE"]
+    report = resync(controller, desired)
+    assert controller.networks["net-a"] == [A1]
+    assert controller.learned("net-a") == [A1]
+    assert "could not remove" in report.networks_rebuilt["net-a"]
+
+
+def test_unexplained_ports_are_left_alone(controller):
+    controller.hold("net-a", A1, A3)  # A3: no pod we know of (an edge device, or a race)
+    report = resync(controller, DesiredState.build(networks=["net-a"], ports={"net-a": [A1]}))
+    assert controller.networks["net-a"] == [A1, A3]
+    assert report.unexplained == {"net-a": [A3]}
+    assert f"left alone: net-a: {A3}" in report.summary()
+
+
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        "",
+        "Id: net-a\nEndpoints: \n -of:e5e40be8c6b4bf54/1\n",  # cut short
+        "Id: net-b\nEndpoints: \nTunnel Ids: \nMirror Port: null\n",  # another network
+        "Id: net-a\nEndpoints: \n -eth0\nTunnel Ids: \nMirror Port: null\n",
+        "Id: net-a\nEndpoints: \n -of:E5E40BE8C6B4BF54/1\nTunnel Ids: \n -1\nMirror Port: null\n",
+        "Id: net-a\nEndpoints: \nTunnel Ids: \n -x\nMirror Port: null\n",
+        "Id: net-a\nEndpoints: \nTunnel Ids: \nMirror Port: null\nextra\n",
+        "Id: net-a\nEndpoints: \nTunnel Ids: \nMirror Port: somewhere\n",
+        "<html>proxy error</html>",
+    ],
+)
+def test_unreadable_answer_posts_nothing(controller, garbled):
+    controller.hold("net-a")
+    controller.garbled["net-a"] = garbled
+    report = resync(controller, DesiredState.build(networks=["net-a"], ports={"net-a": [A1]}))
+    assert controller.writes() == []
+    assert report.failures and report.failures[0].startswith("read net-a: network net-a: cannot read")
+    assert not report.repaired
 
 
 def test_refusals_are_reported_not_fatal(controller):
-    client = VnetsClient(controller.url, "karaf", "karaf")
-    plan = plan_resync(DesiredState.build(networks=["net-a"], ports={"ghost": [A1]}))
     controller.refuse_create.add("net-a")
-    report = apply_resync(client, plan)
+    report = resync(controller, DesiredState.build(networks=["net-a", "net-b"], ports={"ghost": [A1]}))
     assert report.failures and "create net-a" in report.failures[0]
+    assert report.networks_recreated == ["net-b"]
     assert "ghost" in report.summary() and "1 failure(s)" in report.summary()
 
 
+def test_a_network_gone_between_read_and_write_is_a_failure(controller, monkeypatch):
+    controller.hold("net-a")
+    client = client_for(controller)
+    desired = DesiredState.build(networks=["net-a"], ports={"net-a": [A1]})
+    plan = plan_resync(desired, read_held(client, desired.networks))
+    controller.networks.pop("net-a")
+    report = apply_resync(client, plan)
+    assert report.failures and "add 1 port(s) to net-a" in report.failures[0]
+
+
+def test_failed_rebuild_delete_adds_nothing(controller, monkeypatch):
+    controller.hold("net-a", A1, A1)
+    client = client_for(controller)
+    desired = DesiredState.build(networks=["net-a"], ports={"net-a": [A1]})
+    plan = plan_resync(desired, read_held(client, desired.networks))
+
+    def refuse(name):
+        raise vnets.ControllerResponseError("500")
+
+    monkeypatch.setattr(client, "delete_network", refuse)
+    report = apply_resync(client, plan)
+    assert controller.networks["net-a"] == [A1, A1]  # not a third copy
+    assert "delete net-a to rebuild it" in report.failures[0]
+
+
 def test_unreachable_aborts(controller):
-    client = VnetsClient(controller.url, "karaf", "wrong")
     with pytest.raises(vnets.ControllerUnauthorized):
-        apply_resync(client, plan_resync(DesiredState.build(networks=["net-a"])))
+        read_held(client_for(controller, password="wrong"), ["net-a"])
+    controller.hold("net-a", A1)
+    client = client_for(controller)
+    plan = plan_resync(
+        DesiredState.build(networks=["net-a"], released={"net-a": [A1]}), read_held(client, ["net-a"])
+    )
+    with pytest.raises(vnets.ControllerUnauthorized):
+        apply_resync(client_for(controller, password="wrong"), plan)

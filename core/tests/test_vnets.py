@@ -26,10 +26,14 @@ def test_network_lifecycle(controller):
     client.create_network("net-a")
     assert client.network_exists("net-a")
     assert "net-a" in client.describe_network("net-a")
+    assert client.network_ports("net-a") == []
     client.add_ports("net-a", [EP1, EP2])
-    assert controller.networks["net-a"] == {EP1, EP2}
+    assert controller.networks["net-a"] == [EP1, EP2]
+    # Upstream appends: a port posted again is held twice.
+    client.add_ports("net-a", [EP1])
+    assert client.network_ports("net-a") == [EP1, EP2, EP1]
     client.remove_ports("net-a", [EP1])
-    assert controller.networks["net-a"] == {EP2}
+    assert controller.networks["net-a"] == [EP2, EP1]
     client.delete_network("net-a")
     assert "net-a" not in controller.networks
     method, path, _ = controller.requests[2]
@@ -45,16 +49,20 @@ def test_typed_errors(controller):
     client.add_ports("net-a", [EP1])
     # Upstream semantics: creating twice and deleting an unknown network both succeed.
     client.create_network("net-a")
-    assert controller.networks["net-a"] == {EP1}
+    assert controller.networks["net-a"] == [EP1]
     client.delete_network("missing")
     with pytest.raises(vnets.ControllerConflict):
         client.add_ports("missing", [EP1])
     with pytest.raises(vnets.NetworkMissing):
         client.describe_network("missing")
+    with pytest.raises(vnets.NetworkMissing):
+        client.network_ports("missing")
+    with pytest.raises(vnets.ControllerConflict):
+        client.remove_ports("missing", [EP1])
     with pytest.raises(vnets.ControllerResponseError, match="500"):
-        client.remove_ports("net-a", [EP2])
+        client.remove_ports("net-a", [EP2])  # no record of the port: upstream's NullPointerException
     controller.refuse_create.add("net-b")
-    with pytest.raises(vnets.ControllerResponseError, match="500"):
+    with pytest.raises(vnets.ControllerConflict):
         client.create_network("net-b")
     with pytest.raises(vnets.ControllerUnauthorized):
         client_for(controller, password="wrong").status()
@@ -68,7 +76,7 @@ def test_endpoints_checked_before_sending(controller):
     client = client_for(controller)
     client.create_network("net-a")
     before = len(controller.requests)
-    for bad in ("of:E5E40BE8C6B4BF54/1", "of:e5e40be8/1", "of:e5e40be8c6b4bf54/0", "eth0"):
+    for bad in ("of:E5E40BE8C6B4BF54/1", "of:e5e40be8/1", "of:e5e40be8c6b4bf54/0", "eth0", f"{EP1}\n", 7):
         with pytest.raises(ValueError, match="not a switch port"):
             client.add_ports("net-a", [bad])
     assert len(controller.requests) == before
@@ -102,6 +110,45 @@ def test_onos_application(controller):
     assert client.app_state() == "ACTIVE"
     controller.onos_up = False
     assert not client.onos_ready()
+
+
+def test_openflow_application(controller):
+    client = client_for(controller)
+    assert client.app_state(vnets.OPENFLOW_APP) == "ACTIVE"
+    controller.openflow_state = "INSTALLED"
+    assert client.app_state(vnets.OPENFLOW_APP) == "INSTALLED"
+    client.activate_app(vnets.OPENFLOW_APP)
+    assert controller.openflow_state == "ACTIVE"
+    controller.openflow_state = None
+    assert client.app_state(vnets.OPENFLOW_APP) is None
+
+
+def test_network_text_as_upstream_writes_it():
+    text = (
+        "Id: net-a\nEndpoints: \n -of:e5e40be8c6b4bf54/1\n -of:cc4d87e0ca1f6b49/12\n -of:e5e40be8c6b4bf54/1\n"
+        "Tunnel Ids: \n -1203\n -77\n -9\nMirror Port: null\n"
+    )
+    assert vnets.parse_network_text("net-a", text) == [EP1, "of:cc4d87e0ca1f6b49/12", EP1]
+    mirrored = "Id: n\nEndpoints: \nTunnel Ids: \nMirror Port: of:cc4d87e0ca1f6b49/2\n"
+    assert vnets.parse_network_text("n", mirrored) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Id: net-a\nEndpoints: \nTunnel Ids: \nMirror Port: null",  # no final newline
+        "Id: net-a \nEndpoints: \nTunnel Ids: \nMirror Port: null\n",
+        "Id: net-a\nTunnel Ids: \nMirror Port: null\n",
+        "Id: net-a\nEndpoints: \n -of:e5e40be8c6b4bf54/1\nMirror Port: null\n",
+        "Id: net-a\nEndpoints: \n -of:e5e40be8c6b4bf54/1 \nTunnel Ids: \nMirror Port: null\n",
+        "Id: net-a\nEndpoints: \nTunnel Ids: \nMirror Port: null\nMirror Port: null\n",
+        "Id: net-a\r\nEndpoints: \r\nTunnel Ids: \r\nMirror Port: null\r\n",
+        '{"networkId": "net-a", "networkEndpoints": []}',
+    ],
+)
+def test_network_text_we_cannot_read_is_refused(text):
+    with pytest.raises(vnets.UnreadableNetwork, match="network net-a: cannot read"):
+        vnets.parse_network_text("net-a", text)
 
 
 def test_unreachable():

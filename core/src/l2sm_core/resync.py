@@ -1,24 +1,37 @@
-"""Restore a controller that lost its state (the vnets app keeps everything in memory).
+"""Restore a controller that lost its state (the vnets app keeps everything in memory), and
+keep what it holds equal to what the cluster says, without ever posting a port twice.
 
-The desired state is plain data: which networks exist, which switch ports belong to each,
-and which ports are known to have been released. `plan_resync` turns it into calls,
-`apply_resync` runs them against a client, treating "already there" (and, for removals,
-"already gone") as success. The vnets API cannot list a network's ports, so the plan never
-reads them back: it re-adds every wanted port and removes only ports known to be released.
+Upstream facts this is built on (the vnets app's source): a network's ports are a LIST;
+every POST /port appends, duplicates included, and DELETE /port removes one copy. Beside
+the lists the app keeps one record per port of the network it is in; DELETE /port and
+DELETE /{id} drop it, and a port held without its record is not forwarded for. So:
+
+- the controller is read first (`read_held`: one GET per network, its text parsed; an
+  answer that cannot be read leaves that network untouched: a blind post risks a
+  duplicate, a missed port only waits for the next resync);
+- `plan_resync` compares it with the cluster: absent networks are recreated with their
+  ports; present ones get only the ports they lack; stale ports (released by their pod, or
+  now wanted by another network) held once are removed one call each; a network holding a
+  port twice cannot be mended by DELETE /port (the remaining copy would lose its record),
+  so it is rebuilt: deleted and made again with each port once. A network whose wanted
+  port shares its record with a stale copy elsewhere is rebuilt too (removing that copy
+  drops the record);
+- `apply_resync` removes first and adds last, so no removal undoes a fresh record.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from l2sm_core.vnets import (
-    ControllerConflict,
     ControllerError,
-    ControllerResponseError,
     ControllerUnauthorized,
     ControllerUnreachable,
+    NetworkMissing,
     VnetsClient,
     check_endpoint,
 )
@@ -28,7 +41,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DesiredState:
-    """What the controller should hold. Ports map a network name to `of:<dpid>/<N>` endpoints."""
+    """What the controller should hold. Ports map a network name to `of:<dpid>/<N>` endpoints;
+    released ports are those of pods that are gone or going."""
 
     networks: frozenset[str]
     ports: Mapping[str, frozenset[str]] = field(default_factory=dict)
@@ -49,81 +63,139 @@ class DesiredState:
 
 
 @dataclass(frozen=True)
-class CreateNetwork:
-    network: str
+class HeldState:
+    """What the controller held when read: network -> its ports, in order, with repeats."""
+
+    ports: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    absent: frozenset[str] = frozenset()
+    unreadable: Mapping[str, str] = field(default_factory=dict)  # network -> why
+
+
+def read_held(client: VnetsClient, networks: Iterable[str]) -> HeldState:
+    """One GET per network. Unreachable or unauthorized controllers raise (nothing else would
+    work); any other failure marks that network unreadable, and the resync leaves it alone."""
+    ports: dict[str, tuple[str, ...]] = {}
+    absent: set[str] = set()
+    unreadable: dict[str, str] = {}
+    for name in sorted(set(networks)):
+        try:
+            ports[name] = tuple(client.network_ports(name))
+        except NetworkMissing:
+            absent.add(name)
+        except (ControllerUnreachable, ControllerUnauthorized):
+            raise
+        except ControllerError as exc:
+            unreadable[name] = str(exc)
+    return HeldState(ports=ports, absent=frozenset(absent), unreadable=unreadable)
 
 
 @dataclass(frozen=True)
-class AddPorts:
+class NetworkPlan:
+    """What one network needs. With `recreate` or `rebuild` the network is made (again) with
+    `keep`; otherwise `remove` goes one port per call, then `add` in one call."""
+
     network: str
-    endpoints: tuple[str, ...]
+    keep: tuple[str, ...]  # what it holds afterwards, each port once
+    recreate: bool = False  # the controller does not know it
+    rebuild: str = ""  # why it must be deleted and made again
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    confirmed: int = 0  # wanted ports found held once: nothing to send
+    unexplained: tuple[str, ...] = ()  # held, wanted and released by no pod: left alone
 
-
-@dataclass(frozen=True)
-class RemovePorts:
-    network: str
-    endpoints: tuple[str, ...]
-
-
-Call = CreateNetwork | AddPorts | RemovePorts
+    @property
+    def writes(self) -> bool:
+        return bool(self.recreate or self.rebuild or self.add or self.remove)
 
 
 @dataclass(frozen=True)
 class ResyncPlan:
-    calls: tuple[Call, ...]
+    networks: tuple[NetworkPlan, ...]
+    # Networks whose state could not be read: nothing is sent to them.
+    unreadable: Mapping[str, str] = field(default_factory=dict)
     # Ports naming a network the desired state does not hold: never sent, only reported.
-    orphans: Mapping[str, frozenset[str]]
+    orphans: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def writes(self) -> bool:
+        return any(p.writes for p in self.networks)
 
 
-def plan_resync(desired: DesiredState) -> ResyncPlan:
-    """Calls in a stable order: networks first, then their ports, then releases."""
-    calls: list[Call] = [CreateNetwork(n) for n in sorted(desired.networks)]
-    orphans: dict[str, frozenset[str]] = {}
-    for network in sorted(desired.ports):
-        endpoints = desired.ports[network]
+def plan_resync(desired: DesiredState, held: HeldState) -> ResyncPlan:
+    """Pure: what to send so the controller holds `desired`, given what it `held`."""
+    for endpoints in (*desired.ports.values(), *desired.released.values()):
         for endpoint in endpoints:
             check_endpoint(endpoint)
-        if network not in desired.networks:
-            if endpoints:
-                orphans[network] = frozenset(endpoints)
+    orphans = {n: frozenset(eps) for n, eps in desired.ports.items() if n not in desired.networks and eps}
+    plans: dict[str, NetworkPlan] = {}
+    # Port -> the networks a stale copy of it is taken from (its record goes with it).
+    dropped: dict[str, set[str]] = {}
+    for name in sorted(desired.networks - set(held.unreadable)):
+        wanted = desired.ports.get(name, frozenset())
+        if name not in held.ports:
+            plans[name] = NetworkPlan(name, keep=tuple(sorted(wanted)), recreate=True)
             continue
-        if endpoints:
-            calls.append(AddPorts(network, tuple(sorted(endpoints))))
-    for network in sorted(desired.released):
-        if network not in desired.networks:
-            continue  # the network is gone, and its ports with it
-        # A port wanted again (a pod recreated onto the same interface) is not released.
-        gone = desired.released[network] - desired.ports.get(network, frozenset())
-        for endpoint in gone:
-            check_endpoint(endpoint)
-        if gone:
-            calls.append(RemovePorts(network, tuple(sorted(gone))))
-    return ResyncPlan(calls=tuple(calls), orphans=orphans)
+        counts = Counter(held.ports[name])
+        elsewhere = {p for other, eps in desired.ports.items() if other != name for p in eps}
+        released = desired.released.get(name, frozenset()) - wanted
+        stale = {p for p in counts if p not in wanted and (p in released or p in elsewhere)}
+        unexplained = {p for p in counts if p not in wanted and p not in stale}
+        twice = sorted(p for p, n in counts.items() if n > 1)
+        for port in stale:
+            dropped.setdefault(port, set()).add(name)
+        plans[name] = NetworkPlan(
+            name,
+            keep=tuple(sorted(wanted | unexplained)),
+            rebuild=f"held more than once: {', '.join(twice)}" if twice else "",
+            add=tuple(sorted(wanted - set(counts))),
+            remove=tuple(sorted(stale)),
+            confirmed=len(wanted & set(counts)),
+            unexplained=tuple(sorted(unexplained)),
+        )
+    for name, plan in plans.items():
+        if plan.recreate or plan.rebuild:
+            continue
+        shared = sorted(p for p in plan.keep if p in held.ports[name] and dropped.get(p, set()) - {name})
+        if shared:
+            others = sorted({n for p in shared for n in dropped[p]})
+            reason = (
+                f"removing stale {', '.join(shared)} from {', '.join(others)} drops its controller record"
+            )
+            plans[name] = dataclasses.replace(plan, rebuild=reason)
+    return ResyncPlan(networks=tuple(plans.values()), unreadable=dict(held.unreadable), orphans=orphans)
 
 
 @dataclass
 class ResyncReport:
     networks_recreated: list[str] = field(default_factory=list)
     networks_present: list[str] = field(default_factory=list)
-    ports_restored: int = 0  # posted to networks that had to be recreated
-    ports_confirmed: int = 0  # posted again to networks that were there (a no-op upstream)
-    ports_removed: int = 0
-    ports_already_absent: int = 0
+    networks_rebuilt: dict[str, str] = field(default_factory=dict)  # network -> why
+    ports_restored: int = 0  # posted to networks that were recreated or rebuilt
+    ports_confirmed: int = 0  # found held, once, where wanted: nothing sent
+    ports_added: int = 0  # posted to present networks that lacked them
+    ports_removed: int = 0  # stale copies removed
+    unexplained: dict[str, list[str]] = field(default_factory=dict)
     orphans: dict[str, list[str]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
     @property
     def repaired(self) -> bool:
-        return bool(self.networks_recreated)
+        """The controller had lost something the cluster needs (released ports going is routine)."""
+        return bool(self.networks_recreated or self.networks_rebuilt or self.ports_added)
 
     def summary(self) -> str:
         parts = [
             f"{len(self.networks_recreated)} network(s) recreated with {self.ports_restored} port(s)",
-            f"{len(self.networks_present)} already present ({self.ports_confirmed} port(s) confirmed)",
-            f"{self.ports_removed} released port(s) removed",
+            f"{len(self.networks_present)} already present ({self.ports_confirmed} port(s) confirmed, "
+            f"{self.ports_added} added)",
+            f"{self.ports_removed} stale port(s) removed",
         ]
-        if self.ports_already_absent:
-            parts.append(f"{self.ports_already_absent} released port(s) already absent")
+        if self.networks_rebuilt:
+            why = "; ".join(f"{n}: {r}" for n, r in sorted(self.networks_rebuilt.items()))
+            parts.append(f"{len(self.networks_rebuilt)} network(s) rebuilt ({why})")
+        if self.unexplained:
+            held = "; ".join(f"{n}: {', '.join(p)}" for n, p in sorted(self.unexplained.items()))
+            parts.append(f"ports no pod explains, left alone: {held}")
         if self.orphans:
             parts.append(f"ports for unknown networks skipped: {', '.join(sorted(self.orphans))}")
         if self.failures:
@@ -132,49 +204,79 @@ class ResyncReport:
 
 
 def apply_resync(client: VnetsClient, plan: ResyncPlan) -> ResyncReport:
-    """Run the plan. Unreachable or unauthorized controllers abort (nothing else would work);
-    a call the controller refuses is recorded and the rest go on."""
-    report = ResyncReport(orphans={k: sorted(v) for k, v in plan.orphans.items()})
-    for call in plan.calls:
-        try:
-            _apply_one(client, call, report)
-        except (ControllerUnreachable, ControllerUnauthorized):
-            raise
-        except ControllerError as exc:
-            report.failures.append(f"{_describe(call)}: {exc}")
+    """Run the plan: every removal first, every addition last. Unreachable or unauthorized
+    controllers abort (nothing else would work); a call the controller refuses is recorded,
+    and that network gets nothing more this time."""
+    report = ResyncReport(
+        orphans={k: sorted(v) for k, v in plan.orphans.items()},
+        failures=[f"read {n}: {why}" for n, why in sorted(plan.unreadable.items())],
+        unexplained={p.network: list(p.unexplained) for p in plan.networks if p.unexplained},
+    )
+    rebuild = {p.network: p.rebuild for p in plan.networks if p.rebuild}
+    failed: set[str] = set()
+    for net in plan.networks:
+        if net.recreate or net.rebuild:
+            continue
+        report.networks_present.append(net.network)
+        report.ports_confirmed += net.confirmed
+        for endpoint in net.remove:
+            try:
+                client.remove_ports(net.network, [endpoint])
+            except (ControllerUnreachable, ControllerUnauthorized):
+                raise
+            except ControllerError as exc:
+                # The controller has no record of the port any more: only a rebuild takes
+                # the copy out of the list.
+                rebuild[net.network] = f"could not remove {endpoint}: {exc}"
+                break
+            report.ports_removed += 1
+    for name in sorted(rebuild):
+        if not _call(report, failed, name, f"delete {name} to rebuild it", client.delete_network, name):
+            rebuild.pop(name)
+    for net in plan.networks:
+        if net.network in failed:
+            continue
+        if net.recreate or net.network in rebuild:
+            if not _call(
+                report, failed, net.network, f"create {net.network}", client.create_network, net.network
+            ):
+                continue
+            if net.keep and not _call(
+                report,
+                failed,
+                net.network,
+                f"add {len(net.keep)} port(s) to {net.network}",
+                client.add_ports,
+                net.network,
+                list(net.keep),
+            ):
+                continue
+            report.ports_restored += len(net.keep)
+            if net.recreate:
+                report.networks_recreated.append(net.network)
+            else:
+                report.networks_rebuilt[net.network] = rebuild[net.network]
+        elif net.add and _call(
+            report,
+            failed,
+            net.network,
+            f"add {len(net.add)} port(s) to {net.network}",
+            client.add_ports,
+            net.network,
+            list(net.add),
+        ):
+            report.ports_added += len(net.add)
+    report.networks_present = [n for n in report.networks_present if n not in report.networks_rebuilt]
     return report
 
 
-def _apply_one(client: VnetsClient, call: Call, report: ResyncReport) -> None:
-    if isinstance(call, CreateNetwork):
-        # Ask first: a 409 on create would not tell "exists" from any other refusal.
-        if client.network_exists(call.network):
-            report.networks_present.append(call.network)
-        else:
-            client.create_network(call.network)
-            report.networks_recreated.append(call.network)
-    elif isinstance(call, AddPorts):
-        client.add_ports(call.network, list(call.endpoints))
-        if call.network in report.networks_recreated:
-            report.ports_restored += len(call.endpoints)
-        else:
-            report.ports_confirmed += len(call.endpoints)
-    elif call.network in report.networks_recreated:
-        return  # a network recreated just now holds only the ports added above
-    else:
-        # One call per port: upstream stops at the first port the network does not hold
-        # and answers 500, which for a released port means it is gone already.
-        for endpoint in call.endpoints:
-            try:
-                client.remove_ports(call.network, [endpoint])
-            except (ControllerResponseError, ControllerConflict):
-                report.ports_already_absent += 1
-            else:
-                report.ports_removed += 1
-
-
-def _describe(call: Call) -> str:
-    if isinstance(call, CreateNetwork):
-        return f"create {call.network}"
-    verb = "add" if isinstance(call, AddPorts) else "remove"
-    return f"{verb} {len(call.endpoints)} port(s) on {call.network}"
+def _call(report: ResyncReport, failed: set[str], network: str, what: str, fn, *args) -> bool:
+    try:
+        fn(*args)
+    except (ControllerUnreachable, ControllerUnauthorized):
+        raise
+    except ControllerError as exc:
+        report.failures.append(f"{what}: {exc}")
+        failed.add(network)
+        return False
+    return True

@@ -19,9 +19,13 @@ VNETS_PATH = "/onos/vnets/api"
 DEVICES_PATH = "/onos/v1/devices"
 APPLICATIONS_PATH = "/onos/v1/applications"
 VNETS_APP = "org.l2sm.vnets"
+# ONOS's OpenFlow provider: without it active no switch can connect.
+OPENFLOW_APP = "org.onosproject.openflow"
 DEFAULT_TIMEOUT = 5.0
 
-_ENDPOINT = re.compile(r"^of:[0-9a-f]{16}/[1-9][0-9]*$")
+# fullmatch only: `$` would let a trailing newline through.
+_ENDPOINT = re.compile(r"of:[0-9a-f]{16}/[1-9][0-9]*")
+_TUNNEL_ID = re.compile(r"-?[0-9]+")
 
 
 class ControllerError(Exception):
@@ -48,11 +52,60 @@ class ControllerResponseError(ControllerError):
     """Any other answer the API does not document (5xx, unexpected codes, bad JSON)."""
 
 
+class UnreadableNetwork(ControllerResponseError):
+    """The controller described a network in a text we cannot read: what it holds is
+    unknown, so nothing may be added to it or removed from it on a guess."""
+
+
 def check_endpoint(endpoint: str) -> str:
     """Return endpoint if it is an ONOS connect point `of:<16 hex>/<port number>`."""
-    if not _ENDPOINT.match(endpoint):
+    if not isinstance(endpoint, str) or not _ENDPOINT.fullmatch(endpoint):
         raise ValueError(f"{endpoint!r} is not a switch port: expected of:<16 lowercase hex>/<N>")
     return endpoint
+
+
+def parse_network_text(name: str, text: str) -> list[str]:
+    """The endpoints of the vnets app's text for one network (its `Network.toString()`), in
+    order and with repeats: the app keeps them in a list and never checks for duplicates.
+
+    The text is, line by line: `Id: <name>`, `Endpoints: `, one ` -of:<dpid>/<port>` per
+    endpoint, `Tunnel Ids: `, one ` -<number>` per tunnel id, `Mirror Port: <endpoint|null>`.
+    Anything else (another layout, another network's id, an endpoint we cannot read) is an
+    UnreadableNetwork: a guess here could post a port twice or leave a stale one behind.
+    """
+
+    def refuse(why: str) -> UnreadableNetwork:
+        sample = text[:120].encode("unicode_escape").decode()
+        return UnreadableNetwork(f"network {name}: cannot read the controller's answer ({why}): {sample!r}")
+
+    if not isinstance(text, str) or not text.endswith("\n"):
+        raise refuse("it does not end with a newline")
+    lines = text[:-1].split("\n")
+    if lines[0] != f"Id: {name}":
+        raise refuse(f"first line is not 'Id: {name}'")
+    if len(lines) < 2 or lines[1].rstrip(" ") != "Endpoints:":
+        raise refuse("no 'Endpoints:' line")
+    endpoints: list[str] = []
+    index = 2
+    while index < len(lines) and lines[index].startswith(" -"):
+        endpoint = lines[index][2:]
+        if not _ENDPOINT.fullmatch(endpoint):
+            raise refuse(f"endpoint {endpoint[:40]!r} is not of:<16 hex>/<port>")
+        endpoints.append(endpoint)
+        index += 1
+    if index >= len(lines) or lines[index].rstrip(" ") != "Tunnel Ids:":
+        raise refuse("no 'Tunnel Ids:' line after the endpoints")
+    index += 1
+    while index < len(lines) and lines[index].startswith(" -"):
+        if not _TUNNEL_ID.fullmatch(lines[index][2:]):
+            raise refuse(f"tunnel id {lines[index][2:40]!r} is not a number")
+        index += 1
+    if index != len(lines) - 1 or not lines[index].startswith("Mirror Port: "):
+        raise refuse("it does not end with one 'Mirror Port:' line")
+    mirror = lines[index][len("Mirror Port: ") :]
+    if mirror != "null" and not _ENDPOINT.fullmatch(mirror):
+        raise refuse(f"mirror port {mirror[:40]!r} is neither null nor an endpoint")
+    return endpoints
 
 
 @dataclass(frozen=True)
@@ -139,6 +192,11 @@ class VnetsClient:
         status, payload = self._request("GET", f"{VNETS_PATH}/{_quote(name)}")
         return self._expect(status, payload, (200,), f"get network {name}").decode(errors="replace")
 
+    def network_ports(self, name: str) -> list[str]:
+        """The ports the network holds, with repeats. NetworkMissing when the controller does
+        not know it; UnreadableNetwork when its answer cannot be read (never a guess)."""
+        return parse_network_text(name, self.describe_network(name))
+
     def network_exists(self, name: str) -> bool:
         try:
             self.describe_network(name)
@@ -156,8 +214,10 @@ class VnetsClient:
         self._expect(status, payload, (200, 201, 204), f"add ports to {name}")
 
     def remove_ports(self, name: str, endpoints: list[str]) -> None:
-        """Upstream answers 500 for a port the network does not hold, and stops there:
-        remove one port per call when some may be gone already."""
+        """Each endpoint loses ONE copy from the network's list, and the controller forgets
+        which network the port is in (it keeps that per port, not per network: another
+        network holding the same port stops learning on it). A port the controller has no
+        record of is a 500, and the call stops there: remove one port per call."""
         body = {"networkId": name, "networkEndpoints": [check_endpoint(e) for e in endpoints]}
         status, payload = self._request("DELETE", f"{VNETS_PATH}/port", body)
         self._expect(status, payload, (200, 204), f"remove ports from {name}")
