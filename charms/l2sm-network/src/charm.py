@@ -96,7 +96,8 @@ class L2smNetworkCharm(ReconcilingCharm):
 
     def _membership(self, config: NetworkConfig, event: ops.EventBase | None = None) -> Membership:
         """Members of every `network` relation (ops already leaves out a relation being broken;
-        a departing unit counts out here)."""
+        a departing unit counts out here), and what they get. Blocked if the config would take
+        an address a member holds: nothing is granted, moved or written then."""
         leaving_unit = event.departing_unit if isinstance(event, ops.RelationDepartedEvent) else None
         members: list[Member] = []
         relation_of: dict[str, int] = {}
