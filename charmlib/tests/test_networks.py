@@ -272,7 +272,7 @@ def test_a_refused_option_still_lets_a_removed_network_go(kube, applied):
     annotation = kube.find("StatefulSet", APP, MODEL)["spec"]["template"]["metadata"]["annotations"]
     assert json.loads(annotation["l2sm/networks"]) == [{"name": "net-a"}]
     assert applied[-1] == [InterfacePlan("net1", 1400, ("10.0.1.10/24",), ()), InterfacePlan("net2")]
-    assert [e.network for e in c.emitted_events if type(e).__name__ == "NetworkLostEvent"] == ["net-b"]
+    assert [e.network for e in c.emitted_events if isinstance(e, library.NetworkLostEvent)] == ["net-b"]
 
 
 def test_detach_on_relation_broken(kube, applied):
@@ -388,7 +388,7 @@ def test_pure_l2_network_is_ready_too(kube, applied):
     c = ctx()
     out = c.run(c.on.config_changed(), state([l2]))
     assert out.unit_status == testing.ActiveStatus("net-l2 (L2 only) on net1")
-    assert [e.network for e in c.emitted_events if type(e).__name__ == "NetworkReadyEvent"] == ["net-l2"]
+    assert [e.network for e in c.emitted_events if isinstance(e, library.NetworkReadyEvent)] == ["net-l2"]
 
 
 def test_cidr_network_without_an_address_yet_is_waiting(kube, applied):
