@@ -36,6 +36,11 @@ def _blocked_by_other(out, *fragments):
             foreign_overlay("fabric-b"),
             ["l2sm/fabric-b", "application 'l2sm-switch-b' in model 'other-model'"],
         ),
+        # A second switch application in this very model.
+        (
+            foreign_overlay("fabric-b", app="l2sm-switch-b", model=MODEL),
+            ["l2sm/fabric-b", f"application 'l2sm-switch-b' in model '{MODEL}'"],
+        ),
         # The same application name in another model, its controller in another namespace.
         (
             foreign_overlay(APP, namespace="l2sm-b", app=APP, model="lab"),
