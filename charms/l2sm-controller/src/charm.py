@@ -12,6 +12,7 @@ import ops
 import tls
 import workload
 from lightkube.core.exceptions import ApiError
+from lightkube.types import PatchType
 from models import CharmConfig, CreateNetworkParams, DeleteNetworkParams, NetworkParams, NoParams
 
 from l2sm_charmlib.kube import (
@@ -30,8 +31,9 @@ from l2sm_core.interfaces import ControllerProviderAppData
 from l2sm_core.manifests import INSTANCE, MODEL, OWNER, OWNER_KIND, OWNER_KIND_ACTION, OWNER_KIND_APPLICATION
 from l2sm_core.manifests import controller as objects
 from l2sm_core.manifests.crds import CRD_KINDS, crd_name, custom_resource_definitions
-from l2sm_core.resync import DesiredState, ResyncReport, apply_resync, plan_resync
-from l2sm_core.vnets import VNETS_APP, ControllerError, VnetsClient
+from l2sm_core.resync import DesiredState, ResyncReport, apply_resync, plan_resync, read_held
+from l2sm_core.validation import shown
+from l2sm_core.vnets import OPENFLOW_APP, VNETS_APP, ControllerError, VnetsClient
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,12 @@ LOCAL_REST_URL = f"http://127.0.0.1:{objects.REST_PORT}"
 # status and relation data follow at once instead of at the next update-status.
 MANAGER_START_WAIT = 30.0
 _MISSING_ARCHIVE = f"{workload.VNETS_ARCHIVE} not in controller-image: attach an l2sm-controller image"
+_NO_OPENFLOW = (
+    f"ONOS in controller-image has no OpenFlow app ({OPENFLOW_APP}): switches cannot connect; "
+    "attach an l2sm-controller image"
+)
+# The upstream operator's one finalizer, on L2S-M objects and on the pods it attaches.
+OPERATOR_FINALIZER = "l2sm.operator.io/finalizer"
 RESYNC_EVENTS = (
     ops.PebbleReadyEvent,
     ops.PebbleCheckRecoveredEvent,
@@ -59,7 +67,11 @@ class L2smControllerCharm(ReconcilingCharm):
     def __init__(self, framework: ops.Framework):
         super().__init__(framework, self._assess)
         self._stored.set_default(
-            last_resync="", last_resync_summary="", last_repair="", last_repair_summary=""
+            last_resync="",
+            last_resync_summary="",
+            last_repair="",
+            last_repair_summary="",
+            last_good_config="",
         )
         for event in (
             self.on.controller_pebble_ready,
@@ -94,7 +106,19 @@ class L2smControllerCharm(ReconcilingCharm):
         return self.unit.name.replace("/", "-")
 
     def _config(self) -> CharmConfig:
-        return load_config(self, CharmConfig)
+        """The config to act on. A refused option leaves the last good config serving, so the
+        relation data and the workloads stay as they were (collect-status names the option)."""
+        try:
+            config = load_config(self, CharmConfig)
+        except Blocked as exc:
+            if not self._stored.last_good_config:
+                raise  # nothing was ever served: stop before acting
+            logger.warning("refused config, the last good one still serves: %s", exc)
+            return CharmConfig.model_validate_json(self._stored.last_good_config)
+        good = config.model_dump_json()
+        if self._stored.last_good_config != good:
+            self._stored.last_good_config = good
+        return config
 
     def _vnets(self) -> VnetsClient:
         return VnetsClient(LOCAL_REST_URL, workload.REST_USERNAME, workload.REST_PASSWORD)
@@ -138,13 +162,16 @@ class L2smControllerCharm(ReconcilingCharm):
         """A unit that lost leadership stops its workloads: a second manager would hold the
         operator's lease and a second ONOS would take ports the Services no longer reach."""
         for name in ("controller", "manager"):
-            container = self.unit.get_container(name)
-            if not container.can_connect():
-                continue
-            running = [svc for svc, info in container.get_services().items() if info.is_running()]
-            if running:
-                container.stop(*running)
-                logger.warning("not the leader: stopped %s in %s", ", ".join(running), name)
+            self._stop_workload(name, "not the leader")
+
+    def _stop_workload(self, name: str, why: str) -> None:
+        container = self.unit.get_container(name)
+        if not container.can_connect():
+            return
+        running = [svc for svc, info in container.get_services().items() if info.is_running()]
+        if running:
+            container.stop(*running)
+            logger.warning("%s: stopped %s in %s", why, ", ".join(running), name)
 
     def _require_cluster(self) -> None:
         if self.kube.get(CustomResourceDefinition, NAD_CRD) is None:
@@ -197,6 +224,13 @@ class L2smControllerCharm(ReconcilingCharm):
         client = self._vnets()
         if not client.onos_ready():
             raise Waiting("controller starting")
+        # The image's entrypoint activates it; a plan that bypasses it may not.
+        openflow = client.app_state(OPENFLOW_APP)
+        if openflow is None:
+            raise Blocked(_NO_OPENFLOW)
+        if openflow != "ACTIVE":
+            client.activate_app(OPENFLOW_APP)
+            logger.info("activated ONOS's OpenFlow app (it was %s)", openflow)
         state = client.app_state(VNETS_APP)
         if state == "INSTALLED":
             client.activate_app(VNETS_APP)
@@ -232,24 +266,37 @@ class L2smControllerCharm(ReconcilingCharm):
 
     # -- resync -------------------------------------------------------------------------------
 
-    def _desired_state(self) -> DesiredState:
-        networks = {n["metadata"]["name"] for n in self.kube.list(L2Network) if not _deleting(n)}
+    def _live_networks(self) -> set[str]:
+        return {n["metadata"]["name"] for n in self.kube.list(L2Network) if not _deleting(n)}
+
+    def _l2sm_pods(self) -> list[attachments.PodAttachments]:
+        """Every L2S-M pod of the cluster; one with a malformed annotation (any tenant can
+        write one) holds nothing through it, and is named in the log."""
+        pods = attachments.read_pods(self.kube.list(Pod, labels={attachments.L2SM_POD_LABEL: "true"}))
+        for pod in pods:
+            for problem in pod.problems:
+                logger.warning("skipping pod %s: %s", pod.pod, problem)
+        return pods
+
+    def _desired_state(self, networks: set[str]) -> DesiredState:
         ports: dict[str, set[str]] = {}
         released: dict[str, set[str]] = {}
-        for pod in attachments.read_pods(self.kube.list(Pod, labels={attachments.L2SM_POD_LABEL: "true"})):
-            for problem in pod.problems:
-                logger.warning("pod %s: %s", pod.pod, problem)
+        for pod in self._l2sm_pods():
             for network, endpoints in pod.endpoints().items():
                 (released if pod.gone else ports).setdefault(network, set()).update(endpoints)
         return DesiredState.build(networks, ports, released)
 
     def _resync(self) -> ResyncReport:
         client = self._vnets()
-        report = apply_resync(client, plan_resync(self._desired_state()))
+        networks = self._live_networks()
+        # The controller first, the pods after: a port it holds was added for a pod that
+        # exists by the time the pods are listed, so no new pod's port looks stale.
+        held = read_held(client, networks)
+        report = apply_resync(client, plan_resync(self._desired_state(networks), held))
         if report.networks_recreated:
             # An L2Network deleted while we recreated it would leave an orphan in the
             # controller (the operator deleted it there already): look again.
-            still = {n["metadata"]["name"] for n in self.kube.list(L2Network) if not _deleting(n)}
+            still = self._live_networks()
             for name in sorted(set(report.networks_recreated) - still):
                 client.delete_network(name)
                 report.networks_recreated.remove(name)
@@ -261,7 +308,7 @@ class L2smControllerCharm(ReconcilingCharm):
             # Kept apart: the next resync, with nothing to repair, must not hide this one.
             self._stored.last_repair = now
             self._stored.last_repair_summary = report.summary()
-        if report.repaired or report.failures or report.ports_removed:
+        if report.repaired or report.failures or report.ports_removed or report.unexplained:
             logger.warning("resync repaired the controller: %s", report.summary())
         else:
             logger.info("resync: %s", report.summary())
@@ -313,6 +360,7 @@ class L2smControllerCharm(ReconcilingCharm):
                 MutatingWebhookConfiguration,
                 objects.webhook_configuration_name(self.app.name, self.namespace),
             )
+            self._release_finalizers()
             for name in (
                 objects.webhook_service_name(self.app.name),
                 objects.sdn_service_name(self.app.name),
@@ -322,6 +370,8 @@ class L2smControllerCharm(ReconcilingCharm):
                 f"{obj['kind']} {_ns(obj)}/{obj['metadata']['name']}"
                 for kind in L2SM_KINDS
                 for obj in self.kube.list(kind)
+                # Deleting with no finalizer left: the API server removes it now.
+                if not (_deleting(obj) and not obj["metadata"].get("finalizers"))
             )
             if remaining:
                 # Deleting a CRD deletes every object of its kind in every namespace, and
@@ -350,6 +400,46 @@ class L2smControllerCharm(ReconcilingCharm):
                 objects.webhook_configuration_name(self.app.name, self.namespace),
             )
 
+    def _release_finalizers(self) -> None:
+        """With the manager gone nothing ever runs its finalizer: every L2Network and L2S-M
+        pod deleted afterwards would hang in Terminating. What the finalizer would clean up
+        lives in this controller, which goes too; so stop the manager (it would put the
+        finalizer back) and take the finalizer off every object that carries it."""
+        self._stop_workload("manager", "the application is being removed")
+        released = []
+        for kind in (*L2SM_KINDS, Pod):
+            labels = {attachments.L2SM_POD_LABEL: "true"} if kind is Pod else None
+            for obj in self.kube.list(kind, labels=labels):
+                meta = obj["metadata"]
+                finalizers = meta.get("finalizers") or []
+                if OPERATOR_FINALIZER not in finalizers:
+                    continue
+                patch: dict[str, Any] = {"finalizers": [f for f in finalizers if f != OPERATOR_FINALIZER]}
+                if meta.get("resourceVersion"):
+                    patch["resourceVersion"] = meta["resourceVersion"]  # refuse if it changed meanwhile
+                what = f"{obj['kind']} {_ns(obj)}/{meta['name']}"
+                try:
+                    self.kube.client.patch(
+                        kind,
+                        meta["name"],
+                        {"metadata": patch},
+                        namespace=meta.get("namespace"),
+                        patch_type=PatchType.MERGE,
+                    )
+                except ApiError as exc:
+                    if getattr(exc.status, "code", 0) == 403:
+                        raise KubeForbidden(str(exc)) from exc
+                    logger.warning("could not take the L2S-M finalizer off %s: %s", what, exc)
+                    continue
+                released.append(f"{what}{' (being deleted)' if _deleting(obj) else ''}")
+        if released:
+            logger.warning(
+                "took the L2S-M operator's finalizer off %d object(s), which nothing could finish "
+                "without the manager: %s",
+                len(released),
+                ", ".join(released),
+            )
+
     # -- status -------------------------------------------------------------------------------
 
     def _assess(self) -> ops.StatusBase:
@@ -358,7 +448,7 @@ class L2smControllerCharm(ReconcilingCharm):
                 "the controller is not clustered: only the leader runs; remove this unit"
             )
         try:
-            self._config()
+            self._assess_config()
             self._require_cluster()
             controller = self.unit.get_container("controller")
             manager = self.unit.get_container("manager")
@@ -367,11 +457,22 @@ class L2smControllerCharm(ReconcilingCharm):
             client = self._vnets()
             if not client.onos_ready():
                 return ops.WaitingStatus("controller starting")
+            openflow = client.app_state(OPENFLOW_APP)
+            if openflow is None:
+                raise Blocked(_NO_OPENFLOW)
+            if openflow != "ACTIVE":
+                return ops.WaitingStatus(f"activating ONOS's OpenFlow app (it is {openflow})")
             if not client.is_ready():
                 if client.app_state(VNETS_APP) is None and not controller.exists(workload.VNETS_ARCHIVE):
                     raise Blocked(_MISSING_ARCHIVE)
+                if _check_passed_before(controller, workload.CONTROLLER_CHECK):
+                    return ops.WaitingStatus(
+                        "vnets app not answering: networks and ports wait; switches stay connected"
+                    )
                 return ops.WaitingStatus("vnets app starting")
             if not manager.can_connect() or not _manager_ready(manager):
+                if manager.can_connect() and _check_passed_before(manager, workload.MANAGER_CHECK):
+                    return ops.WaitingStatus("manager restarting: new L2S-M pods wait; switches stay connected")
                 return ops.WaitingStatus("manager starting")
             switches = sum(1 for d in client.devices() if d.available)
         except ControllerError as exc:
@@ -379,6 +480,14 @@ class L2smControllerCharm(ReconcilingCharm):
         return ops.ActiveStatus(
             f"controller ready, {switches} switch{'es' if switches != 1 else ''} connected"
         )
+
+    def _assess_config(self) -> None:
+        try:
+            load_config(self, CharmConfig)
+        except Blocked as exc:
+            if self._stored.last_good_config:
+                raise Blocked(f"{exc} (the last good config still serves)") from None
+            raise
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -397,19 +506,28 @@ class L2smControllerCharm(ReconcilingCharm):
     def _on_controller_status(self, event: ops.ActionEvent) -> None:
         self.run_action(event, NoParams, self._controller_status)
 
+    def _require_l2sm_kinds(self) -> None:
+        """Before the first start and after removal the cluster has no L2Network kind."""
+        if self.kube.get(CustomResourceDefinition, crd_name("L2Network")) is None:
+            raise Refused(
+                f"the L2Network kind is not installed ({crd_name('L2Network')} is missing): "
+                f"{self.app.name} installs it when it starts; wait until it is active"
+            )
+
     def _lookup_network(self, name: str) -> dict[str, Any] | None:
         # L2S-M looks names up cluster-wide, so a name is unique across namespaces.
+        self._require_l2sm_kinds()
         return next((n for n in self.kube.list(L2Network) if n["metadata"]["name"] == name), None)
 
     def _find_network(self, name: str) -> dict[str, Any]:
         found = self._lookup_network(name)
         if found is None:
-            raise Refused(f"parameter 'name': no L2Network named {name!r}; list-networks shows them")
+            raise Refused(f"parameter 'name': no L2Network named {shown(name)}; list-networks shows them")
         return found
 
     def _attached_pods(self, name: str) -> list[str]:
         pods = []
-        for pod in attachments.read_pods(self.kube.list(Pod, labels={attachments.L2SM_POD_LABEL: "true"})):
+        for pod in self._l2sm_pods():
             if not pod.gone and any(r.name == name for r in pod.requests):
                 pods.append(pod.pod)
         return sorted(pods)
@@ -421,6 +539,7 @@ class L2smControllerCharm(ReconcilingCharm):
             return f"unknown ({type(exc).__name__})"
 
     def _list_networks(self, _: NoParams) -> dict[str, Any]:
+        self._require_l2sm_kinds()
         rows = [
             {
                 "name": n["metadata"]["name"],
@@ -518,6 +637,13 @@ def _manager_ready(container: ops.Container, wait: float = 0.0) -> bool:
     return _check_passed(container, workload.MANAGER_CHECK) or workload.http_ok(
         workload.MANAGER_READYZ_URL, wait=wait
     )
+
+
+def _check_passed_before(container: ops.Container, name: str) -> bool:
+    """A check that is down now but passed since its plan started: the workload ran, and
+    stopped answering (a restart, a hang), rather than never having started."""
+    info = container.get_checks(name).get(name)
+    return info is not None and info.status == ops.pebble.CheckStatus.DOWN and bool(info.successes)
 
 
 def _check_passed(container: ops.Container, name: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pydantic
 
-from l2sm_core.validation import dns1123_label, ipv4_prefix
+from l2sm_core.validation import Flag, dns1123_label, ipv4_prefix
 
 
 class _Model(pydantic.BaseModel):
@@ -29,6 +29,11 @@ class _Params(_Model):
     # OSM adds application-name to every primitive; it only says which application to run on.
     application_name: str = ""
 
+    @pydantic.field_validator("application_name")
+    @classmethod
+    def _application_name(cls, value: str) -> str:
+        return dns1123_label(value) if value else value
+
 
 class NoParams(_Params):
     pass
@@ -49,9 +54,9 @@ class CreateNetworkParams(NetworkParams):
     @pydantic.field_validator("cidr")
     @classmethod
     def _cidr(cls, value: str) -> str:
-        value = value.strip()
+        # Empty means pure L2; anything else (even blanks) must be a usable IPv4 prefix.
         return str(ipv4_prefix(value)) if value else ""
 
 
 class DeleteNetworkParams(NetworkParams):
-    force: bool = False
+    force: Flag = False

@@ -46,11 +46,11 @@ def controller_layer() -> pebble.LayerDict:
             }
         },
         "checks": {
-            # Ready-level only: ONOS answers long before the vnets app is in, and a restart
-            # on failure would keep killing it during that window.
+            # No level: Juju turns a failing `ready` check into pod un-readiness, and a vnets
+            # hiccup must not take OpenFlow off the switches. The charm reads it (status,
+            # check events); a restart on failure would keep killing ONOS while it starts.
             CONTROLLER_CHECK: {
                 "override": "replace",
-                "level": "ready",
                 "period": "10s",
                 "timeout": "3s",
                 "threshold": 3,
@@ -86,6 +86,9 @@ def manager_layer(namespace: str) -> pebble.LayerDict:
             }
         },
         "checks": {
+            # Ready level: the pod's readiness follows the manager, so the webhook Service has
+            # no endpoint while it is down (admissions fail at once, saying so). The SDN
+            # Service publishes not-ready addresses: OpenFlow and REST stay up meanwhile.
             MANAGER_CHECK: {
                 "override": "replace",
                 "level": "ready",

@@ -105,7 +105,7 @@ class FakeController:
     def _add_port(self, network: str, endpoint: str) -> None:
         self._next_tunnel += 1
         self.networks[network].append(endpoint)
-        self.tunnel_ids[network].append(self._next_tunnel)
+        self.tunnel_ids.setdefault(network, []).append(self._next_tunnel)
         self.port_network[endpoint] = (network, self._next_tunnel)
 
     def _remove_port(self, network: str, endpoint: str) -> bool:
@@ -114,7 +114,7 @@ class FakeController:
             return False
         if endpoint in self.networks[network]:
             self.networks[network].remove(endpoint)
-        if record[1] in self.tunnel_ids[network]:
+        if record[1] in self.tunnel_ids.get(network, []):
             self.tunnel_ids[network].remove(record[1])
         return True
 
@@ -122,7 +122,7 @@ class FakeController:
         if network in self.garbled:
             return self.garbled[network]
         endpoints = "".join(f" -{p}\n" for p in self.networks[network])
-        tunnels = "".join(f" -{t}\n" for t in self.tunnel_ids[network])
+        tunnels = "".join(f" -{t}\n" for t in self.tunnel_ids.get(network, []))
         return f"Id: {network}\nEndpoints: \n{endpoints}Tunnel Ids: \n{tunnels}Mirror Port: null\n"
 
     def _handler(self):

@@ -61,7 +61,7 @@ def test_create_network_name_taken_anywhere(ctx, kube, controller, oar_dir):
 
 def test_list_and_show(ctx, kube, controller, oar_dir):
     controller.vnets_installed = True
-    controller.networks["net-a"] = set()
+    controller.hold("net-a")
     kube.add(l2network("net-a", labels=APP_OWNED, status={"connectedPodCount": 1}))
     kube.add(l2network("net-b", namespace="helm"))
     kube.add(l2sm_pod("cache-0", "node-a", ["net-a"], [3]))

@@ -203,7 +203,7 @@ def test_every_event_of_interest_reconciles(ctx, kube, controller, oar_dir, even
         event = ctx.on.pebble_ready(manager)
     elif event_name == "check_failed":
         # A check that failed once (below threshold) while the controller otherwise runs.
-        info = testing.CheckInfo(workload.CONTROLLER_CHECK, level=pebble.CheckLevel.READY, failures=1)
+        info = testing.CheckInfo(workload.CONTROLLER_CHECK, level=pebble.CheckLevel.UNSET, failures=1)
         running = testing.Container(
             "controller",
             can_connect=True,

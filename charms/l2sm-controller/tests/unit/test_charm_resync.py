@@ -12,14 +12,14 @@ pytestmark = pytest.mark.usefixtures("crds_installed")
 
 def _recovered(ctx, state):
     container = next(c for c in state.containers if c.name == "controller")
-    info = testing.CheckInfo(workload.CONTROLLER_CHECK, level=pebble.CheckLevel.READY)
+    info = testing.CheckInfo(workload.CONTROLLER_CHECK, level=pebble.CheckLevel.UNSET)
     return ctx.on.pebble_check_recovered(container, info)
 
 
 def _state_with_running_controller(oar_dir):
     layers = {"controller": pebble.Layer(workload.controller_layer())}
     container = controller_container(oar_dir, layers=layers)
-    check = testing.CheckInfo(workload.CONTROLLER_CHECK, level=pebble.CheckLevel.READY, successes=5)
+    check = testing.CheckInfo(workload.CONTROLLER_CHECK, level=pebble.CheckLevel.UNSET, successes=5)
     container = testing.Container(
         "controller", can_connect=True, mounts=container.mounts, layers=layers, check_infos={check}
     )
@@ -46,7 +46,7 @@ def test_restart_restores_networks_and_ports(ctx, kube, controller, oar_dir, cap
     state = _state_with_running_controller(oar_dir)
     out = ctx.run(_recovered(ctx, state), state)
 
-    assert controller.networks == {
+    assert {n: set(p) for n, p in controller.networks.items()} == {
         "net-a": {endpoint("node-a", 3), endpoint("node-b", 1)},
         "net-b": {endpoint("node-b", 2)},
     }
@@ -67,14 +67,14 @@ def test_released_ports_removed(ctx, kube, controller, oar_dir):
     kube.add(l2network("net-a"))
     kube.add(l2sm_pod("cache-0", "node-a", ["net-a"], [3]))
     kube.add(l2sm_pod("old-0", "node-a", ["net-a"], [4], phase="Failed"))
-    controller.networks["net-a"] = {endpoint("node-a", 3), endpoint("node-a", 4)}
+    controller.hold("net-a", endpoint("node-a", 3), endpoint("node-a", 4))
 
     state = _state_with_running_controller(oar_dir)
     out = ctx.run(ctx.on.update_status(), state)
-    assert controller.networks == {"net-a": {endpoint("node-a", 3)}}
+    assert controller.networks == {"net-a": [endpoint("node-a", 3)]}
     stored = next(s for s in out.stored_states if s.owner_path == "L2smControllerCharm")
     assert stored.content["last_repair"] == ""
-    assert "1 released port(s) removed" in stored.content["last_resync_summary"]
+    assert "1 stale port(s) removed" in stored.content["last_resync_summary"]
 
 
 def test_no_resync_on_other_events(ctx, kube, controller, oar_dir):
@@ -93,7 +93,7 @@ def test_bad_pod_annotation_is_skipped(ctx, kube, controller, oar_dir, caplog):
     kube.add(pod)
     kube.add(l2sm_pod("ok-0", "node-a", ["net-a"], [2]))
     ctx.run(ctx.on.update_status(), _state_with_running_controller(oar_dir))
-    assert controller.networks == {"net-a": {endpoint("node-a", 2)}}
+    assert controller.networks == {"net-a": [endpoint("node-a", 2)]}
     assert "odd-0" in caplog.text
 
 

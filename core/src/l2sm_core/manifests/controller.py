@@ -31,7 +31,11 @@ def webhook_configuration_name(app: str, namespace: str) -> str:
 
 
 def sdn_service(app: str, namespace: str, pod_name: str) -> dict[str, Any]:
-    """ClusterIP Service for OpenFlow (switches) and REST (manager, other charms)."""
+    """ClusterIP Service for OpenFlow (switches) and REST (manager, other charms).
+
+    It routes to the pod even while the pod is not ready: readiness follows the manager
+    (for the webhook Service), and a manager restart must not cut the switches off ONOS.
+    """
     return with_spec_hash(
         {
             "apiVersion": "v1",
@@ -44,6 +48,7 @@ def sdn_service(app: str, namespace: str, pod_name: str) -> dict[str, Any]:
             "spec": {
                 "type": "ClusterIP",
                 "selector": {POD_NAME_LABEL: pod_name},
+                "publishNotReadyAddresses": True,
                 "ports": [
                     {
                         "name": "openflow",
@@ -59,6 +64,8 @@ def sdn_service(app: str, namespace: str, pod_name: str) -> dict[str, Any]:
 
 
 def webhook_service(app: str, namespace: str, pod_name: str) -> dict[str, Any]:
+    """Only a ready pod (its manager serving) is an endpoint: with none, the API server
+    refuses L2S-M pods at once, naming the Service, instead of a half-started manager."""
     return with_spec_hash(
         {
             "apiVersion": "v1",
