@@ -180,6 +180,8 @@ def test_image_references_accepted(image):
         "x//y",
         "x@sha256:12",
         "x" * 300,
+        "alexdecb/talpa:1.3.8\u0430",  # a Cyrillic letter in the tag: \w alone would take it
+        "talpa:\u0663",
     ],
 )
 def test_image_references_refused(image):

@@ -7,7 +7,7 @@ import pydantic
 from l2sm_core.manifests.switch import DEFAULT_SWITCH_IMAGE
 from l2sm_core.naming import overlay_name
 from l2sm_core.topology import FULL_MESH, parse_nodes
-from l2sm_core.validation import image_reference, shown
+from l2sm_core.validation import image_reference
 
 
 class SwitchConfig(pydantic.BaseModel):
@@ -34,12 +34,6 @@ class SwitchConfig(pydantic.BaseModel):
     @pydantic.field_validator("switch_image")
     @classmethod
     def _image(cls, value: str) -> str:
-        # A registry only serves ASCII names; the shared grammar's tag rule also lets
-        # non-ASCII letters through, so they are refused here first.
-        if not value.isascii():
-            raise ValueError(
-                f"{shown(value)} is not an image reference: use ASCII, e.g. {DEFAULT_SWITCH_IMAGE}"
-            )
         return image_reference(value)
 
     @pydantic.field_validator("topology")
