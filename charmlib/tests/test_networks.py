@@ -732,3 +732,15 @@ def test_the_same_mapping_written_another_way_is_fine(kube, applied):
     with_pod_notes(kube, **{"l2sm/networks": " net-a "})
     out = c.run(c.on.update_status(), before)
     assert out.unit_status == testing.ActiveStatus("net-a 10.0.1.10/24 on net1")
+
+
+def test_a_new_leader_that_never_read_a_network_leaves_the_template_alone(kube, applied):
+    # The template carries net-a (the old leader read it); this unit never had a good answer.
+    kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a"], ("charm",))))
+    kube.add(pod(networks=["net-a"], interfaces=["net1"]))
+    bad = testing.Relation("networks", remote_app_name="net-a", remote_app_data={"network": "{oops"})
+    c = ctx()
+    out = c.run(c.on.leader_elected(), state([bad]))
+    assert kube.writes == []  # no patch without net-a: the pods keep running
+    assert applied == []  # and its interface is not flushed: it may be net-a's
+    assert out.unit_status.message.startswith("net-a sent bad data (field 'network'): not JSON")

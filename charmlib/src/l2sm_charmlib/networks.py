@@ -209,7 +209,7 @@ class L2smNetworks(ops.Object):
             return
         interfaces = self._interfaces(pod)
         self._memberships = self._read_memberships(relations, answers, interfaces)
-        self._configure(pod, interfaces)
+        self._configure(pod, interfaces, flush=not _unreadable(answers))
 
     def _requests(self) -> dict[str, str] | None:
         try:
@@ -409,7 +409,10 @@ class L2smNetworks(ops.Object):
         app, namespace = self._charm.app.name, self.model.name
         # Only networks that exist: the upstream webhook does not wait for a missing one.
         networks = sorted(a.network.name for a in answers.values() if a and a.network)
-        if self.model.unit.is_leader() and net_admin is not None:
+        # A network whose answer cannot be read (and was never read well by this unit, e.g.
+        # a new leader) may be in the template: leave the template as it is rather than
+        # restart every pod without it.
+        if self.model.unit.is_leader() and net_admin is not None and not _unreadable(answers):
             live = self.kube.get(StatefulSet, app, namespace) or {}
             have = {
                 c["name"]
@@ -493,7 +496,7 @@ class L2smNetworks(ops.Object):
             )
         return sorted(result, key=lambda m: m.network)
 
-    def _configure(self, pod: dict[str, Any], interfaces: dict[str, str]) -> None:
+    def _configure(self, pod: dict[str, Any], interfaces: dict[str, str], flush: bool) -> None:
         error = _annotations(pod).get(L2SM_ERROR_ANNOTATION)
         if error and str(error).strip():
             self._blocked.append(
@@ -513,11 +516,11 @@ class L2smNetworks(ops.Object):
             if checked.plan:
                 plans.append(checked.plan)
                 effective[m.network] = checked.plan
-        # Networks still on the pod but no longer joined: nothing of ours may stay on them.
+        # Networks still on the pod but no longer joined: nothing of ours may stay on them
+        # (unless a network's answer is unreadable: the interface may be that network's).
         joined = {m.network for m in self._memberships}
-        plans += [
-            knf.InterfacePlan(ifname) for name, ifname in sorted(interfaces.items()) if name not in joined
-        ]
+        if flush:
+            plans += [knf.InterfacePlan(i) for name, i in sorted(interfaces.items()) if name not in joined]
         if plans:
             try:
                 for change in self._applier(plans):
@@ -597,6 +600,11 @@ def _why(exc: ValueError, depth: int = 0) -> str:
         inner = ".".join(str(part) for part in error["loc"][depth:])
         lines.append(f"'{clip(inner, 40)}': {clip(msg, 160)}" if inner else clip(msg, 160))
     return clip("; ".join(lines), 200)
+
+
+def _unreadable(answers: dict[int, _Answer | None]) -> bool:
+    """Some network answered, but never readably for this unit: which network it is, is unknown."""
+    return any(a is not None and a.network is None for a in answers.values())
 
 
 def _has_problems(answer: _Answer | None) -> bool:
