@@ -243,3 +243,18 @@ def test_read_interfaces_never_raises_and_names_the_annotation():
     # One bad entry does not cost the good one its interface.
     bad_b = json.dumps([*good_status, {"name": "l2sm/fabric-veth4", "interface": 5}])
     assert knf.read_interfaces("net-a, net-b", multus, bad_b)[0] == {"net-a": "net1"}
+
+
+def test_every_checked_plan_passes_the_appliers_own_check():
+    # A route kept from the last plan is dropped once its gateway is off the new address's network.
+    last = knf.InterfacePlan("net1", 1400, ("10.0.1.10/24",), (("10.0.9.0/24", "10.0.1.1"),))
+    moved = knf.Membership(
+        "net-a", "net1", "10.0.5.10/24", mtu=1400, routes=(("10.0.9.0/24", "10.0.1.7"),), cidr="10.0.5.0/24"
+    )
+    checked = moved.checked_plan((), last)
+    assert checked.plan == knf.InterfacePlan("net1", 1400, ("10.0.5.10/24",), ())
+    assert knf.plan_problems(checked.plan) == []
+    assert knf.plan_problems(knf.InterfacePlan("net1", True, ("x",))) == [  # type: ignore[arg-type]
+        "'net1': mtu True is outside 576-1400",
+        "'net1': address 'x': 'x' is not an IPv4 address with prefix length",
+    ]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import uuid
 
@@ -120,3 +121,25 @@ def test_one_route_per_prefix_and_foreign_routes_untouched(netns):
     )
     assert routes(netns) == set()
     assert json.loads(ip("-n", netns, "-j", "route", "show", "172.16.0.0/12"))
+
+
+@pytest.mark.parametrize(
+    ("plan", "fragment"),
+    [
+        (InterfacePlan("net1", 9000, ("10.0.1.10/24",)), "mtu 9000 is outside 576-1400"),
+        (InterfacePlan("net1", 1400, ("10.0.1.0/24",)), "network or broadcast address"),
+        (InterfacePlan("net1", 1400, ("10.0.1.10/24",), (("10.0.9.0/24", "10.0.5.1"),)), "not on-link"),
+        (InterfacePlan("net1", 1400, ("10.0.1.10/24",), (("10.0.9.1/24", "10.0.1.1"),)), "10.0.9.1/24"),
+        (InterfacePlan("net1", 1400, ("10.0.1.10/24",), (("10.0.9.0/24", "10.0.1.10"),)), "not on-link"),
+        (InterfacePlan("net1", 1400, (), (("10.0.9.0/24", "10.0.1.1"),)), "not on-link"),
+        (InterfacePlan("lo", 1400, ("10.0.1.10/24",)), "'lo' is not an interface name"),
+        (InterfacePlan("net1/x", 1400), "is not an interface name"),
+    ],
+)
+def test_a_plan_that_must_not_be_applied_changes_nothing(netns, plan, fragment):
+    good = InterfacePlan("net2", 1400, ("10.0.3.5/24",))
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        apply_plans([good, plan], netns=netns)
+    # Refused before anything was touched, the good plan beside it included.
+    assert addresses(netns, "net2") == set() and addresses(netns, "net1") == set()
+    assert routes(netns) == set()

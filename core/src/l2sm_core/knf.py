@@ -27,6 +27,7 @@ MTU_MIN = 576
 MTU_MAX = 1400
 ADDRESSES_MAX = 4096  # characters: dozens of networks fit; a pasted file does not
 _ADDRESS = re.compile(r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}")
+_PREFIX = _ADDRESS
 # Linux interface names: at most 15 bytes; no '/', ':' or whitespace.
 _IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
@@ -211,6 +212,41 @@ class InterfacePlan:
     routes: tuple[tuple[str, str], ...] = ()  # (prefix, via)
 
 
+def plan_problems(plan: InterfacePlan) -> list[str]:
+    """What in a plan netlink must not apply, whoever made it (the library checks each part
+    against the network's answer first; the lab or a caller may not): an interface name
+    Linux would refuse or the loopback, an MTU outside 576-1400, an address that is not
+    a.b.c.d/len with host bits, a route that is no prefix or goes through an off-link gateway."""
+    problems = []
+    if not isinstance(plan.ifname, str) or not _IFNAME.fullmatch(plan.ifname) or plan.ifname == "lo":
+        problems.append(f"interface {shown(plan.ifname)} is not an interface name this may configure")
+    where = shown(plan.ifname, 24)
+    if plan.mtu is not None and not (isinstance(plan.mtu, int) and MTU_MIN <= plan.mtu <= MTU_MAX):
+        problems.append(f"{where}: mtu {shown(plan.mtu)} is outside {MTU_MIN}-{MTU_MAX}")
+    networks = []
+    for address in plan.addresses:
+        try:
+            iface = _interface(address, address)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{where}: address {clip(str(exc), 120)}")
+            continue
+        networks.append(iface)
+    for prefix, via in plan.routes:
+        try:
+            # Any prefix, the default route too (which prefixes to accept is the plan's
+            # maker's policy: `Membership.checked_plan` refuses /0 and special ranges).
+            if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+                raise ValueError(f"{shown(prefix)} is not an IPv4 prefix (a.b.c.d/len)")
+            ipaddress.IPv4Network(prefix)
+            gateway = unicast_ipv4(via)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{where}: route {clip(str(exc), 120)}")
+            continue
+        if not any(gateway in n.network and gateway != n.ip for n in networks):
+            problems.append(f"{where}: route {prefix} via {via}: the gateway is not on-link")
+    return problems
+
+
 @dataclass(frozen=True)
 class CheckedPlan:
     """A plan with what was refused in it. Each refusal names the databag field it came
@@ -332,9 +368,17 @@ class Membership:
                 kept.setdefault(str(ipaddress.IPv4Network(prefix)), via)
                 continue
             refused.append(f"field 'routes': {clip(problem, 160)}")
-            if prefix in previous:
+            # The last applied gateway, if it is still on this address's network.
+            if prefix in previous and self._kept_route(own, prefix, previous[prefix]):
                 kept.setdefault(prefix, previous[prefix])
         return list(kept.items())
+
+    @classmethod
+    def _kept_route(cls, own: ipaddress.IPv4Interface, prefix: str, via: str) -> bool:
+        try:
+            return cls._route_problem(own, prefix, via) is None
+        except ValueError:
+            return False
 
     @staticmethod
     def _route_problem(own: ipaddress.IPv4Interface, prefix: str, via: str) -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from l2sm_core.knf import InterfacePlan
+from l2sm_core.knf import InterfacePlan, plan_problems
 
 RTPROT_L2SM = 73  # our routes' protocol number (not assigned in /etc/iproute2/rt_protos)
 
@@ -28,9 +28,15 @@ def apply_plans(plans: Iterable[InterfacePlan], netns: str | None = None) -> lis
     """Make each interface carry exactly its plan's IPv4 addresses and MTU, and the namespace
     exactly the routes of all plans. One route per prefix: if two networks bring the same
     prefix, the plan listed first keeps it; a route to a prefix that somebody else added is
-    left alone. Returns what changed (and what was left alone), in words, for the log."""
+    left alone. Returns what changed (and what was left alone), in words, for the log.
+    A plan `plan_problems` refuses is a ValueError, and nothing is changed."""
     changes: list[str] = []
     plans = list(plans)
+    # Checked before anything is touched: a route refused halfway would leave the
+    # interfaces half configured.
+    problems = [p for plan in plans for p in plan_problems(plan)]
+    if problems:
+        raise ValueError(f"refusing to apply: {'; '.join(problems)}")
     with IPRoute(netns=netns) if netns else IPRoute() as ipr:
         indexes: dict[str, int] = {}
         for plan in plans:
