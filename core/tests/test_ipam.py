@@ -278,3 +278,41 @@ def test_reserving_only_free_addresses_moves_nobody(members, reserved):
     assert later.assignments == first.assignments | {
         u: a for u, a in later.assignments.items() if u not in first.assignments
     }
+
+
+def test_a_refused_move_keeps_the_address_held():
+    existing = {"a/0": "10.0.1.5/24", "b/0": "10.0.1.6/24", "c/0": "10.0.1.7/24"}
+    members = [
+        Member("a/0", "10.0.9.5/24"),  # outside: refused, keeps .5
+        Member("b/0", "10.0.1.7/24"),  # held by c/0: refused, keeps .6
+        Member("c/0", "10.0.1.7/24"),
+        Member("d/0", "10.0.1.5/24"),  # a newcomer asking for a/0's address
+    ]
+    result = allocate(NET, [], members, existing)
+    assert result.assignments == existing
+    assert result.rejections == {
+        "a/0": "10.0.9.5 is outside 10.0.1.0/24",
+        "b/0": "10.0.1.7 is held by c/0",
+        "d/0": "10.0.1.5 is held by a/0",
+    }
+
+
+def test_a_granted_move_frees_the_old_address():
+    existing = {"a/0": "10.0.1.5/24"}
+    result = allocate(NET, [], [Member("a/0", "10.0.1.9/24"), Member("z/0")], existing)
+    assert result.assignments == {"a/0": "10.0.1.9/24", "z/0": "10.0.1.1/24"}
+    later = allocate(NET, [], [Member("a/0", "10.0.1.9/24"), Member("b/0", "10.0.1.5/24")], existing)
+    assert later.assignments == {"a/0": "10.0.1.9/24", "b/0": "10.0.1.5/24"}  # b sorts after a
+
+
+@given(member_lists, member_lists, st.lists(st.integers(1, 14).map(lambda i: f"10.0.1.{i}"), max_size=4))
+def test_nobody_loses_a_valid_address_to_a_refused_request(before, after, reserved):
+    # Whatever anyone asks next, a unit holding a usable address ends with an address: the
+    # one it had, or the one it asked for.
+    first = allocate("10.0.1.0/28", [], before, {})
+    free_reserved = [r for r in reserved if not reserved_held([r], first.assignments)]
+    later = allocate("10.0.1.0/28", free_reserved, after, first.assignments)
+    for member in after:
+        if member.unit in first.assignments:
+            got = later.assignments.get(member.unit)
+            assert got in (first.assignments[member.unit], member.requested), (member, got)

@@ -69,7 +69,7 @@ class NetworkConfig(pydantic.BaseModel):
                 listed = ", ".join(outside[:3]) + (
                     f" and {len(outside) - 3} more" if len(outside) > 3 else ""
                 )
-                raise ValueError(f"option 'reserved': {listed} not in {self.cidr}")
+                raise ValueError(f"option 'reserved': {listed} not in {self.cidr} (option 'cidr')")
         return self
 
     @property

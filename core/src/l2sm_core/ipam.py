@@ -84,37 +84,55 @@ def allocate(
         held[ip] = unit
         assignments[unit] = f"{ip}/{net.prefixlen}"
 
-    # What units hold already stays theirs while it is valid and still what they ask for.
+    def refusal(requested: str) -> str | None:
+        """Why a static request cannot be granted, whoever holds what."""
+        iface = ipaddress.IPv4Interface(requested)
+        if iface.network.prefixlen != net.prefixlen:
+            return (
+                f"{requested} has prefix length /{iface.network.prefixlen}: "
+                f"use {iface.ip}/{net.prefixlen} ({cidr})"
+            )
+        reason = unusable(iface.ip)
+        return f"{iface.ip} is {reason}" if reason else None
+
+    # What units hold already stays theirs while it is valid and still what they ask for. A
+    # holder asking for another address keeps the one it has until the new one is granted:
+    # a refused request never costs a working address.
+    fallback: dict[str, ipaddress.IPv4Address] = {}
     for member in ordered:
         old = existing.get(member.unit)
         if not old:
             continue
         iface = ipaddress.IPv4Interface(old)
-        wanted = ipaddress.IPv4Interface(member.requested).ip if member.requested else iface.ip
-        if (
-            iface.network == net
-            and unusable(iface.ip) is None
-            and wanted == iface.ip
-            and iface.ip not in held
-        ):
+        if iface.network != net or unusable(iface.ip) is not None or iface.ip in held:
+            continue  # no longer valid here: released
+        if not member.requested or ipaddress.IPv4Interface(member.requested) == iface:
             grant(member.unit, iface.ip)
+            continue
+        reason = refusal(member.requested)
+        if reason:
+            grant(member.unit, iface.ip)
+            rejections[member.unit] = reason
+        else:
+            fallback[member.unit] = iface.ip
+            held[iface.ip] = member.unit  # still its own until the move is granted
 
     for member in ordered:
         if member.unit in assignments or not member.requested:
             continue
-        iface = ipaddress.IPv4Interface(member.requested)
-        reason = unusable(iface.ip)
-        if iface.network.prefixlen != net.prefixlen:
-            rejections[member.unit] = (
-                f"{member.requested} has prefix length /{iface.network.prefixlen}: "
-                f"use {iface.ip}/{net.prefixlen} ({cidr})"
-            )
-        elif reason:
-            rejections[member.unit] = f"{iface.ip} is {reason}"
-        elif iface.ip in held:
-            rejections[member.unit] = f"{iface.ip} is held by {held[iface.ip]}"
-        else:
-            grant(member.unit, iface.ip)
+        ip = ipaddress.IPv4Interface(member.requested).ip
+        reason = refusal(member.requested)
+        if reason is None and ip in held:
+            reason = f"{ip} is held by {held[ip]}"
+        kept = fallback.get(member.unit)
+        if reason is None:
+            if kept is not None:
+                del held[kept]  # moved: the old address is free for the pool from here on
+            grant(member.unit, ip)
+            continue
+        rejections[member.unit] = reason
+        if kept is not None:
+            grant(member.unit, kept)
 
     free = (ip for ip in net.hosts() if ip not in held and ip not in blocked)
     for member in ordered:

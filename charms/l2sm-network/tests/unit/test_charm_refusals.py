@@ -301,3 +301,31 @@ def test_published_network_info_is_the_contract_s(ctx, kube):
     info = provider_data(out, cache).network
     assert (info.name, info.cidr, info.mtu, info.type) == ("net-a", "10.0.1.0/24", 1400, "vnet")
     assert APP in out.unit_status.message or "net-a" in out.unit_status.message
+
+
+@pytest.mark.parametrize(
+    ("wanted", "reason"),
+    [
+        ("10.0.9.7/24", "10.0.9.7 is outside 10.0.1.0/24"),
+        ("10.0.1.1/24", "10.0.1.1 is held by cdn-router/0"),
+        ("10.0.1.7/16", "10.0.1.7/16 has prefix length /16: use 10.0.1.7/24 (10.0.1.0/24)"),
+    ],
+)
+def test_a_refused_new_request_keeps_the_working_address(ctx, kube, wanted, reason):
+    router = members("cdn-router", {0: ("10.0.1.1/24", ["10.0.2.0/24"])})
+    cache = members("cdn-cache", {0: ("10.0.1.7/24", [])})
+    settled = _settled(ctx, kube, [router, cache])
+    moved = members(
+        "cdn-cache",
+        {0: (wanted, [])},
+        local_app_data=settled.get_relation(cache.id).local_app_data,
+        relation_id=cache.id,
+    )
+    out = ctx.run(
+        ctx.on.relation_changed(moved, remote_unit=0),
+        make_state([settled.get_relation(router.id), moved], config=CIDR),
+    )
+    data = provider_data(out, moved)
+    assert data.assignments == {"cdn-cache/0": "10.0.1.7/24"}
+    assert data.rejections == {"cdn-cache/0": reason}
+    assert out.get_relation(router.id).local_app_data == settled.get_relation(router.id).local_app_data
