@@ -59,3 +59,9 @@ def test_action_network_matches_crd(cidr):
     obj = objects.action_network("l2sm-controller", "l2sm", "net-a", cidr)
     validate_custom_object(obj)
     assert obj["metadata"]["labels"]["l2sm-charms.juju.is/owner-kind"] == "action"
+
+
+def test_openflow_and_rest_stay_routed_while_the_pod_is_not_ready():
+    # Readiness follows the manager (for the webhook); switches must not lose ONOS meanwhile.
+    assert objects.sdn_service("a", "m", "a-0")["spec"]["publishNotReadyAddresses"] is True
+    assert "publishNotReadyAddresses" not in objects.webhook_service("a", "m", "a-0")["spec"]

@@ -472,7 +472,9 @@ class L2smControllerCharm(ReconcilingCharm):
                 return ops.WaitingStatus("vnets app starting")
             if not manager.can_connect() or not _manager_ready(manager):
                 if manager.can_connect() and _check_passed_before(manager, workload.MANAGER_CHECK):
-                    return ops.WaitingStatus("manager restarting: new L2S-M pods wait; switches stay connected")
+                    return ops.WaitingStatus(
+                        "manager restarting: new L2S-M pods wait; switches stay connected"
+                    )
                 return ops.WaitingStatus("manager starting")
             switches = sum(1 for d in client.devices() if d.available)
         except ControllerError as exc:
