@@ -258,3 +258,13 @@ def test_every_checked_plan_passes_the_appliers_own_check():
         "'net1': mtu True is outside 576-1400",
         "'net1': address 'x': 'x' is not an IPv4 address with prefix length",
     ]
+
+
+def test_the_template_patch_takes_only_network_names_once():
+    from l2sm_core.manifests.knf import pod_template_patch
+
+    patch = pod_template_patch("knf", "cdn", ["net-b", "net-a", "net-b"], ("charm",))
+    annotation = patch["spec"]["template"]["metadata"]["annotations"]["l2sm/networks"]
+    assert json.loads(annotation) == [{"name": "net-a"}, {"name": "net-b"}]
+    with pytest.raises(ValueError, match="DNS-1123"):
+        pod_template_patch("knf", "cdn", ["net-a\n"], ("charm",))

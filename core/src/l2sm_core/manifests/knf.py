@@ -11,6 +11,7 @@ from l2sm_core.attachments import (
     NetworkRequest,
     render_l2sm_networks,
 )
+from l2sm_core.validation import dns1123_label
 
 
 def pod_template_patch(
@@ -18,13 +19,17 @@ def pod_template_patch(
 ) -> dict[str, Any]:
     """A partial StatefulSet for server-side apply: the L2S-M label and annotation (networks in
     a stable order: the order is the interface mapping) and NET_ADMIN where networking is set
-    up. With no networks the label and annotation are left out, which removes them."""
+    up. With no networks the label and annotation are left out, which removes them. A name
+    that is not a DNS-1123 label is a ValueError."""
+    # Names come from the networks' own answers: checked here too, as they become the
+    # annotation the webhook reads (one entry per network: the order maps interfaces).
+    networks = sorted({dns1123_label(n) for n in networks})
     template_meta: dict[str, Any] = {}
     if networks:
         template_meta = {
             "labels": {L2SM_POD_LABEL: "true"},
             "annotations": {
-                L2SM_NETWORKS_ANNOTATION: render_l2sm_networks([NetworkRequest(n) for n in sorted(networks)])
+                L2SM_NETWORKS_ANNOTATION: render_l2sm_networks([NetworkRequest(n) for n in networks])
             },
         }
     containers = [
