@@ -22,6 +22,17 @@ the prefixes it forwards to; patches the application's StatefulSet pod template 
 then, once the pod has its interfaces, configures each one's address, MTU and routes with
 netlink from the charm container, which shares the pod's network namespace. Pod recreated
 by Kubernetes: same unit, same addresses (they live in the network's databag).
+
+What it refuses, always naming what and why in the unit's status (Blocked), and always
+changing nothing: an `addresses` value it cannot read or that the network would refuse
+(outside the cidr the network published, another prefix length, a pure-L2 network) keeps
+the unit asking for what it asked before; a network field that is not valid (`network`,
+`assignments`, `rejections`, `routes`, checked one by one, a bad route not costing the
+good ones) keeps that field's last good value, with no pod restart, no flush and no `lost`
+(only a removed relation is lost); what cannot be configured (an own address off the
+cidr, an MTU outside 576-1400, an off-link gateway, a route to a special range) keeps the
+last applied value; pod annotations that cannot be read, or were edited on the running
+pod, keep the last good interfaces of that pod.
 """
 
 from __future__ import annotations
@@ -188,7 +199,7 @@ class L2smNetworks(ops.Object):
 
     def _reconcile(self, event: ops.EventBase) -> None:
         self._reconciled = True
-        self._blocked, self._waiting, self._maintenance = [], None, None
+        self._blocked, self._waiting, self._maintenance, self._unmatched = [], None, None, []
         # ops already leaves out a relation being broken: only that one is lost.
         relations = [r for r in self.model.relations[self._relation_name] if r.app]
         answers = self._read_answers(relations)
