@@ -744,3 +744,18 @@ def test_a_new_leader_that_never_read_a_network_leaves_the_template_alone(kube, 
     assert kube.writes == []  # no patch without net-a: the pods keep running
     assert applied == []  # and its interface is not flushed: it may be net-a's
     assert out.unit_status.message.startswith("net-a sent bad data (field 'network'): not JSON")
+
+
+def test_a_last_good_answer_kept_under_older_rules_is_not_trusted(kube, applied):
+    c, before = steady(kube)
+    (stored,) = [s for s in before.stored_states if s.owner_path and "L2smNetworks" in s.owner_path]
+    received = json.loads(stored.content["received"])
+    (entry,) = received.values()
+    entry["network"]["mtu"] = 9000  # accepted once, refused now
+    old = dataclasses.replace(stored, content={**stored.content, "received": json.dumps(received)})
+    others = {s for s in before.stored_states if s is not stored}
+    after = with_remote(dataclasses.replace(before, stored_states={*others, old}), network="{")
+    out = c.run(c.on.update_status(), after)
+    assert out.unit_status.message.endswith("not joined until it sends valid data")
+    # Unknown, not gone: no lost, no patch, nothing flushed.
+    assert library_events(c) == [] and kube.writes == [] and applied[-1] == GOOD_PLAN

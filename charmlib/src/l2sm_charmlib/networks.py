@@ -291,6 +291,10 @@ class L2smNetworks(ops.Object):
         assert relation.app is not None
         bag = relation.data[relation.app]
         unit = self.model.unit.name
+        try:
+            last_network = NetworkInfo.model_validate(last["network"]) if last else None
+        except (pydantic.ValidationError, KeyError, TypeError):
+            last, last_network = None, None  # kept by an older version, under older rules
         answer = _Answer(network=None)
         raw = bag.get("network")
         if not raw:
@@ -303,9 +307,9 @@ class L2smNetworks(ops.Object):
             except ValueError as exc:
                 answer.problems["network"] = _why(exc)
         if answer.network is None:
-            if last is None:
+            if last_network is None:
                 return answer  # never good: not joined until it is
-            answer.network = NetworkInfo.model_validate(last["network"])
+            answer.network = last_network
         last = last or {"address": None, "rejection": None, "routes": []}
         answer.address = self._own_entry(bag, "assignments", unit, answer, last["address"])
         answer.rejection = self._own_entry(bag, "rejections", unit, answer, last["rejection"])
@@ -539,15 +543,19 @@ class L2smNetworks(ops.Object):
             except Exception as exc:  # the interface may not be there yet; the next event retries
                 self._waiting = f"configuring interfaces: {clip(str(exc), 200)}"
                 return
-        self._emit_changes(effective)
+        self._emit_changes(effective, keep_unjoined=not flush)
 
-    def _emit_changes(self, effective: dict[str, knf.InterfacePlan]) -> None:
+    def _emit_changes(self, effective: dict[str, knf.InterfacePlan], keep_unjoined: bool) -> None:
         before: dict[str, list] = json.loads(self._stored.applied)
         now = {
             m.network: _applied_entry(effective[m.network])
             for m in self._memberships
             if m.interface and not m.waiting_for_address and not m.rejection and m.network in effective
         }
+        if keep_unjoined:
+            # An unreadable answer may be one of these networks: not lost while it is unknown.
+            joined = {m.network for m in self._memberships}
+            now |= {n: entry for n, entry in before.items() if n not in joined}
         self._stored.applied = json.dumps(now, sort_keys=True)
         for network in sorted(now):
             if network not in before:
