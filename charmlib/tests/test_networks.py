@@ -759,3 +759,12 @@ def test_a_last_good_answer_kept_under_older_rules_is_not_trusted(kube, applied)
     assert out.unit_status.message.endswith("not joined until it sends valid data")
     # Unknown, not gone: no lost, no patch, nothing flushed.
     assert library_events(c) == [] and kube.writes == [] and applied[-1] == GOOD_PLAN
+
+
+def test_the_operators_own_mistake_leads_the_status(kube, applied):
+    c, before = steady(kube)
+    after = dataclasses.replace(with_remote(before, routes="{"), config={"addresses": "junk"})
+    out = c.run(c.on.config_changed(), after)
+    first, second = out.unit_status.message.split("; ", 1)
+    assert first == "option 'addresses': 'junk' is not network=address/prefix (e.g. net-a=10.0.1.1/24)"
+    assert second.startswith("net-a sent bad data (field 'routes')")

@@ -202,11 +202,12 @@ class L2smNetworks(ops.Object):
         self._blocked, self._waiting, self._maintenance, self._unmatched = [], None, None, []
         # ops already leaves out a relation being broken: only that one is lost.
         relations = [r for r in self.model.relations[self._relation_name] if r.app]
-        answers = self._read_answers(relations)
         # A refused option changes nothing the unit publishes (it keeps asking for what it
         # asked before); the rest goes on, so a network that leaves is still detached.
+        # Options first: what the operator can fix leads the status.
         requests = self._requests()
         forwards = self._forwards_value()
+        answers = self._read_answers(relations)
         if requests is not None and forwards is not None:
             self._unmatched = sorted(set(requests) - {r.app.name for r in relations if r.app})
             self._publish(relations, answers, requests, forwards)
