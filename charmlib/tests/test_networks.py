@@ -768,3 +768,42 @@ def test_the_operators_own_mistake_leads_the_status(kube, applied):
     first, second = out.unit_status.message.split("; ", 1)
     assert first == "option 'addresses': 'junk' is not network=address/prefix (e.g. net-a=10.0.1.1/24)"
     assert second.startswith("net-a sent bad data (field 'routes')")
+
+
+def test_a_refused_move_keeps_the_held_address_and_is_not_lost(kube, applied):
+    # The network refuses a new request but never takes back what the unit holds.
+    kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a"], ("charm",))))
+    kube.add(pod(networks=["net-a"], interfaces=["net1"]))
+    c = ctx()
+    held = network(**NET_A, assignments={"test-knf/0": "10.0.1.10/24"})
+    good = c.run(c.on.config_changed(), state([held], config={"addresses": "net-a=10.0.1.10/24"}))
+    assert good.unit_status.name == "active"
+    c.emitted_events.clear()
+    refused = network(
+        **NET_A,
+        assignments={"test-knf/0": "10.0.1.10/24"},
+        rejections={"test-knf/0": "10.0.1.20 is held by cdn-cache/0"},
+        relation_id=held.id,
+    )
+    rels = {refused}
+    out = c.run(
+        c.on.config_changed(),
+        dataclasses.replace(good, relations=rels, config={"addresses": "net-a=10.0.1.20/24"}),
+    )
+    assert out.unit_status == testing.BlockedStatus("net-a: refused: 10.0.1.20 is held by cdn-cache/0")
+    assert applied[-1] == [InterfacePlan("net1", 1400, ("10.0.1.10/24",), ())]
+    assert not [e for e in c.emitted_events if isinstance(e, library.NetworkEvent)]
+    # When the refusal clears, nothing was lost, so nothing is "ready" again.
+    out = c.run(c.on.config_changed(), dataclasses.replace(out, relations={held}, config=good.config))
+    assert out.unit_status.name == "active"
+    assert not [e for e in c.emitted_events if isinstance(e, library.NetworkEvent)]
+
+
+def test_a_router_on_too_many_networks_is_blocked_and_asks_nothing(kube, applied):
+    count = library.MAX_OFFERED_PREFIXES + 2
+    nets = [network(name=f"net-{i}", cidr=f"10.{i}.0.0/24", relation_id=100 + i) for i in range(count)]
+    c = ctx()
+    out = c.run(c.on.config_changed(), state(nets, config={"forwards": True}))
+    assert out.unit_status.name == "blocked"
+    assert f"routes {count - 1} other networks" in out.unit_status.message
+    assert all(not out.get_relation(n.id).local_unit_data.get("address") for n in nets)

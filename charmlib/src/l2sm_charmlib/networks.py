@@ -57,7 +57,12 @@ from l2sm_core.attachments import (
     MULTUS_STATUS_ANNOTATION,
     read_pod,
 )
-from l2sm_core.interfaces import NetworkInfo, NetworkProviderAppData, NetworkRequirerUnitData
+from l2sm_core.interfaces import (
+    MAX_OFFERED_PREFIXES,
+    NetworkInfo,
+    NetworkProviderAppData,
+    NetworkRequirerUnitData,
+)
 from l2sm_core.manifests.knf import pod_template_patch, template_satisfies
 from l2sm_core.validation import Flag, clip, describe_validation_error, ipv4_prefix, shown
 
@@ -404,6 +409,14 @@ class L2smNetworks(ops.Object):
                             if rid != relation.id and a and a.network and _usable_cidr(a.network.cidr)
                         }
                     )
+                if len(offered) > MAX_OFFERED_PREFIXES:
+                    # Not the operator's option: the router sits on more networks than a
+                    # network takes prefixes from one member.
+                    self._blocked.append(
+                        f"this unit routes {len(offered)} other networks: a network takes at most "
+                        f"{MAX_OFFERED_PREFIXES} offered prefixes from one member; join fewer networks"
+                    )
+                    return
                 data = NetworkRequirerUnitData.model_validate(
                     {"address": address, "offered-prefixes": offered}
                 )
@@ -551,7 +564,12 @@ class L2smNetworks(ops.Object):
         now = {
             m.network: _applied_entry(effective[m.network])
             for m in self._memberships
-            if m.interface and not m.waiting_for_address and not m.rejection and m.network in effective
+            # A refused new request with an address still held keeps that address (the network
+            # never takes one back): not lost.
+            if m.interface
+            and not m.waiting_for_address
+            and (m.address or not m.rejection)
+            and m.network in effective
         }
         if keep_unjoined:
             # An unreadable answer may be one of these networks: not lost while it is unknown.
