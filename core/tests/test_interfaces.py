@@ -199,6 +199,12 @@ def test_network_info_refusals(network, fragment):
         ({"network": NETWORK | {"cidr": ""}, "assignments": {"a/0": "10.0.1.5/24"}}, "pure L2"),
         ({"routes": [{"prefix": "0.0.0.0/0", "via": "10.0.1.1"}]}, "the default route"),
         ({"routes": [{"prefix": "10.0.2.0/24", "via": "0.0.0.0"}]}, "not a usable host address"),
+        # Bounded, so a broken provider cannot flood a member's status or routing table.
+        ({"rejections": {"a/0": "x" * 1025}}, "at most 1024 characters"),
+        (
+            {"routes": [{"prefix": f"10.{i // 256}.{i % 256}.0/24", "via": "10.0.1.1"} for i in range(1025)]},
+            "at most 1024 items",
+        ),
     ],
 )
 def test_provider_data_refusals(extra, fragment):

@@ -32,6 +32,9 @@ MIN_MTU = 576  # the least every IPv4 host must take
 # A member may route to this many prefixes: enough for a router on many networks, and a
 # bound on what one unit can make every other member install.
 MAX_OFFERED_PREFIXES = 32
+# Bounds on what a network may send, so a broken or hostile provider cannot flood a member.
+MAX_REJECTION = 1024
+MAX_ROUTES = 1024
 NETWORK_TYPES = ("vnet", "ext-vnet", "vlink")  # upstream's L2Network types
 
 _INTERFACE_ADDRESS = re.compile(r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}")
@@ -208,10 +211,12 @@ class NetworkProviderAppData(_Databag):
     network: NetworkInfo
     # unit name -> address with prefix length, for the units of this relation
     assignments: dict[str, str] = pydantic.Field(default_factory=dict)
-    # unit name -> why its request was refused
-    rejections: dict[str, str] = pydantic.Field(default_factory=dict)
+    # unit name -> why its request was refused (bounded: it ends up in a status line)
+    rejections: dict[str, Annotated[str, pydantic.Field(max_length=MAX_REJECTION)]] = pydantic.Field(
+        default_factory=dict
+    )
     # every member's offered prefix (but this network's own), via that member, across relations
-    routes: list[Route] = pydantic.Field(default_factory=list)
+    routes: list[Route] = pydantic.Field(default_factory=list, max_length=MAX_ROUTES)
 
     @pydantic.field_validator("assignments")
     @classmethod
