@@ -9,7 +9,6 @@ interface), computed once; hypothesis varies one input at a time."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import ipaddress
 import json
@@ -68,9 +67,7 @@ class Rig:
     def reset(self) -> testing.State:
         assert self.steady_kube is not None and self.before is not None
         # A fresh fake holding copies of the steady objects (and of what was applied to them).
-        self.kube = FakeKube(default_namespace=MODEL)
-        self.kube.objects = copy.deepcopy(self.steady_kube.objects)
-        self.kube._applied = copy.deepcopy(self.steady_kube._applied)
+        self.kube = self.steady_kube.snapshot()
         self.plans = []
         return self.before
 

@@ -57,6 +57,16 @@ class FakeKube:
 
     # -- test helpers -----------------------------------------------------------------------
 
+    def snapshot(self) -> FakeKube:
+        """A copy of every object and of what each field manager applied, with no writes
+        recorded: property tests start every example from one state. (deepcopy cannot copy
+        the address and uid generators.)"""
+        other = FakeKube(self.default_namespace)
+        other.objects = copy.deepcopy(self.objects)
+        other._applied = copy.deepcopy(self._applied)
+        other.forbidden = self.forbidden
+        return other
+
     def add(self, obj: dict[str, Any]) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
         meta = obj["metadata"]
