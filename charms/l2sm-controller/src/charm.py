@@ -32,7 +32,7 @@ from l2sm_core.manifests import INSTANCE, MODEL, OWNER, OWNER_KIND, OWNER_KIND_A
 from l2sm_core.manifests import controller as objects
 from l2sm_core.manifests.crds import CRD_KINDS, crd_name, custom_resource_definitions
 from l2sm_core.resync import DesiredState, ResyncReport, apply_resync, plan_resync, read_held
-from l2sm_core.validation import shown
+from l2sm_core.validation import clip, shown
 from l2sm_core.vnets import OPENFLOW_APP, VNETS_APP, ControllerError, VnetsClient
 
 logger = logging.getLogger(__name__)
@@ -494,19 +494,32 @@ class L2smControllerCharm(ReconcilingCharm):
     # -- actions ------------------------------------------------------------------------------
 
     def _on_list_networks(self, event: ops.ActionEvent) -> None:
-        self.run_action(event, NoParams, self._list_networks)
+        self._run(event, NoParams, self._list_networks)
 
     def _on_show_network(self, event: ops.ActionEvent) -> None:
-        self.run_action(event, NetworkParams, self._show_network)
+        self._run(event, NetworkParams, self._show_network)
 
     def _on_create_network(self, event: ops.ActionEvent) -> None:
-        self.run_action(event, CreateNetworkParams, self._create_network)
+        self._run(event, CreateNetworkParams, self._create_network)
 
     def _on_delete_network(self, event: ops.ActionEvent) -> None:
-        self.run_action(event, DeleteNetworkParams, self._delete_network)
+        self._run(event, DeleteNetworkParams, self._delete_network)
 
     def _on_controller_status(self, event: ops.ActionEvent) -> None:
-        self.run_action(event, NoParams, self._controller_status)
+        self._run(event, NoParams, self._controller_status)
+
+    def _run(self, event: ops.ActionEvent, params_cls: type, body: Any) -> None:
+        # ops drops parameters the model does not name; Juju refuses them first
+        # (additionalProperties: false), and so does the charm, should one get through.
+        known = {name.replace("_", "-") for name in params_cls.model_fields}
+        unknown = sorted(str(k) for k in event.params if k not in known)
+        if unknown:
+            event.fail(
+                "; ".join(f"parameter {clip(k, 64)!r}: unknown parameter" for k in unknown)
+                + f" (this action takes {', '.join(sorted(known))})"
+            )
+            return
+        self.run_action(event, params_cls, body)
 
     def _require_l2sm_kinds(self) -> None:
         """Before the first start and after removal the cluster has no L2Network kind."""

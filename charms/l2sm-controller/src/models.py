@@ -12,8 +12,9 @@ class _Model(pydantic.BaseModel):
 
 
 class CharmConfig(_Model):
-    webhook_certificate_days: int = pydantic.Field(365, ge=7, le=3650)
-    webhook_renew_days: int = pydantic.Field(30, ge=1, le=365)
+    # Strict: Juju hands ints typed; "30", 30.0 or true would be somebody's mistake.
+    webhook_certificate_days: int = pydantic.Field(365, ge=7, le=3650, strict=True)
+    webhook_renew_days: int = pydantic.Field(30, ge=1, le=365, strict=True)
 
     @pydantic.model_validator(mode="after")
     def _renew_before_expiry(self) -> CharmConfig:
