@@ -167,7 +167,7 @@ def test_application_name_refused(ctx, kube, controller, served, monkeypatch, ac
     action=st.sampled_from(
         ["list-networks", "show-network", "create-network", "delete-network", "controller-status"]
     ),
-    key=st.sampled_from(["nmae", "Name", "cidr ", "force", "app-name", "x" * 300]),
+    key=st.sampled_from(["title", "Name", "cidr ", "force", "app-name", "x" * 300]),
     value=st.one_of(st.text(max_size=8), TYPE_WRONG),
 )
 def test_unknown_parameters_refused(ctx, kube, controller, served, monkeypatch, action, key, value):
