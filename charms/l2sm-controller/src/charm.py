@@ -293,13 +293,16 @@ class L2smControllerCharm(ReconcilingCharm):
         # exists by the time the pods are listed, so no new pod's port looks stale.
         held = read_held(client, networks)
         report = apply_resync(client, plan_resync(self._desired_state(networks), held))
-        if report.networks_recreated:
-            # An L2Network deleted while we recreated it would leave an orphan in the
+        made = set(report.networks_recreated) | set(report.networks_rebuilt)
+        if made:
+            # An L2Network deleted while we (re)made it would leave an orphan in the
             # controller (the operator deleted it there already): look again.
             still = self._live_networks()
-            for name in sorted(set(report.networks_recreated) - still):
+            for name in sorted(made - still):
                 client.delete_network(name)
-                report.networks_recreated.remove(name)
+                if name in report.networks_recreated:
+                    report.networks_recreated.remove(name)
+                report.networks_rebuilt.pop(name, None)
                 logger.info("resync: %s was deleted meanwhile; removed it from the controller again", name)
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self._stored.last_resync = now
