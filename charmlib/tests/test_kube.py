@@ -73,3 +73,23 @@ def test_other_errors_propagate(fake, monkeypatch):
         kube.get(Service, "x", "m")
     with pytest.raises(ApiError):
         kube.delete(Service, "x", "m")
+
+
+def test_remove_finalizer_keeps_the_others_and_finishes_a_deletion(fake):
+    kube = Kube(fake, "t")
+    for crd in custom_resource_definitions("a", "m"):
+        kube.apply(crd)
+    kube.apply(action_network("a", "m", "net-a", None))
+    kube.apply(action_network("a", "m", "net-b", None))
+    fake.find("L2Network", "net-a", "m")["metadata"]["finalizers"] = ["ours", "theirs"]
+    going = fake.find("L2Network", "net-b", "m")
+    going["metadata"] |= {"finalizers": ["ours"], "deletionTimestamp": "2026-12-01T00:00:00Z"}
+
+    assert kube.remove_finalizer(kube.get(L2Network, "net-a", "m"), L2Network, "ours")
+    assert fake.find("L2Network", "net-a", "m")["metadata"]["finalizers"] == ["theirs"]
+    assert not kube.remove_finalizer(kube.get(L2Network, "net-a", "m"), L2Network, "ours")  # not there
+    # The last finalizer of an object being deleted: the API server removes the object.
+    assert kube.remove_finalizer(kube.get(L2Network, "net-b", "m"), L2Network, "ours")
+    assert fake.find("L2Network", "net-b", "m") is None
+    # Gone meanwhile: nothing to do, no error.
+    assert not kube.remove_finalizer(going, L2Network, "ours")

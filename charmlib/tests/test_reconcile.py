@@ -173,6 +173,15 @@ def test_action_refusals(kube, params, leader, message):
     assert info.value.message == message
 
 
+def test_unknown_parameters_are_refused_not_dropped(kube, monkeypatch):
+    # ops would drop a parameter the model does not name: a typo would silently do the default.
+    # (Juju refuses it first; ops.testing too, unless told to let it through as a bug might.)
+    monkeypatch.setenv("SCENARIO_SKIP_CONSISTENCY_CHECKS", "1")
+    with pytest.raises(testing.ActionFailed) as info:
+        act({"depth": 1, "dpeth": 2})
+    assert info.value.message == "parameter 'dpeth': unknown parameter (this action takes depth)"
+
+
 def test_action_before_the_kinds_exist(kube):
     # An action that writes an L2S-M object before l2sm-controller installed the CRDs.
     with pytest.raises(testing.ActionFailed, match="l2sm-controller installs the L2S-M kinds"):

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from l2sm_core.validation import (
+    ActionParams,
     Flag,
     describe_validation_error,
     dns1123_label,
@@ -199,6 +200,20 @@ def test_flags_take_only_true_or_false():
     for loose in ["yes", 1, 0, "", "on", None]:
         with pytest.raises(pydantic.ValidationError, match="use true or false"):
             Options(force=loose)
+
+
+def test_action_params_take_osm_s_application_name():
+    class Params(ActionParams):
+        name: str = ""
+
+    assert Params(application_name="cdn-router").application_name == "cdn-router"
+    assert Params(application_name="").application_name == ""  # absent
+    for bad in ["cdn_router", "Cdn", "cdn-", "1cdn", "cdn-1", "cdn\n", "a" * 64]:
+        with pytest.raises(pydantic.ValidationError) as info:
+            Params(application_name=bad)
+        assert describe_validation_error(info.value).startswith("parameter 'application-name': ")
+    with pytest.raises(pydantic.ValidationError, match="extra"):
+        Params(other=1)
 
 
 def test_long_values_are_clipped_in_messages():

@@ -174,6 +174,34 @@ class Kube:
         )
         logger.info("labelled %s %s: %s", kind.__name__, name, ", ".join(sorted(labels)))
 
+    def remove_finalizer(self, obj: dict[str, Any], kind: Any, finalizer: str) -> bool:
+        """Take one finalizer off a live object (others stay), refused if the object changed
+        since it was read (its resourceVersion). True when it was there and is now gone; an
+        object deleted meanwhile is fine."""
+        meta = obj["metadata"]
+        finalizers = meta.get("finalizers") or []
+        if finalizer not in finalizers:
+            return False
+        patch: dict[str, Any] = {"finalizers": [f for f in finalizers if f != finalizer]}
+        if meta.get("resourceVersion"):
+            patch["resourceVersion"] = meta["resourceVersion"]
+        kwargs = {"namespace": meta["namespace"]} if meta.get("namespace") else {}
+        try:
+            self._call(
+                self.client.patch,
+                kind,
+                meta["name"],
+                {"metadata": patch},
+                patch_type=PatchType.MERGE,
+                **kwargs,
+            )
+        except ApiError as exc:
+            if _code(exc) == 404:
+                return False
+            raise
+        logger.info("removed finalizer %s from %s %s", finalizer, kind.__name__, meta["name"])
+        return True
+
     def delete(self, kind: Any, name: str, namespace: str | None = None, foreground: bool = False) -> bool:
         """True when something was deleted; absent objects are fine. With foreground, the object
         stays (marked) until Kubernetes has removed everything it owns."""

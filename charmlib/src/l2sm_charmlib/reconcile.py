@@ -179,6 +179,16 @@ class ReconcilingCharm(ops.CharmBase):
     def run_action(self, event: ops.ActionEvent, params_cls: type[T], body: Callable[[T], dict]) -> None:
         """Params checked, leadership checked, then body(params) gives the results. A refusal
         (Refused, or Blocked/Waiting from the inputs it reads) fails the action, changing nothing."""
+        # ops drops parameters the model does not name; Juju refuses them first
+        # (additionalProperties: false), and so does the charm, should one get through.
+        known = {name.replace("_", "-") for name in getattr(params_cls, "model_fields", {})}
+        unknown = sorted(str(k) for k in event.params if k not in known)
+        if known and unknown:
+            event.fail(
+                "; ".join(f"parameter '{clip(k, 64)}': unknown parameter" for k in unknown)
+                + f" (this action takes {', '.join(sorted(known))})"
+            )
+            return
         try:
             params = event.load_params(params_cls)
         except pydantic.ValidationError as exc:

@@ -12,7 +12,6 @@ import ops
 import tls
 import workload
 from lightkube.core.exceptions import ApiError
-from lightkube.types import PatchType
 from models import CharmConfig, CreateNetworkParams, DeleteNetworkParams, NetworkParams, NoParams
 
 from l2sm_charmlib.kube import (
@@ -32,7 +31,7 @@ from l2sm_core.manifests import INSTANCE, MODEL, OWNER, OWNER_KIND, OWNER_KIND_A
 from l2sm_core.manifests import controller as objects
 from l2sm_core.manifests.crds import CRD_KINDS, crd_name, custom_resource_definitions
 from l2sm_core.resync import DesiredState, ResyncReport, apply_resync, plan_resync, read_held
-from l2sm_core.validation import clip, shown
+from l2sm_core.validation import shown
 from l2sm_core.vnets import OPENFLOW_APP, VNETS_APP, ControllerError, VnetsClient
 
 logger = logging.getLogger(__name__)
@@ -373,8 +372,6 @@ class L2smControllerCharm(ReconcilingCharm):
                 f"{obj['kind']} {_ns(obj)}/{obj['metadata']['name']}"
                 for kind in L2SM_KINDS
                 for obj in self.kube.list(kind)
-                # Deleting with no finalizer left: the API server removes it now.
-                if not (_deleting(obj) and not obj["metadata"].get("finalizers"))
             )
             if remaining:
                 # Deleting a CRD deletes every object of its kind in every namespace, and
@@ -413,25 +410,11 @@ class L2smControllerCharm(ReconcilingCharm):
         for kind in (*L2SM_KINDS, Pod):
             labels = {attachments.L2SM_POD_LABEL: "true"} if kind is Pod else None
             for obj in self.kube.list(kind, labels=labels):
-                meta = obj["metadata"]
-                finalizers = meta.get("finalizers") or []
-                if OPERATOR_FINALIZER not in finalizers:
-                    continue
-                patch: dict[str, Any] = {"finalizers": [f for f in finalizers if f != OPERATOR_FINALIZER]}
-                if meta.get("resourceVersion"):
-                    patch["resourceVersion"] = meta["resourceVersion"]  # refuse if it changed meanwhile
-                what = f"{obj['kind']} {_ns(obj)}/{meta['name']}"
+                what = f"{obj['kind']} {_ns(obj)}/{obj['metadata']['name']}"
                 try:
-                    self.kube.client.patch(
-                        kind,
-                        meta["name"],
-                        {"metadata": patch},
-                        namespace=meta.get("namespace"),
-                        patch_type=PatchType.MERGE,
-                    )
-                except ApiError as exc:
-                    if getattr(exc.status, "code", 0) == 403:
-                        raise KubeForbidden(str(exc)) from exc
+                    if not self.kube.remove_finalizer(obj, kind, OPERATOR_FINALIZER):
+                        continue
+                except ApiError as exc:  # e.g. changed since it was read: the next one still goes
                     logger.warning("could not take the L2S-M finalizer off %s: %s", what, exc)
                     continue
                 released.append(f"{what}{' (being deleted)' if _deleting(obj) else ''}")
@@ -497,32 +480,19 @@ class L2smControllerCharm(ReconcilingCharm):
     # -- actions ------------------------------------------------------------------------------
 
     def _on_list_networks(self, event: ops.ActionEvent) -> None:
-        self._run(event, NoParams, self._list_networks)
+        self.run_action(event, NoParams, self._list_networks)
 
     def _on_show_network(self, event: ops.ActionEvent) -> None:
-        self._run(event, NetworkParams, self._show_network)
+        self.run_action(event, NetworkParams, self._show_network)
 
     def _on_create_network(self, event: ops.ActionEvent) -> None:
-        self._run(event, CreateNetworkParams, self._create_network)
+        self.run_action(event, CreateNetworkParams, self._create_network)
 
     def _on_delete_network(self, event: ops.ActionEvent) -> None:
-        self._run(event, DeleteNetworkParams, self._delete_network)
+        self.run_action(event, DeleteNetworkParams, self._delete_network)
 
     def _on_controller_status(self, event: ops.ActionEvent) -> None:
-        self._run(event, NoParams, self._controller_status)
-
-    def _run(self, event: ops.ActionEvent, params_cls: type, body: Any) -> None:
-        # ops drops parameters the model does not name; Juju refuses them first
-        # (additionalProperties: false), and so does the charm, should one get through.
-        known = {name.replace("_", "-") for name in params_cls.model_fields}
-        unknown = sorted(str(k) for k in event.params if k not in known)
-        if unknown:
-            event.fail(
-                "; ".join(f"parameter {clip(k, 64)!r}: unknown parameter" for k in unknown)
-                + f" (this action takes {', '.join(sorted(known))})"
-            )
-            return
-        self.run_action(event, params_cls, body)
+        self.run_action(event, NoParams, self._controller_status)
 
     def _require_l2sm_kinds(self) -> None:
         """Before the first start and after removal the cluster has no L2Network kind."""

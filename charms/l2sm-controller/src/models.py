@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pydantic
 
-from l2sm_core.validation import Flag, dns1123_label, ipv4_prefix
+from l2sm_core.validation import ActionParams, Flag, dns1123_label, ipv4_prefix
 
 
 class _Model(pydantic.BaseModel):
@@ -26,14 +26,7 @@ class CharmConfig(_Model):
         return self
 
 
-class _Params(_Model):
-    # OSM adds application-name to every primitive; it only says which application to run on.
-    application_name: str = ""
-
-    @pydantic.field_validator("application_name")
-    @classmethod
-    def _application_name(cls, value: str) -> str:
-        return dns1123_label(value) if value else value
+_Params = ActionParams
 
 
 class NoParams(_Params):

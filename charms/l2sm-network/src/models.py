@@ -7,7 +7,7 @@ import ipaddress
 import pydantic
 
 from l2sm_core.interfaces import ATTACHMENT_MTU, MIN_MTU, NETWORK_TYPES
-from l2sm_core.validation import dns1123_label, ipv4_prefix, shown, unicast_ipv4
+from l2sm_core.validation import ActionParams, dns1123_label, ipv4_prefix, shown, unicast_ipv4
 
 MAX_RESERVED = 256  # a list longer than this is a mistake (a pasted file), not a plan
 
@@ -77,6 +77,5 @@ class NetworkConfig(pydantic.BaseModel):
         return self.reserved.split(",") if self.reserved else []
 
 
-class ShowParams(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
-    application_name: str = ""  # OSM adds it to every primitive
+class ShowParams(ActionParams):
+    pass

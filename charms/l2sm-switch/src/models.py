@@ -7,7 +7,7 @@ import pydantic
 from l2sm_core.manifests.switch import DEFAULT_SWITCH_IMAGE
 from l2sm_core.naming import overlay_name
 from l2sm_core.topology import FULL_MESH, parse_nodes
-from l2sm_core.validation import image_reference
+from l2sm_core.validation import ActionParams, image_reference
 
 
 class SwitchConfig(pydantic.BaseModel):
@@ -44,7 +44,5 @@ class SwitchConfig(pydantic.BaseModel):
         return value.strip()
 
 
-class ShowTopologyParams(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
-    # OSM adds application-name to every primitive.
-    application_name: str = ""
+class ShowTopologyParams(ActionParams):
+    pass

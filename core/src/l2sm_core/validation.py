@@ -17,6 +17,8 @@ import pydantic
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _IPV4_PREFIX = re.compile(r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}")
 _IPV4_ADDRESS = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+# Juju's rule for application names: lowercase words joined by '-', no word of digits only.
+_JUJU_APPLICATION = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]*[a-z][a-z0-9]*)*")
 
 # OCI image references, after the distribution/reference grammar: [host[:port]/]path[:tag][@digest]
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -60,6 +62,16 @@ def dns1123_label(value: str) -> str:
         raise ValueError(
             f"{shown(value)} is not a DNS-1123 label: use lowercase letters, digits and '-', "
             "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def application_name(value: str) -> str:
+    """A Juju application name, e.g. cdn-router (OSM names one in every primitive)."""
+    if not isinstance(value, str) or len(value) > 63 or not _JUJU_APPLICATION.fullmatch(value):
+        raise ValueError(
+            f"{shown(value)} is not a Juju application name: lowercase letters, digits and '-', "
+            "starting with a letter, no part of digits only (e.g. cdn-router)"
         )
     return value
 
@@ -162,6 +174,20 @@ def _flag(value: Any) -> bool:
 
 # A boolean field that refuses anything but true/false.
 Flag = Annotated[bool, pydantic.BeforeValidator(_flag)]
+
+
+class ActionParams(pydantic.BaseModel):
+    """Base of every action's parameters: unknown ones are refused, and the parameter OSM
+    adds to every primitive is accepted (it only says which application runs it)."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    application_name: str = ""
+
+    @pydantic.field_validator("application_name")
+    @classmethod
+    def _application_name(cls, value: str) -> str:
+        return application_name(value) if value else value
 
 
 def describe_validation_error(exc: pydantic.ValidationError, kind: str = "parameter") -> str:

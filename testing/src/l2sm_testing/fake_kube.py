@@ -167,7 +167,11 @@ class FakeKube:
         else:
             self.objects[key] = _merge(self.objects[key], obj)
             self.writes.append(("patch", key[0], key[1], name))
-        return codecs.from_dict(copy.deepcopy(self.objects[key]))
+        result = codecs.from_dict(copy.deepcopy(self.objects[key]))
+        meta = self.objects[key]["metadata"]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            del self.objects[key]  # the last finalizer gone: the API server removes it now
+        return result
 
     def delete(self, res: Any, name: str, *, namespace: str | None = None, cascade: Any = None, **_: Any):
         self._guard(res)

@@ -211,7 +211,7 @@ def test_remove_releases_the_operators_finalizer(ctx, kube, controller, oar_dir,
     going = kube.find("L2Network", "net-going", "cdn")
     assert going["metadata"]["finalizers"] == ["other/keep"]  # only the operator's goes
     assert kube.find("L2Network", "net-live", "cdn")["metadata"]["finalizers"] == []
-    assert kube.find("Pod", "cache-0", "knfs")["metadata"]["finalizers"] == []
+    assert kube.find("Pod", "cache-0", "knfs") is None  # its deletion finished once the finalizer went
     assert kube.find("Pod", "cache-1", "knfs")["metadata"]["finalizers"] == []
     assert kube.find("Pod", "web-0", "knfs")["metadata"]["finalizers"] == [FINALIZER]
     # The manager was stopped first: it would have put the finalizers back.

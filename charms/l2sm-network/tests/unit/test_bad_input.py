@@ -19,6 +19,7 @@ from ops import testing
 from l2sm_charmlib import reconcile
 from l2sm_core.interfaces import ControllerProviderAppData, NetworkProviderAppData
 from l2sm_core.manifests.crds import custom_resource_definitions
+from l2sm_core.validation import application_name
 from l2sm_testing.bad_input import databag_value, json_values, loose_booleans, not_json, tricky_text
 from l2sm_testing.fake_kube import FakeKube
 
@@ -187,15 +188,26 @@ def test_every_option(cluster, option):
 
 @PROPERTY
 @given(tricky_text(good=[APP]))
-def test_show_application_name_is_ignored_and_changes_nothing(cluster, value):
+def test_show_application_name_is_checked_and_changes_nothing(cluster, value):
+    # OSM's application-name only says which application runs the action: a Juju
+    # application name or refused, naming it; nothing changes either way.
     cluster.reset()
     ctx = cluster.ctx
-    out = ctx.run(
-        ctx.on.action("show", params={"application-name": value}),
-        cluster.state([cluster.knf, cluster.router]),
-    )
-    assert ctx.action_results is not None and ctx.action_results["network"] == APP
-    assert cluster.databags(out) == cluster.databags(cluster.settled)
+    state = cluster.state([cluster.knf, cluster.router])
+    try:
+        if value:  # an empty string counts as absent
+            application_name(value)
+    except ValueError:
+        with pytest.raises(testing.ActionFailed) as failed:
+            ctx.run(ctx.on.action("show", params={"application-name": value}), state)
+        assert failed.value.message.startswith("parameter 'application-name': ")
+        _short(failed.value.message)
+        out = None
+    else:
+        out = ctx.run(ctx.on.action("show", params={"application-name": value}), state)
+        assert ctx.action_results is not None and ctx.action_results["network"] == APP
+    if out is not None:
+        assert cluster.databags(out) == cluster.databags(cluster.settled)
     cluster.unchanged_cluster()
 
 

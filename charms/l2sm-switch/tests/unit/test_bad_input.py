@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from models import SwitchConfig
 from ops import testing
 
-from l2sm_core.validation import shown
+from l2sm_core.validation import application_name, shown
 from l2sm_testing.bad_input import databag_value, loose_booleans, tricky_text
 
 SETTINGS = settings(
@@ -260,10 +260,20 @@ def test_missing_controller_fields(ctx, fabric, missing):
 
 @SETTINGS
 @given(name=tricky_text(good=[APP]))
-def test_show_topology_takes_any_application_name(ctx, fabric, name):
-    # OSM's application-name is free text the charm ignores: any value reads, nothing changes.
-    ctx.run(ctx.on.action("show-topology", params={"application-name": name}), make_state())
-    assert ctx.action_results["overlay"] == APP
+def test_show_topology_checks_the_application_name(ctx, fabric, name):
+    # OSM's application-name only says which application runs the action: a Juju
+    # application name or refused, naming it; nothing changes either way.
+    try:
+        if name:  # an empty string counts as absent
+            application_name(name)
+    except ValueError:
+        with pytest.raises(testing.ActionFailed) as failed:
+            ctx.run(ctx.on.action("show-topology", params={"application-name": name}), make_state())
+        assert failed.value.message.startswith("parameter 'application-name': ")
+        assert len(failed.value.message) <= STATUS_MAX + 60
+    else:
+        ctx.run(ctx.on.action("show-topology", params={"application-name": name}), make_state())
+        assert ctx.action_results["overlay"] == APP
     assert cluster_snapshot(fabric.kube) == fabric.before
 
 
