@@ -22,6 +22,9 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/codespell
 	$(VENV)/bin/pyright --pythonpath $(PY)
+	@# The charms run on Juju 2.9's ubuntu@22.04 base: Python 3.10, whatever runs the tests.
+	$(VENV)/bin/vermin -q -t=3.10- --violations --eval-annotations --backport typing_extensions \
+	  --exclude-regex '(^|/)(\.venv|build)/' .
 
 fmt: venv
 	$(VENV)/bin/ruff check --fix .
