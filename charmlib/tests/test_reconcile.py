@@ -182,6 +182,26 @@ def test_unknown_parameters_are_refused_not_dropped(kube, monkeypatch):
     assert info.value.message == "parameter 'dpeth': unknown parameter (this action takes depth)"
 
 
+@pytest.mark.parametrize(
+    ("juju", "integrate", "run"),
+    [
+        (
+            "2.9.43",
+            "juju relate probe:controller l2sm-controller",
+            "juju run-action probe/leader measure --wait",
+        ),
+        ("3.6.4", "juju integrate probe:controller l2sm-controller", "juju run probe/leader measure"),
+    ],
+)
+def test_hints_speak_the_running_juju_s_dialect(kube, juju, integrate, run):
+    ctx = testing.Context(Probe, meta=META, config=CONFIG, actions=ACTIONS, juju_version=juju)
+    out = ctx.run(ctx.on.config_changed(), testing.State())
+    assert out.unit_status == testing.BlockedStatus(f"integrate with l2sm-controller: {integrate}")
+    with pytest.raises(testing.ActionFailed) as info:
+        ctx.run(ctx.on.action("measure", params={"depth": 1}), testing.State(leader=False))
+    assert info.value.message == f"run this on the leader unit: {run}"
+
+
 def test_action_before_the_kinds_exist(kube):
     # An action that writes an L2S-M object before l2sm-controller installed the CRDs.
     with pytest.raises(testing.ActionFailed, match="l2sm-controller installs the L2S-M kinds"):

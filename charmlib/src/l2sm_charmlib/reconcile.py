@@ -84,13 +84,26 @@ def load_databag(relation: ops.Relation, cls: type[M], entity: ops.Unit | ops.Ap
         raise InvalidDatabag(f"unreadable data: {clip(str(exc), 120)}") from None
 
 
+def integrate_command(charm: ops.CharmBase, one: str, other: str) -> str:
+    """The command that relates two endpoints, in the dialect of the Juju that runs the charm."""
+    verb = "relate" if charm.model.juju_version.major < 3 else "integrate"
+    return f"juju {verb} {one} {other}"
+
+
+def run_action_command(charm: ops.CharmBase, target: str, action: str) -> str:
+    """The command that runs an action (Juju 2.9 has `run-action --wait`; 3.x `run`)."""
+    if charm.model.juju_version.major < 3:
+        return f"juju run-action {target} {action} --wait"
+    return f"juju run {target} {action}"
+
+
 def controller_data(
     charm: ops.CharmBase, endpoint: str, missing: type[Exception] = Blocked
 ) -> ControllerProviderAppData:
     """What l2sm-controller published on `endpoint`, once it is ready."""
     relation = charm.model.get_relation(endpoint)
     if relation is None or relation.app is None:
-        hint = f"juju integrate {charm.app.name}:{endpoint} l2sm-controller"
+        hint = integrate_command(charm, f"{charm.app.name}:{endpoint}", "l2sm-controller")
         raise missing(
             f"integrate with l2sm-controller: {hint}"
             if missing is Blocked
@@ -196,7 +209,9 @@ class ReconcilingCharm(ops.CharmBase):
             return
         if not self.unit.is_leader():
             action = event.handle.kind.removesuffix("_action").replace("_", "-")
-            event.fail(f"run this on the leader unit: juju run {self.app.name}/leader {action}")
+            event.fail(
+                f"run this on the leader unit: {run_action_command(self, f'{self.app.name}/leader', action)}"
+            )
             return
         try:
             event.set_results(body(params))
