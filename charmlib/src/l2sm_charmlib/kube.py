@@ -16,19 +16,16 @@ from lightkube.resources.core_v1 import Node, Pod, Service
 from lightkube.types import CascadeType, PatchType
 
 from l2sm_core.manifests import L2SM_GROUP, L2SM_VERSION, SPEC_HASH
+from l2sm_core.manifests.crds import CRD_KINDS, plural
 
 logger = logging.getLogger(__name__)
 
-L2Network = create_namespaced_resource(L2SM_GROUP, L2SM_VERSION, "L2Network", "l2networks")
-Overlay = create_namespaced_resource(L2SM_GROUP, L2SM_VERSION, "Overlay", "overlays")
-NetworkEdgeDevice = create_namespaced_resource(
-    L2SM_GROUP, L2SM_VERSION, "NetworkEdgeDevice", "networkedgedevices"
+# Every kind the L2S-M CRDs define (one list, in the core): deleting a CRD deletes all
+# objects of its kind.
+L2SM_KINDS = tuple(
+    create_namespaced_resource(L2SM_GROUP, L2SM_VERSION, kind, plural(kind)) for kind in CRD_KINDS
 )
-QuarantinePodRequest = create_namespaced_resource(
-    L2SM_GROUP, L2SM_VERSION, "QuarantinePodRequest", "quarantinepodrequests"
-)
-# Every kind the L2S-M CRDs define: deleting a CRD deletes all objects of its kind.
-L2SM_KINDS = (L2Network, Overlay, NetworkEdgeDevice, QuarantinePodRequest)
+L2Network, Overlay, NetworkEdgeDevice, QuarantinePodRequest = L2SM_KINDS
 NetworkAttachmentDefinition = create_namespaced_resource(
     "k8s.cni.cncf.io", "v1", "NetworkAttachmentDefinition", "network-attachment-definitions"
 )

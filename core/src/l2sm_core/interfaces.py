@@ -13,7 +13,7 @@ import ipaddress
 import json
 import re
 import urllib.parse
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import pydantic
 
@@ -60,9 +60,22 @@ class ControllerProviderAppData(_Databag):
     """`l2sm_controller` interface, v0: what the controller application publishes.
 
     `cluster-ip` is given beside `host` because switch pods may not resolve cluster DNS.
-    The REST credentials are never in the databag: only the id of a Juju secret (granted to
-    the relation) holding `username` and `password`.
+    The REST credentials are never in the databag, only a reference, `credentials-secret`,
+    in one of two forms:
+
+    - `secret:<id>`: a Juju secret granted to the relation, holding `username` and
+      `password` (Juju 3.0.3 and later);
+    - `kubernetes:<namespace>/<name>`: a Kubernetes Secret (Juju 2.9, which has no Juju
+      secrets), holding the keys `controller-credentials.username` and
+      `controller-credentials.password`, base64 as every Secret value. A charm deployed
+      with `--trust` reads it through the Kubernetes API (`kubernetes_secret` gives the
+      namespace and name). Its other keys are the controller's own.
+
+    A controller whose Juju is upgraded from 2.9 moves the credentials into a Juju secret
+    and publishes its id instead; readers follow whichever form they find.
     """
+
+    KUBERNETES_PREFIX: ClassVar[str] = "kubernetes:"
 
     host: str = pydantic.Field(description="In-cluster DNS name of the controller Service")
     # The operator looks for switch attachments (NADs) only here: the Overlay must live here too.
@@ -86,9 +99,34 @@ class ControllerProviderAppData(_Databag):
     @pydantic.field_validator("credentials_secret")
     @classmethod
     def _secret(cls, value: str) -> str:
-        if not _SECRET_ID.fullmatch(value):
-            raise ValueError(f"{shown(value)} must be a Juju secret id (secret:...), never the credentials")
-        return value
+        if _SECRET_ID.fullmatch(value):
+            return value
+        if value.startswith(cls.KUBERNETES_PREFIX):
+            namespace, slash, name = value.removeprefix(cls.KUBERNETES_PREFIX).partition("/")
+            try:
+                if not slash:
+                    raise ValueError("no '/' between namespace and name")
+                dns1123_label(namespace)
+                _dns_name(name)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{shown(value)} is not a Kubernetes Secret reference "
+                    f"(kubernetes:<namespace>/<name>): {exc}"
+                ) from None
+            return value
+        raise ValueError(
+            f"{shown(value)} must be a Juju secret id (secret:...) or a Kubernetes Secret "
+            "reference (kubernetes:<namespace>/<name>), never the credentials"
+        )
+
+    @property
+    def kubernetes_secret(self) -> tuple[str, str] | None:
+        """(namespace, name) of the Kubernetes Secret holding the credentials, or None when
+        they are in a Juju secret."""
+        if not self.credentials_secret.startswith(self.KUBERNETES_PREFIX):
+            return None
+        namespace, _, name = self.credentials_secret.removeprefix(self.KUBERNETES_PREFIX).partition("/")
+        return namespace, name
 
     @pydantic.field_validator("namespace")
     @classmethod
@@ -138,6 +176,10 @@ def interface_address(value: str) -> ipaddress.IPv4Interface:
         iface = None
     if iface is None or not _INTERFACE_ADDRESS.fullmatch(value):
         raise ValueError(f"{shown(value)} is not an IPv4 address with prefix length (a.b.c.d/len)")
+    # The rules of a network's CIDR (/8-/30) and of a host address on it.
+    if not 8 <= iface.network.prefixlen <= 30:
+        raise ValueError(f"{shown(value)}: the prefix length must be /8 to /30, as a network's cidr")
+    unicast_ipv4(str(iface.ip))
     return iface
 
 

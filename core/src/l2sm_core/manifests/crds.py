@@ -57,10 +57,10 @@ NETWORK_TYPES = ("ext-vnet", "vnet", "vlink")
 
 
 def crd_name(kind: str) -> str:
-    return f"{_plural(kind)}.{L2SM_GROUP}"
+    return f"{plural(kind)}.{L2SM_GROUP}"
 
 
-def _plural(kind: str) -> str:
+def plural(kind: str) -> str:
     try:
         return _PLURALS[kind]
     except KeyError:
@@ -394,7 +394,7 @@ _SCHEMAS = {
 
 def crd_schema(kind: str) -> Schema:
     """The openAPIV3Schema of a kind; a fresh copy on every call."""
-    _plural(kind)
+    plural(kind)
     return _SCHEMAS[kind]()
 
 
@@ -418,7 +418,7 @@ def custom_resource_definition(kind: str, app: str, model: str) -> dict[str, Any
                 "names": {
                     "kind": kind,
                     "listKind": f"{kind}List",
-                    "plural": _plural(kind),
+                    "plural": plural(kind),
                     "singular": kind.lower(),
                 },
                 "scope": "Namespaced",
