@@ -90,7 +90,8 @@ class L2smNetworkCharm(ReconcilingCharm):
         return config.network_name or self.app.name
 
     def _require_controller(self) -> None:
-        controller_data(self, CONTROLLER, missing=Waiting)
+        # A missing relation is Blocked: only an operator can integrate it.
+        controller_data(self, CONTROLLER, missing=Blocked)
         if self.kube.get(CustomResourceDefinition, crd_name("L2Network")) is None:
             raise Waiting("waiting for the L2S-M CRDs (l2sm-controller installs them)")
 

@@ -27,9 +27,31 @@ def kube(monkeypatch):
     return fake
 
 
+# OSM's controller (the oldest Juju the charm must run on) and the current LTS.
+JUJU_VERSIONS = ("2.9.43", "3.6.4")
+
+
+@pytest.fixture(params=JUJU_VERSIONS)
+def juju_version(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def ctx():
-    return testing.Context(charm.L2smNetworkCharm, app_name=APP)
+def ctx(juju_version):
+    return testing.Context(charm.L2smNetworkCharm, app_name=APP, juju_version=juju_version)
+
+
+def integrate_hint(juju_version: str) -> str:
+    """How the charm tells the operator to relate it to the controller, in that Juju's dialect."""
+    verb = "relate" if juju_version.startswith("2.") else "integrate"
+    return f"integrate with l2sm-controller: juju {verb} {APP}:controller l2sm-controller"
+
+
+def run_hint(juju_version: str, action: str) -> str:
+    """How the charm tells the operator to run an action on the leader, in that Juju's dialect."""
+    if juju_version.startswith("2."):
+        return f"juju run-action {APP}/leader {action} --wait"
+    return f"juju run {APP}/leader {action}"
 
 
 def controller_relation(data=None):

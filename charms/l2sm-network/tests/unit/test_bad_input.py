@@ -37,12 +37,12 @@ class Cluster:
     """A settled network: knf/0 holds 10.0.1.7 (static), knf/1 one from the pool, router/0
     holds 10.0.1.1 and routes 10.0.2.0/24. Each example starts from a copy of it."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self, monkeypatch, juju_version: str):
         self.kube = self._fresh({})
         monkeypatch.setattr(reconcile, "Client", lambda **_: self.kube)
         for crd in custom_resource_definitions("l2sm-controller", "l2sm"):
             self.kube.add(crd)
-        self.ctx = testing.Context(_charm_class(), app_name=APP)
+        self.ctx = testing.Context(_charm_class(), app_name=APP, juju_version=juju_version)
         knf = members("knf", {0: ("10.0.1.7/24", []), 1: ("", [])})
         router = members("router", {0: ("10.0.1.1/24", ["10.0.2.0/24"])})
         out = self.ctx.run(self.ctx.on.config_changed(), self.state([knf, router]))
@@ -106,8 +106,8 @@ def _charm_class():
 
 
 @pytest.fixture
-def cluster(monkeypatch):
-    return Cluster(monkeypatch)
+def cluster(monkeypatch, juju_version):
+    return Cluster(monkeypatch, juju_version)
 
 
 def _charm_stored(state: testing.State) -> frozenset:

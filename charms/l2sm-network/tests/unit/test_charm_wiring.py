@@ -5,7 +5,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import APP, CONTROLLER_DATA, MODEL, controller_relation, make_state, members
+from conftest import (
+    APP,
+    CONTROLLER_DATA,
+    MODEL,
+    controller_relation,
+    integrate_hint,
+    make_state,
+    members,
+    run_hint,
+)
 from ops import testing
 
 from l2sm_core.manifests import OWNER, OWNER_KIND
@@ -67,11 +76,11 @@ def test_rename_moves_the_network(ctx, kube):
     assert kube.find("L2Network", "net-b", MODEL)["metadata"]["labels"][OWNER] == APP
 
 
-def test_needs_the_controller(ctx, kube):
+def test_needs_the_controller(ctx, kube, juju_version):
+    # Only an operator can add the relation: Blocked, naming the command (OSM waits on
+    # Waiting units until its timeout; a Blocked one it reports).
     out = ctx.run(ctx.on.config_changed(), make_state(controller=False))
-    assert out.unit_status == testing.WaitingStatus(
-        f"waiting for the controller: juju integrate {APP}:controller l2sm-controller"
-    )
+    assert out.unit_status == testing.BlockedStatus(integrate_hint(juju_version))
     state = testing.State(
         leader=True,
         model=testing.Model(name=MODEL),
@@ -168,9 +177,10 @@ def test_metadata_promises():
         assert "application-name" in spec["params"] and spec["additionalProperties"] is False
 
 
-def test_show_only_on_the_leader(ctx, kube):
-    with pytest.raises(testing.ActionFailed, match=f"juju run {APP}/leader show"):
+def test_show_only_on_the_leader(ctx, kube, juju_version):
+    with pytest.raises(testing.ActionFailed) as info:
         ctx.run(ctx.on.action("show"), make_state(leader=False, config=CIDR))
+    assert info.value.message == f"run this on the leader unit: {run_hint(juju_version, 'show')}"
 
 
 def test_foreign_copy_anywhere_blocks_even_if_ours_exists(ctx, kube):

@@ -91,9 +91,24 @@ def kube(monkeypatch):
     return fake
 
 
+# OSM's controller (the oldest Juju the charm must run on) and the current LTS.
+JUJU_VERSIONS = ("2.9.43", "3.6.4")
+
+
+@pytest.fixture(params=JUJU_VERSIONS)
+def juju_version(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def ctx():
-    return testing.Context(charm.L2smSwitchCharm)
+def ctx(juju_version):
+    return testing.Context(charm.L2smSwitchCharm, juju_version=juju_version)
+
+
+def integrate_hint(juju_version: str, app: str = APP) -> str:
+    """How the charm tells the operator to relate it to the controller, in that Juju's dialect."""
+    verb = "relate" if juju_version.startswith("2.") else "integrate"
+    return f"integrate with l2sm-controller: juju {verb} {app}:controller l2sm-controller"
 
 
 def controller_relation(data=None):

@@ -47,8 +47,8 @@ def test_bad_overlay_name_keeps_the_live_overlay(ctx, kube, serving, name):
 
 
 @pytest.mark.parametrize("app", ["my-veth-switch", "s" * 51], ids=short)
-def test_an_application_name_that_cannot_name_the_overlay(kube, app):
-    ctx = testing.Context(__import__("charm").L2smSwitchCharm, app_name=app)
+def test_an_application_name_that_cannot_name_the_overlay(kube, juju_version, app):
+    ctx = testing.Context(__import__("charm").L2smSwitchCharm, app_name=app, juju_version=juju_version)
     out = ctx.run(ctx.on.config_changed(), make_state())
     assert out.unit_status.name == "blocked"
     assert "set option 'overlay-name'" in out.unit_status.message

@@ -5,17 +5,24 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import APP, CONTROLLER_DATA, NAMESPACE, controller_relation, knf_pod, make_state, replica_set
+from conftest import (
+    APP,
+    CONTROLLER_DATA,
+    NAMESPACE,
+    controller_relation,
+    integrate_hint,
+    knf_pod,
+    make_state,
+    replica_set,
+)
 from ops import testing
 
 from l2sm_core import naming
 
 
-def test_needs_the_controller(ctx, kube):
+def test_needs_the_controller(ctx, kube, juju_version):
     out = ctx.run(ctx.on.config_changed(), make_state(relation=False))
-    assert out.unit_status == testing.BlockedStatus(
-        f"integrate with l2sm-controller: juju integrate {APP}:controller l2sm-controller"
-    )
+    assert out.unit_status == testing.BlockedStatus(integrate_hint(juju_version))
     assert kube.writes == []
 
 
@@ -79,15 +86,13 @@ def test_events_of_interest_reconcile(ctx, kube, event):
     assert kube.find("Overlay", APP, NAMESPACE) is not None
 
 
-def test_relation_broken_keeps_the_fabric(ctx, kube):
+def test_relation_broken_keeps_the_fabric(ctx, kube, juju_version):
     ctx.run(ctx.on.config_changed(), make_state())
     relation = controller_relation()
     out = ctx.run(ctx.on.relation_broken(relation), make_state(relation=False, relations={relation}))
     # With fail_mode=secure the switches keep their flows: nothing is torn down.
     assert kube.find("Overlay", APP, NAMESPACE) is not None
-    assert out.unit_status == testing.BlockedStatus(
-        f"integrate with l2sm-controller: juju integrate {APP}:controller l2sm-controller"
-    )
+    assert out.unit_status == testing.BlockedStatus(integrate_hint(juju_version))
 
 
 def test_remove_deletes_the_overlay_after_the_relation_is_gone(ctx, kube):
