@@ -101,8 +101,19 @@ def applied(monkeypatch):
     return plans
 
 
-def ctx(unit_id=0):
-    return testing.Context(knf_charm.TestKnfCharm, unit_id=unit_id)
+# OSM's controller (the oldest Juju the library must run on) and the current LTS.
+JUJU_VERSIONS = ("2.9.43", "3.6.4")
+JUJU_VERSION = JUJU_VERSIONS[-1]  # what ctx() builds for; each test here runs under both
+
+
+@pytest.fixture(autouse=True, params=JUJU_VERSIONS)
+def juju_version(request, monkeypatch) -> str:
+    monkeypatch.setattr(sys.modules[__name__], "JUJU_VERSION", request.param)
+    return request.param
+
+
+def ctx(unit_id=0, juju_version: str | None = None):
+    return testing.Context(knf_charm.TestKnfCharm, unit_id=unit_id, juju_version=juju_version or JUJU_VERSION)
 
 
 def network(name, cidr, assignments=None, rejections=None, routes=None, relation_id=None):

@@ -24,6 +24,7 @@ from test_networks import (
     APP,
     GOOD_PLAN,
     GOOD_ROUTE,
+    JUJU_VERSIONS,
     MODEL,
     NET_A,
     ctx,
@@ -54,7 +55,8 @@ CIDR = ipaddress.IPv4Network("10.0.1.0/24")
 class Rig:
     """The boundaries the library talks to, reset to the steady state for every example."""
 
-    def __init__(self) -> None:
+    def __init__(self, juju_version: str) -> None:
+        self.juju_version = juju_version
         self.kube = FakeKube(default_namespace=MODEL)
         self.plans: list[list[Any]] = []
         self.steady_kube: FakeKube | None = None
@@ -72,16 +74,17 @@ class Rig:
         return self.before
 
 
-@pytest.fixture(scope="module")
-def rig():
-    rig = Rig()
+@pytest.fixture(scope="module", params=JUJU_VERSIONS)
+def rig(request):
+    """One steady state per Juju version: every example below runs under each."""
+    rig = Rig(request.param)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(library, "Client", lambda **_: rig.kube)
         mp.setattr(library, "_default_applier", rig.apply)
         rig.kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a"], ("charm",))))
         rig.kube.add(pod(networks=["net-a"], interfaces=["net1"]))
         a = network(**NET_A, assignments={UNIT: "10.0.1.10/24"}, routes=[GOOD_ROUTE])
-        c = ctx()
+        c = ctx(juju_version=rig.juju_version)
         before = c.run(c.on.config_changed(), state([a], config={"addresses": GOOD_ADDRESSES}))
         assert before.unit_status == testing.ActiveStatus("net-a 10.0.1.10/24 on net1")
         assert rig.plans[-1] == GOOD_PLAN
@@ -91,7 +94,7 @@ def rig():
 
 
 def run(rig: Rig, after: testing.State, event: str = "update_status", monkeypatch_forwards=None):
-    c = ctx()
+    c = ctx(juju_version=rig.juju_version)
     if event == "relation_changed":
         out = c.run(c.on.relation_changed(next(iter(after.relations))), after)
     else:
