@@ -392,6 +392,24 @@ def test_recreated_pod_gets_the_same_addresses_back(kube, applied):
     assert applied == [[InterfacePlan("net1", 1400, ("10.0.1.10/24",), ())]]
 
 
+def test_a_new_pod_without_the_stored_state_configures_the_same_addresses(kube, applied):
+    # The library's stored state lives in the charm container (ops' local storage, on Juju 2.9
+    # as on 3.x), so the pod restart its own template patch causes loses it. The addresses
+    # live in the network's databag: the new pod gets the same ones, and `ready` again.
+    a = network(**NET_A, assignments={"test-knf/0": "10.0.1.10/24"})
+    c = ctx()
+    first = c.run(c.on.config_changed(), state([a], config={"addresses": "net-a=10.0.1.10/24"}))
+    assert first.unit_status == testing.MaintenanceStatus("restarting pods to change their L2S-M networks")
+    kube.add(pod(networks=["net-a"], interfaces=["net1"]))
+    applied.clear()
+    c.emitted_events.clear()
+    out = c.run(c.on.start(), dataclasses.replace(first, stored_states=frozenset()))
+    assert applied == [[InterfacePlan("net1", 1400, ("10.0.1.10/24",), ())]]
+    assert out.unit_status == testing.ActiveStatus("net-a 10.0.1.10/24 on net1")
+    assert [e.network for e in c.emitted_events if isinstance(e, library.NetworkReadyEvent)] == ["net-a"]
+    assert out.get_relation(a.id).local_unit_data == first.get_relation(a.id).local_unit_data
+
+
 def test_pure_l2_network_is_ready_too(kube, applied):
     l2 = network(name="net-l2", cidr="")
     kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-l2"], ("charm",))))
