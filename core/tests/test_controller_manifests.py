@@ -65,3 +65,47 @@ def test_openflow_and_rest_stay_routed_while_the_pod_is_not_ready():
     # Readiness follows the manager (for the webhook); switches must not lose ONOS meanwhile.
     assert objects.sdn_service("a", "m", "a-0")["spec"]["publishNotReadyAddresses"] is True
     assert "publishNotReadyAddresses" not in objects.webhook_service("a", "m", "a-0")["spec"]
+
+
+# -- issue 9: the Secret holding the charm's secrets on Juju 2.9 -----------------------------
+
+ENTRIES = {
+    "webhook-tls": {"ca-cert": CA, "key": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n"},
+    "controller-credentials": {"username": "karaf", "password": "karaf"},
+}
+
+
+def test_charm_secret_validates_and_round_trips():
+    secret = objects.charm_secret("l2sm-controller", "l2sm", ENTRIES)
+    kubernetes_validate.validate(secret, K8S, strict=True)
+    assert secret["metadata"] == {
+        "name": objects.charm_secret_name("l2sm-controller"),
+        "namespace": "l2sm",
+        "labels": common_labels("l2sm-controller", "l2sm"),
+    }
+    assert SPEC_HASH not in str(secret)  # no digest of key material anywhere
+    assert sorted(secret["data"]) == [
+        "controller-credentials.password",
+        "controller-credentials.username",
+        "webhook-tls.ca-cert",
+        "webhook-tls.key",
+    ]
+    assert "karaf" not in str(secret)  # base64, as the API wants
+    assert objects.charm_secret_entries(secret) == ENTRIES
+
+
+def test_charm_secret_entries_ignore_what_is_not_ours():
+    secret = objects.charm_secret("a", "m", ENTRIES)
+    for foreign in ("token", ".hidden", "a..b", "tls.crt."):  # not `<label>.<key>`
+        secret["data"][foreign] = base64.b64encode(b"x").decode()
+    assert objects.charm_secret_entries(secret) == ENTRIES
+    assert objects.charm_secret_entries(None) == {}
+    assert objects.charm_secret_entries({"metadata": {}}) == {}
+
+
+@pytest.mark.parametrize(
+    "entries", [{"a.b": {"k": "v"}}, {"tls": {"a.b": "v"}}, {"": {"k": "v"}}, {"t": {"": "v"}}]
+)
+def test_charm_secret_refuses_labels_and_keys_it_could_not_read_back(entries):
+    with pytest.raises(ValueError, match="letters, digits"):
+        objects.charm_secret("a", "m", entries)

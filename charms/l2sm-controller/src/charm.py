@@ -13,6 +13,7 @@ import tls
 import workload
 from lightkube.core.exceptions import ApiError
 from models import CharmConfig, CreateNetworkParams, DeleteNetworkParams, NetworkParams, NoParams
+from secret_store import JujuSecrets, KubernetesSecrets, SecretStore
 
 from l2sm_charmlib.kube import (
     L2SM_KINDS,
@@ -41,7 +42,6 @@ CREDENTIALS_LABEL = "controller-credentials"
 TLS_LABEL = "webhook-tls"
 # The controller is in this pod: the charm container reaches its REST API on localhost.
 LOCAL_REST_URL = f"http://127.0.0.1:{objects.REST_PORT}"
-# Events after which the controller may have come back without its in-memory state.
 # A started manager needs a few seconds; waiting for it in the same hook lets the webhook,
 # status and relation data follow at once instead of at the next update-status.
 MANAGER_START_WAIT = 30.0
@@ -52,6 +52,9 @@ _NO_OPENFLOW = (
 )
 # The upstream operator's one finalizer, on L2S-M objects and on the pods it attaches.
 OPERATOR_FINALIZER = "l2sm.operator.io/finalizer"
+# Events after which the controller may have come back without its in-memory state.
+# Juju 2.9 has no Pebble check events (they came in 3.6): there update-status alone sees a
+# controller that restarted inside its container, within one update-status interval.
 RESYNC_EVENTS = (
     ops.PebbleReadyEvent,
     ops.PebbleCheckRecoveredEvent,
@@ -65,13 +68,20 @@ class L2smControllerCharm(ReconcilingCharm):
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework, self._assess)
+        self._secret_store: SecretStore | None = None
         self._stored.set_default(
             last_resync="",
             last_resync_summary="",
             last_repair="",
             last_repair_summary="",
             last_good_config="",
+            # Whether each workload answered since its plan was last (re)started: what a
+            # Pebble that counts no check successes (Juju 2.9's) cannot say.
+            served_controller=False,
+            served_manager=False,
         )
+        # The check events fire on Juju 3.6 and later only; nothing depends on them, they
+        # only make a restart visible sooner than the next update-status.
         for event in (
             self.on.controller_pebble_ready,
             self.on.manager_pebble_ready,
@@ -119,6 +129,17 @@ class L2smControllerCharm(ReconcilingCharm):
             self._stored.last_good_config = good
         return config
 
+    @property
+    def secrets(self) -> SecretStore:
+        """Juju secrets where this Juju has them, else the charm's own Kubernetes Secret."""
+        if self._secret_store is None:
+            own = KubernetesSecrets(self.kube, self.app.name, self.namespace)
+            self._secret_store = JujuSecrets(self.model, self.app, own) if self._has_secrets() else own
+        return self._secret_store
+
+    def _has_secrets(self) -> bool:
+        return self.model.juju_version.has_secrets
+
     def _vnets(self) -> VnetsClient:
         return VnetsClient(LOCAL_REST_URL, workload.REST_USERNAME, workload.REST_PASSWORD)
 
@@ -135,8 +156,9 @@ class L2smControllerCharm(ReconcilingCharm):
             except ControllerError as exc:
                 # The controller went away mid-way; its check or update-status brings us back.
                 logger.warning("controller stopped answering: %s", exc)
-        if not progress.forbidden:
-            self._publish(ready)
+        if not progress.forbidden and self._publish(ready) and isinstance(self.secrets, JujuSecrets):
+            # The relation data names the Juju secrets now: a Juju 2.9 past's Secret can go.
+            self.secrets.retire_legacy()
 
     def _converge(self, event: ops.EventBase) -> bool:
         """Cluster objects, certificates, controller, resync, manager, webhook: True when all
@@ -196,19 +218,18 @@ class L2smControllerCharm(ReconcilingCharm):
         """The stored bundle, issued on first use and reissued before it expires."""
         now = datetime.datetime.now(datetime.timezone.utc)
         names = self._webhook_dns_names()
-        try:
-            secret = self.model.get_secret(label=TLS_LABEL)
-            current = tls.WebhookTLS.from_secret(secret.get_content(refresh=True))
-        except ops.SecretNotFoundError:
+        stored = self.secrets.get(TLS_LABEL)
+        if stored is None:
             bundle = tls.issue(self.app.name, names, config.webhook_certificate_days, now)
-            self.app.add_secret(bundle.as_secret(), label=TLS_LABEL, description="L2S-M webhook CA and cert")
+            self.secrets.put(TLS_LABEL, bundle.as_secret(), "L2S-M webhook CA and cert")
             logger.info("issued webhook certificate for %s", ", ".join(names))
             return bundle
+        current = tls.WebhookTLS.from_secret(stored)
         reason = current.needs_renewal(names, config.webhook_renew_days, now)
         if reason is None:
             return current
         bundle = tls.issue(self.app.name, names, config.webhook_certificate_days, now, ca=current)
-        secret.set_content(bundle.as_secret())
+        self.secrets.put(TLS_LABEL, bundle.as_secret(), "L2S-M webhook CA and cert")
         logger.info("renewed webhook certificate: %s", reason)
         return bundle
 
@@ -219,6 +240,7 @@ class L2smControllerCharm(ReconcilingCharm):
         layer = workload.controller_layer()
         if workload.plan_differs(container.get_plan(), layer):
             container.add_layer("controller", layer, combine=True)
+            self._stored.served_controller = False
             _replan(container, "controller-image", "an l2sm-controller image")
         client = self._vnets()
         if not client.onos_ready():
@@ -241,7 +263,10 @@ class L2smControllerCharm(ReconcilingCharm):
                 raise Blocked(_MISSING_ARCHIVE) from None
             client.install_app(archive)
             logger.info("installed the vnets app into the controller")
-        return client.is_ready()
+        ready = client.is_ready()
+        if ready and not self._stored.served_controller:
+            self._stored.served_controller = True
+        return ready
 
     def _start_manager(self, bundle: tls.WebhookTLS) -> bool:
         container = self.unit.get_container("manager")
@@ -259,9 +284,13 @@ class L2smControllerCharm(ReconcilingCharm):
         started = False
         if workload.plan_differs(container.get_plan(), layer):
             container.add_layer("manager", layer, combine=True)
+            self._stored.served_manager = False
             _replan(container, "manager-image", "an l2sm-controller-manager image")
             started = True
-        return _manager_ready(container, wait=MANAGER_START_WAIT if started else 0.0)
+        ready = _manager_ready(container, wait=MANAGER_START_WAIT if started else 0.0)
+        if ready and not self._stored.served_manager:
+            self._stored.served_manager = True
+        return ready
 
     # -- resync -------------------------------------------------------------------------------
 
@@ -318,38 +347,34 @@ class L2smControllerCharm(ReconcilingCharm):
 
     # -- relation -----------------------------------------------------------------------------
 
-    def _credentials(self) -> ops.Secret:
-        try:
-            return self.model.get_secret(label=CREDENTIALS_LABEL)
-        except ops.SecretNotFoundError:
-            content = {"username": workload.REST_USERNAME, "password": workload.REST_PASSWORD}
-            return self.app.add_secret(content, label=CREDENTIALS_LABEL, description="L2S-M REST API")
-
-    def _publish(self, ready: bool) -> None:
-        """Tell related charms where the controller is, and whether it is ready yet."""
+    def _publish(self, ready: bool) -> bool:
+        """Tell related charms where the controller is, and whether it is ready yet. True when
+        every relation holds what this dispatch would say (also when there is none)."""
         relations = self.model.relations[RELATION]
         if not relations:
-            return
+            return True
         service = self.kube.get(Service, objects.sdn_service_name(self.app.name), self.namespace)
         cluster_ip = ((service or {}).get("spec") or {}).get("clusterIP")
         if not cluster_ip:
-            return  # nothing useful to say before the Service has an address
-        secret = self._credentials()
-        secret_id = secret.id or secret.get_info().id
-        data = ControllerProviderAppData.model_validate(
-            {
-                "host": f"{objects.sdn_service_name(self.app.name)}.{self.namespace}.svc.cluster.local",
-                "namespace": self.namespace,
-                "cluster-ip": cluster_ip,
-                "openflow-port": objects.OPENFLOW_PORT,
-                "rest-url": f"http://{cluster_ip}:{objects.REST_PORT}",
-                "ready": ready,
-                "credentials-secret": secret_id,
-            }
-        )
+            return False  # nothing useful to say before the Service has an address
+        credentials = {"username": workload.REST_USERNAME, "password": workload.REST_PASSWORD}
+        if self.secrets.get(CREDENTIALS_LABEL) != credentials:
+            self.secrets.put(CREDENTIALS_LABEL, credentials, "L2S-M REST API")
         for relation in relations:
-            secret.grant(relation)
+            data = ControllerProviderAppData.model_validate(
+                {
+                    "host": f"{objects.sdn_service_name(self.app.name)}.{self.namespace}.svc.cluster.local",
+                    "namespace": self.namespace,
+                    "cluster-ip": cluster_ip,
+                    "openflow-port": objects.OPENFLOW_PORT,
+                    "rest-url": f"http://{cluster_ip}:{objects.REST_PORT}",
+                    "ready": ready,
+                    # A reference only (granted to this relation where it is a Juju secret).
+                    "credentials-secret": self.secrets.reference(CREDENTIALS_LABEL, relation),
+                }
+            )
             relation.save(data, self.app)
+        return True
 
     # -- removal ------------------------------------------------------------------------------
 
@@ -368,6 +393,9 @@ class L2smControllerCharm(ReconcilingCharm):
                 objects.sdn_service_name(self.app.name),
             ):
                 self.kube.delete(Service, name, self.namespace)
+            # Juju removes its own secrets with the application; the Secret of Juju 2.9
+            # (or one a 2.9 past left) is the charm's to remove.
+            KubernetesSecrets(self.kube, self.app.name, self.namespace).delete()
             remaining = sorted(
                 f"{obj['kind']} {_ns(obj)}/{obj['metadata']['name']}"
                 for kind in L2SM_KINDS
@@ -451,13 +479,17 @@ class L2smControllerCharm(ReconcilingCharm):
             if not client.is_ready():
                 if client.app_state(VNETS_APP) is None and not controller.exists(workload.VNETS_ARCHIVE):
                     raise Blocked(_MISSING_ARCHIVE)
-                if _check_passed_before(controller, workload.CONTROLLER_CHECK):
+                if _check_passed_before(
+                    controller, workload.CONTROLLER_CHECK, self._stored.served_controller
+                ):
                     return ops.WaitingStatus(
                         "vnets app not answering: networks and ports wait; switches stay connected"
                     )
                 return ops.WaitingStatus("vnets app starting")
             if not manager.can_connect() or not _manager_ready(manager):
-                if manager.can_connect() and _check_passed_before(manager, workload.MANAGER_CHECK):
+                if manager.can_connect() and _check_passed_before(
+                    manager, workload.MANAGER_CHECK, self._stored.served_manager
+                ):
                     return ops.WaitingStatus(
                         "manager restarting: new L2S-M pods wait; switches stay connected"
                     )
@@ -627,19 +659,24 @@ def _manager_ready(container: ops.Container, wait: float = 0.0) -> bool:
     )
 
 
-def _check_passed_before(container: ops.Container, name: str) -> bool:
+def _check_passed_before(container: ops.Container, name: str, served: bool) -> bool:
     """A check that is down now but passed since its plan started: the workload ran, and
-    stopped answering (a restart, a hang), rather than never having started."""
+    stopped answering (a restart, a hang), rather than never having started. A Pebble that
+    counts no successes (Juju 2.9's, before Pebble 1.23) leaves it to what the charm saw
+    (`served`)."""
     info = container.get_checks(name).get(name)
-    return info is not None and info.status == ops.pebble.CheckStatus.DOWN and bool(info.successes)
+    if info is None or info.status != ops.pebble.CheckStatus.DOWN:
+        return False
+    return served if info.successes is None else info.successes > 0
 
 
 def _check_passed(container: ops.Container, name: str) -> bool:
-    """A check that is up and has passed at least once (Pebble starts checks as up)."""
+    """A check that is up and has passed at least once. Pebble starts checks as up, and the
+    Pebble of Juju 2.9 counts no successes (None): there the caller asks the workload."""
     info = container.get_checks(name).get(name)
     if info is None or info.status != ops.pebble.CheckStatus.UP:
         return False
-    return info.successes is None or info.successes > 0
+    return bool(info.successes)
 
 
 def _mutates_l2sm_pods(hook: dict[str, Any]) -> bool:

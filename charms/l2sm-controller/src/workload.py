@@ -40,15 +40,18 @@ def controller_layer() -> pebble.LayerDict:
             CONTROLLER_SERVICE: {
                 "override": "replace",
                 "summary": "ONOS 2.7 (the vnets app is installed by the charm)",
-                "command": f"{ONOS_HOME}/bin/onos-service server",
-                "working-dir": ONOS_HOME,
+                # From ONOS's home, as the image starts it. Not with `working-dir`: the Pebble
+                # of Juju 2.9 (1.1) has no such service field and refuses the whole layer.
+                # One command for every Juju, so a Juju upgrade never restarts ONOS.
+                "command": f"/bin/sh -c 'cd {ONOS_HOME} && exec bin/onos-service server'",
                 "startup": "enabled",
             }
         },
         "checks": {
             # No level: Juju turns a failing `ready` check into pod un-readiness, and a vnets
             # hiccup must not take OpenFlow off the switches. The charm reads it (status,
-            # check events); a restart on failure would keep killing ONOS while it starts.
+            # check events on Juju 3.6+, update-status everywhere); a restart on failure
+            # would keep killing ONOS while it starts.
             CONTROLLER_CHECK: {
                 "override": "replace",
                 "period": "10s",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import charm
+import ops
 import pytest
 import workload
 from ops import pebble, testing
 
 from l2sm_charmlib import reconcile
+from l2sm_core.manifests.controller import charm_secret, charm_secret_entries, charm_secret_name
 from l2sm_core.manifests.crds import custom_resource_definitions
 from l2sm_core.naming import device_id
 from l2sm_testing import samples
@@ -48,9 +52,76 @@ def controller(monkeypatch):
     fake.stop()
 
 
+# OSM's controller, and the LTS standalone users run: every test runs under both.
+JUJU_VERSIONS = ("2.9.43", "3.6.4")
+
+
+class JujuContext(testing.Context):
+    """A Context that also does what ops.testing leaves to the test: on Juju 2.9 no Pebble
+    check event is ever emitted (they came in 3.6), and its Pebble (1.1) counts no check
+    successes (ops reads None)."""
+
+    @property
+    def has_secrets(self) -> bool:
+        return ops.JujuVersion(self.juju_version).has_secrets
+
+    @property
+    def has_check_events(self) -> bool:
+        return ops.JujuVersion(self.juju_version) >= "3.6"
+
+    def run(self, event, state):
+        if not self.has_check_events and "pebble_check" in getattr(event, "name", ""):
+            raise AssertionError(f"Juju {self.juju_version} never emits {event.name}")
+        if ops.JujuVersion(self.juju_version).major < 3:
+            state, event = _without_check_successes(state, event)
+        return super().run(event, state)
+
+    def juju_run(self, unit: str, action: str) -> str:
+        """The command that runs an action, as this Juju's CLI spells it."""
+        if ops.JujuVersion(self.juju_version).major < 3:
+            return f"juju run-action {unit} {action} --wait"
+        return f"juju run {unit} {action}"
+
+
+def _without_check_successes(state, event):
+    """The state as the Pebble of Juju 2.9 reports it (and the event, if it names a container)."""
+    containers = set()
+    for container in state.containers:
+        infos = {dataclasses.replace(info, successes=None) for info in container.check_infos}
+        changed = dataclasses.replace(container, check_infos=infos)
+        containers.add(changed)
+        if getattr(event, "container", None) == container:
+            event = dataclasses.replace(event, container=changed)
+    return dataclasses.replace(state, containers=containers), event
+
+
+@pytest.fixture(params=JUJU_VERSIONS)
+def juju_version(request):
+    return request.param
+
+
 @pytest.fixture
-def ctx():
-    return testing.Context(charm.L2smControllerCharm)
+def ctx(juju_version):
+    return JujuContext(charm.L2smControllerCharm, juju_version=juju_version)
+
+
+def stored_secret(ctx, kube, state, label):
+    """What the charm keeps under `label`: a Juju secret, or its entry in the charm's
+    Kubernetes Secret where Juju has no secrets."""
+    if ctx.has_secrets:
+        secret = next((s for s in state.secrets if s.label == label), None)
+        return None if secret is None else secret.latest_content
+    return charm_secret_entries(kube.find("Secret", charm_secret_name(APP), NAMESPACE)).get(label)
+
+
+def with_stored_secret(ctx, kube, state, label, content):
+    """`state` with `label` already stored, where this Juju keeps it."""
+    if ctx.has_secrets:
+        secret = testing.Secret(tracked_content=content, label=label, owner="app")
+        return dataclasses.replace(state, secrets={*state.secrets, secret})
+    entries = charm_secret_entries(kube.find("Secret", charm_secret_name(APP), NAMESPACE))
+    kube.add(charm_secret(APP, NAMESPACE, {**entries, label: content}))
+    return state
 
 
 @pytest.fixture

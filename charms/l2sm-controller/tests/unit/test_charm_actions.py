@@ -153,7 +153,7 @@ def test_actions_refused_on_extra_units(ctx, kube, controller, oar_dir, action):
     params = {"name": "net-a"} if action == "create-network" else {}
     with pytest.raises(testing.ActionFailed) as info:
         ctx.run(ctx.on.action(action, params=params), make_state(oar_dir, leader=False))
-    assert info.value.message == f"run this on the leader unit: juju run {APP}/leader {action}"
+    assert info.value.message == f"run this on the leader unit: {ctx.juju_run(f'{APP}/leader', action)}"
     assert kube.writes == []
 
 

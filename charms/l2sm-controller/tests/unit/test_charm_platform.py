@@ -108,6 +108,8 @@ def test_only_the_manager_check_gates_readiness():
 
 @pytest.mark.usefixtures("crds_installed")
 def test_manager_restart_says_what_is_down(ctx, kube, controller, oar_dir):
+    served = ctx.run(ctx.on.update_status(), _state(oar_dir))  # the manager answered once
+    assert served.unit_status.name == "active"
     controller.manager_ready = False
     down = testing.CheckInfo(
         workload.MANAGER_CHECK,
@@ -123,7 +125,9 @@ def test_manager_restart_says_what_is_down(ctx, kube, controller, oar_dir):
         layers={"manager": pebble.Layer(workload.manager_layer(NAMESPACE))},
         service_statuses={"manager": pebble.ServiceStatus.ACTIVE},
     )
-    out = ctx.run(ctx.on.update_status(), _state(oar_dir, manager=manager))
+    out = ctx.run(
+        ctx.on.update_status(), _state(oar_dir, manager=manager, stored_states=served.stored_states)
+    )
     assert out.unit_status == testing.WaitingStatus(
         "manager restarting: new L2S-M pods wait; switches stay connected"
     )
@@ -133,9 +137,12 @@ def test_manager_restart_says_what_is_down(ctx, kube, controller, oar_dir):
 
 @pytest.mark.usefixtures("crds_installed")
 def test_vnets_hiccup_says_what_is_down(ctx, kube, controller, oar_dir):
+    served = ctx.run(ctx.on.update_status(), _state(oar_dir))  # the vnets app answered once
     controller.ready = False
     container = _running_controller(oar_dir, check_successes=40, check_status=pebble.CheckStatus.DOWN)
-    state = make_state(oar_dir, containers={container, manager_container()})
+    state = make_state(
+        oar_dir, containers={container, manager_container()}, stored_states=served.stored_states
+    )
     out = ctx.run(ctx.on.update_status(), state)
     assert out.unit_status == testing.WaitingStatus(
         "vnets app not answering: networks and ports wait; switches stay connected"
@@ -312,3 +319,23 @@ def test_network_deleted_while_rebuilt_is_not_left_behind(ctx, kube, controller,
     out = ctx.run(ctx.on.update_status(), _state(oar_dir))
     assert controller.networks == {}
     assert _stored(out)["last_repair"] == ""
+
+
+@pytest.mark.usefixtures("crds_installed")
+def test_a_manager_that_never_answered_is_starting_not_restarting(ctx, kube, controller, oar_dir):
+    # Down after a fresh plan, whatever Pebble counts: "starting" (Juju 2.9's Pebble counts
+    # no successes, so the charm goes by what it saw, and it saw nothing).
+    controller.manager_ready = False
+    down = testing.CheckInfo(
+        workload.MANAGER_CHECK, level=pebble.CheckLevel.READY, status=pebble.CheckStatus.DOWN, failures=3
+    )
+    manager = testing.Container(
+        "manager",
+        can_connect=True,
+        check_infos={down},
+        layers={"manager": pebble.Layer(workload.manager_layer(NAMESPACE))},
+        service_statuses={"manager": pebble.ServiceStatus.ACTIVE},
+    )
+    out = ctx.run(ctx.on.update_status(), _state(oar_dir, manager=manager))
+    assert out.unit_status == testing.WaitingStatus("manager starting")
+    assert kube.find("MutatingWebhookConfiguration", f"{APP}-{NAMESPACE}-pods") is None

@@ -1,19 +1,33 @@
-"""The l2sm-controller interface: address, ports, readiness, credentials as a secret id."""
+"""The l2sm-controller interface: address, ports, readiness, and the credentials only as a
+reference (a Juju secret id, or a Kubernetes Secret on Juju 2.9)."""
 
+import base64
 import json
+import logging
 
-from conftest import APP, NAMESPACE, make_state
+import charm
+import pytest
+from conftest import APP, JUJU_VERSIONS, NAMESPACE, JujuContext, make_state, stored_secret
 from ops import testing
 
 from l2sm_core.interfaces import ControllerProviderAppData
+from l2sm_core.manifests import common_labels
+
+CREDENTIALS = {"username": "karaf", "password": "karaf"}
 
 
-def test_publishes_address_and_secret(ctx, kube, controller, oar_dir):
+def _published(out, relation) -> ControllerProviderAppData:
+    raw = out.get_relation(relation.id).local_app_data
+    assert "karaf" not in json.dumps(raw)  # never the credentials themselves
+    return ControllerProviderAppData(**{k: json.loads(v) for k, v in raw.items()})
+
+
+def test_publishes_address_and_secret(ctx, kube, controller, oar_dir, caplog):
+    caplog.set_level(logging.DEBUG)
     relation = testing.Relation("l2sm-controller", remote_app_name="l2sm-switch")
     out = ctx.run(ctx.on.relation_joined(relation), make_state(oar_dir, relations={relation}))
 
-    raw = out.get_relation(relation.id).local_app_data
-    data = ControllerProviderAppData(**{k: json.loads(v) for k, v in raw.items()})
+    data = _published(out, relation)
     cluster_ip = kube.find("Service", f"{APP}-sdn", NAMESPACE)["spec"]["clusterIP"]
     assert data.cluster_ip == cluster_ip
     assert data.host == f"{APP}-sdn.{NAMESPACE}.svc.cluster.local"
@@ -21,12 +35,34 @@ def test_publishes_address_and_secret(ctx, kube, controller, oar_dir):
     assert data.openflow_port == 6633
     assert data.namespace == NAMESPACE
     assert data.ready is True
-    assert "karaf" not in json.dumps(raw)  # never the credentials themselves
+    assert stored_secret(ctx, kube, out, "controller-credentials") == CREDENTIALS
+    if ctx.has_secrets:
+        secret = next(s for s in out.secrets if s.label == "controller-credentials")
+        assert relation.id in secret.remote_grants
+        assert data.credentials_secret == secret.id
+        assert data.kubernetes_secret is None
+        assert kube.kinds("Secret") == []
+    else:
+        # Juju 2.9: one Secret the charm owns, named in the relation; no Juju secret exists.
+        assert not out.secrets
+        assert data.credentials_secret == f"kubernetes:{NAMESPACE}/{APP}-secrets"
+        assert data.kubernetes_secret == (NAMESPACE, f"{APP}-secrets")
+        (secret,) = kube.kinds("Secret")
+        assert secret["metadata"]["labels"] == common_labels(APP, NAMESPACE)
+        username = base64.b64decode(secret["data"]["controller-credentials.username"]).decode()
+        assert username == "karaf"
+        assert "BEGIN CERTIFICATE" in stored_secret(ctx, kube, out, "webhook-tls")["cert"]
+    assert "karaf" not in caplog.text and "PRIVATE KEY" not in caplog.text  # never logged
 
-    secret = next(s for s in out.secrets if s.label == "controller-credentials")
-    assert secret.tracked_content == {"username": "karaf", "password": "karaf"}
-    assert relation.id in secret.remote_grants
-    assert data.credentials_secret == secret.id
+
+def test_second_publish_writes_nothing(ctx, kube, controller, oar_dir):
+    relation = testing.Relation("l2sm-controller", remote_app_name="l2sm-switch")
+    out = ctx.run(ctx.on.relation_joined(relation), make_state(oar_dir, relations={relation}))
+    writes = list(kube.writes)
+    again = ctx.run(ctx.on.update_status(), out)
+    assert kube.writes == writes
+    assert again.get_relation(relation.id).local_app_data == out.get_relation(relation.id).local_app_data
+    assert {s.id: s.latest_content for s in again.secrets} == {s.id: s.latest_content for s in out.secrets}
 
 
 def test_not_ready_is_published_as_such(ctx, kube, controller, oar_dir):
@@ -44,3 +80,51 @@ def test_nothing_published_without_trust(ctx, kube, controller, oar_dir):
     relation = testing.Relation("l2sm-controller", remote_app_name="l2sm-switch")
     out = ctx.run(ctx.on.relation_changed(relation), make_state(oar_dir, relations={relation}))
     assert out.get_relation(relation.id).local_app_data == {}
+    assert not out.secrets
+
+
+# -- a controller whose Juju is upgraded from 2.9 ---------------------------------------------
+
+UPGRADED_TO = [v for v in JUJU_VERSIONS if JujuContext(charm.L2smControllerCharm, juju_version=v).has_secrets]
+
+
+@pytest.mark.parametrize("juju_version", UPGRADED_TO)
+def test_upgrade_from_29_moves_the_secrets_into_juju(juju_version, kube, controller, oar_dir):
+    relation = testing.Relation("l2sm-controller", remote_app_name="l2sm-switch")
+    old = JujuContext(charm.L2smControllerCharm, juju_version="2.9.43")
+    before = old.run(old.on.relation_joined(relation), make_state(oar_dir, relations={relation}))
+    assert _published(before, relation).kubernetes_secret == (NAMESPACE, f"{APP}-secrets")
+    hook = kube.find("MutatingWebhookConfiguration", f"{APP}-{NAMESPACE}-pods")
+    tls_before = stored_secret(old, kube, before, "webhook-tls")
+
+    new = JujuContext(charm.L2smControllerCharm, juju_version=juju_version)
+    after = new.run(new.on.upgrade_charm(), before)
+
+    # The same CA and certificate, now in Juju secrets: the webhook and the manager keep them.
+    assert stored_secret(new, kube, after, "webhook-tls") == tls_before
+    assert stored_secret(new, kube, after, "controller-credentials") == CREDENTIALS
+    assert kube.find("MutatingWebhookConfiguration", f"{APP}-{NAMESPACE}-pods") == hook
+    data = _published(after, relation)
+    secret = next(s for s in after.secrets if s.label == "controller-credentials")
+    assert data.credentials_secret == secret.id and relation.id in secret.remote_grants
+    # Named nowhere any more, the Kubernetes Secret goes.
+    assert kube.kinds("Secret") == []
+    assert after.unit_status.name == "active"
+
+
+@pytest.mark.parametrize("juju_version", UPGRADED_TO)
+def test_upgrade_keeps_the_kubernetes_secret_until_all_of_it_moved(juju_version, kube, controller, oar_dir):
+    relation = testing.Relation("l2sm-controller", remote_app_name="l2sm-switch")
+    old = JujuContext(charm.L2smControllerCharm, juju_version="2.9.43")
+    before = old.run(old.on.relation_joined(relation), make_state(oar_dir, relations={relation}))
+    tls_before = stored_secret(old, kube, before, "webhook-tls")
+    # Multus went away: the reconcile stops before the webhook certificate is read.
+    kube.objects.pop(("CustomResourceDefinition", "", "network-attachment-definitions.k8s.cni.cncf.io"))
+
+    new = JujuContext(charm.L2smControllerCharm, juju_version=juju_version)
+    after = new.run(new.on.upgrade_charm(), before)
+    assert after.unit_status.name == "blocked"
+    assert {s.label for s in after.secrets} == {"controller-credentials"}
+    assert _published(after, relation).credentials_secret.startswith("secret:")
+    # The certificate lives only in the Kubernetes Secret yet: it stays.
+    assert stored_secret(old, kube, after, "webhook-tls") == tls_before

@@ -1,12 +1,12 @@
-"""Webhook certificates: issued, stored in a Juju secret, renewed before expiry."""
+"""Webhook certificates: issued, stored (a Juju secret, or the charm's Kubernetes Secret on
+Juju 2.9), renewed before expiry."""
 
 import datetime
 
 import tls
 import workload
-from conftest import APP, NAMESPACE, make_state
+from conftest import APP, NAMESPACE, make_state, stored_secret, with_stored_secret
 from cryptography import x509
-from ops import testing
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 NAMES = [f"{APP}-webhook.{NAMESPACE}.svc", f"{APP}-webhook.{NAMESPACE}.svc.cluster.local"]
@@ -40,11 +40,10 @@ def test_reissue_keeps_the_ca_unless_it_expires():
 
 def test_charm_renews_before_expiry(ctx, kube, controller, oar_dir):
     old = tls.issue(APP, NAMES, 30, NOW - datetime.timedelta(days=25))  # 5 days left
-    secret = testing.Secret(tracked_content=old.as_secret(), label="webhook-tls", owner="app")
-    state = make_state(oar_dir, secrets={secret})
+    state = with_stored_secret(ctx, kube, make_state(oar_dir), "webhook-tls", old.as_secret())
     out = ctx.run(ctx.on.update_status(), state)
 
-    renewed = tls.WebhookTLS.from_secret(out.get_secret(label="webhook-tls").latest_content)
+    renewed = tls.WebhookTLS.from_secret(stored_secret(ctx, kube, out, "webhook-tls"))
     assert renewed.cert != old.cert
     assert renewed.ca_cert == old.ca_cert  # the webhook's caBundle stays valid
     assert renewed.not_after() > NOW + datetime.timedelta(days=300)
@@ -54,9 +53,9 @@ def test_charm_renews_before_expiry(ctx, kube, controller, oar_dir):
 
 def test_charm_keeps_a_valid_certificate(ctx, kube, controller, oar_dir):
     current = tls.issue(APP, NAMES, 365, NOW)
-    secret = testing.Secret(tracked_content=current.as_secret(), label="webhook-tls", owner="app")
-    out = ctx.run(ctx.on.update_status(), make_state(oar_dir, secrets={secret}))
-    assert out.get_secret(label="webhook-tls").latest_content == current.as_secret()
+    state = with_stored_secret(ctx, kube, make_state(oar_dir), "webhook-tls", current.as_secret())
+    out = ctx.run(ctx.on.update_status(), state)
+    assert stored_secret(ctx, kube, out, "webhook-tls") == current.as_secret()
 
 
 def test_new_ca_is_trusted_before_the_new_cert_is_served(ctx, kube, controller, oar_dir):
@@ -67,14 +66,16 @@ def test_new_ca_is_trusted_before_the_new_cert_is_served(ctx, kube, controller, 
     old = tls.issue(APP, NAMES, 365, NOW - datetime.timedelta(days=3640))  # its CA expires soon
     first = ctx.run(ctx.on.update_status(), make_state(oar_dir))  # installs the webhook
     assert kube.find("MutatingWebhookConfiguration", f"{APP}-{NAMESPACE}-pods") is not None
-    secret = testing.Secret(tracked_content=old.as_secret(), label="webhook-tls", owner="app")
     # The manager is not ready in this hook, so only the early webhook update can have run.
     controller.manager_ready = False
     containers = {controller_container(oar_dir), manager_container(ready=False)}
-    out = ctx.run(ctx.on.update_status(), make_state(oar_dir, secrets={secret}, containers=containers))
+    state = with_stored_secret(
+        ctx, kube, make_state(oar_dir, containers=containers), "webhook-tls", old.as_secret()
+    )
+    out = ctx.run(ctx.on.update_status(), state)
     assert first.unit_status.name == "active" and out.unit_status.name == "waiting"
 
-    renewed = tls.WebhookTLS.from_secret(out.get_secret(label="webhook-tls").latest_content)
+    renewed = tls.WebhookTLS.from_secret(stored_secret(ctx, kube, out, "webhook-tls"))
     assert renewed.ca_cert != old.ca_cert
     hook = kube.find("MutatingWebhookConfiguration", f"{APP}-{NAMESPACE}-pods")
     bundle = base64.b64decode(hook["webhooks"][0]["clientConfig"]["caBundle"]).decode()

@@ -1,8 +1,11 @@
-"""Objects the l2sm-controller charm applies: Services, the pod webhook, action-made networks."""
+"""Objects the l2sm-controller charm applies: Services, the pod webhook, action-made networks,
+and (on Juju 2.9) the Secret holding what Juju 3 keeps in Juju secrets."""
 
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from l2sm_core.manifests import OWNER_KIND_ACTION, common_labels, with_spec_hash
@@ -129,3 +132,51 @@ def pod_webhook(app: str, namespace: str, ca_pem: str) -> dict[str, Any]:
 def action_network(app: str, namespace: str, name: str, cidr: str | None) -> dict[str, Any]:
     """An L2Network made by the create-network action, labelled so l2sm-network apps keep off."""
     return l2network(app, namespace, name, OWNER_KIND_ACTION, cidr)
+
+
+# Kubernetes Secret keys: `<label>.<key>`, both parts of this alphabet (the API allows dots
+# in a key, so the label and the key stay apart without escaping).
+_SECRET_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def charm_secret_name(app: str) -> str:
+    return f"{app}-secrets"
+
+
+def charm_secret(app: str, namespace: str, entries: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """One Secret for every secret the charm keeps where Juju has none (Juju 2.9): each entry
+    is a label (as a Juju secret would carry) with its content, stored as `<label>.<key>`.
+
+    No spec hash: a digest of key material has no business in an annotation; the charm
+    compares the content itself before it applies.
+    """
+    data = {}
+    for label, content in entries.items():
+        for key, value in content.items():
+            for part in (label, key):
+                if not _SECRET_PART.fullmatch(part):
+                    raise ValueError(f"secret label or key {part!r}: letters, digits, '-' and '_' only")
+            data[f"{label}.{key}"] = base64.b64encode(value.encode()).decode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": charm_secret_name(app),
+            "namespace": namespace,
+            "labels": common_labels(app, namespace),
+        },
+        "type": "Opaque",
+        "data": data,
+    }
+
+
+def charm_secret_entries(secret: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
+    """The entries of a Secret `charm_secret` built (label -> content); keys of any other
+    shape are not ours and are left out."""
+    entries: dict[str, dict[str, str]] = {}
+    for name, value in ((secret or {}).get("data") or {}).items():
+        label, dot, key = name.partition(".")
+        if not dot or not _SECRET_PART.fullmatch(label) or not _SECRET_PART.fullmatch(key):
+            continue
+        entries.setdefault(label, {})[key] = base64.b64decode(value).decode()
+    return entries
