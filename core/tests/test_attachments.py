@@ -51,6 +51,13 @@ def test_pod_endpoints_follow_order():
     assert result == {"net-a": [f"{dev}/3"], "net-b": [f"{dev}/7"]}
 
 
+def test_networks_made_outside_juju_may_have_dots():
+    # helm and kubectl make L2Networks with any name the API server takes.
+    pod = attachments.read_pod(_pod("node-a", "cdn.video-net", "l2sm/ov-veth2@net1"))
+    assert pod.problems == ()
+    assert pod.endpoints() == {"cdn.video-net": [f"{device_id('node-a')}/2"]}
+
+
 def test_multus_text_form_and_missing():
     dev = device_id("worker1")
     pod = attachments.read_pod(_pod("worker1", "net-a", "l2sm/ov-veth2@net1"))
@@ -82,9 +89,9 @@ def test_ports_in_use_per_node():
     ("l2sm", "multus", "fragment"),
     [
         ('[{"name": "net-a", "ips": 5}]', "", "'ips'"),
-        ('[{"name": "Net_A"}]', "", "not a DNS-1123 label"),
-        ("net-a, ../x", "", "not a DNS-1123 label"),
-        ('{"name": "net-a"}', "", "not a DNS-1123 label"),
+        ('[{"name": "Net_A"}]', "", "not a DNS-1123 subdomain"),
+        ("net-a, ../x", "", "not a DNS-1123 subdomain"),
+        ('{"name": "net-a"}', "", "not a DNS-1123 subdomain"),
         ("[" * 5000 + "]" * 5000, "", "not valid JSON"),
         ("net-a", '{"name": "x"}', ""),  # a Multus object, not a list: names nothing
         ("net-a", '[{"name": 5}, "ov-veth1"]', ""),
@@ -119,5 +126,5 @@ def test_any_pod_reads_without_raising(l2sm, multus, spec):
     pod["spec"] = spec
     read = attachments.read_pod(pod)
     for network, endpoints in read.endpoints().items():
-        assert attachments.dns1123_label(network) == network
+        assert attachments.dns1123_subdomain(network) == network
         assert endpoints

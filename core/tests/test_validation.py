@@ -10,6 +10,7 @@ from l2sm_core.validation import (
     Flag,
     describe_validation_error,
     dns1123_label,
+    dns1123_subdomain,
     image_reference,
     ipv4_prefix,
     route_prefix,
@@ -235,7 +236,15 @@ def test_long_values_are_clipped_in_messages():
     assert len(describe_validation_error(err.value)) < 300
 
 
-_VALIDATORS = [dns1123_label, ipv4_prefix, route_prefix, unicast_ipv4, image_reference]
+_VALIDATORS = [dns1123_label, dns1123_subdomain, ipv4_prefix, route_prefix, unicast_ipv4, image_reference]
+
+
+def test_subdomains():
+    assert dns1123_subdomain("cdn.video-net") == "cdn.video-net"
+    assert dns1123_subdomain("a" * 63 + "." + "b" * 63) == "a" * 63 + "." + "b" * 63
+    for bad in ["", "cdn..net", ".cdn", "cdn.", "Cdn.net", "cdn.net\n", "a" * 254]:
+        with pytest.raises(ValueError, match=r"DNS-1123 subdomain|at most 253|non-empty"):
+            dns1123_subdomain(bad)
 
 
 @given(

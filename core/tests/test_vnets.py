@@ -131,6 +131,9 @@ def test_network_text_as_upstream_writes_it():
     assert vnets.parse_network_text("net-a", text) == [EP1, "of:cc4d87e0ca1f6b49/12", EP1]
     mirrored = "Id: n\nEndpoints: \nTunnel Ids: \nMirror Port: of:cc4d87e0ca1f6b49/2\n"
     assert vnets.parse_network_text("n", mirrored) == []
+    # Releases before port mirroring end after the tunnel ids.
+    older = "Id: n\nEndpoints: \n -of:cc4d87e0ca1f6b49/2\nTunnel Ids: \n -1001\n"
+    assert vnets.parse_network_text("n", older) == ["of:cc4d87e0ca1f6b49/2"]
 
 
 @pytest.mark.parametrize(
@@ -142,6 +145,8 @@ def test_network_text_as_upstream_writes_it():
         "Id: net-a\nEndpoints: \n -of:e5e40be8c6b4bf54/1\nMirror Port: null\n",
         "Id: net-a\nEndpoints: \n -of:e5e40be8c6b4bf54/1 \nTunnel Ids: \nMirror Port: null\n",
         "Id: net-a\nEndpoints: \nTunnel Ids: \nMirror Port: null\nMirror Port: null\n",
+        "Id: net-a\nEndpoints: \nTunnel Ids: \n -1001\nSomething: else\n",
+        "Id: net-a\nEndpoints: \nTunnel Ids: \n -1001",
         "Id: net-a\r\nEndpoints: \r\nTunnel Ids: \r\nMirror Port: null\r\n",
         '{"networkId": "net-a", "networkEndpoints": []}',
     ],

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from l2sm_core.naming import port_endpoint
-from l2sm_core.validation import dns1123_label, shown
+from l2sm_core.validation import dns1123_subdomain, shown
 
 L2SM_NETWORKS_ANNOTATION = "l2sm/networks"
 L2SM_ERROR_ANNOTATION = "l2sm/error"
@@ -44,8 +44,9 @@ def _json_list(text: str, annotation: str) -> list[Any]:
 
 
 def _network_name(name: Any) -> str:
+    # Any L2Network name the API server takes: networks made with helm or kubectl may have dots.
     try:
-        return dns1123_label(name)
+        return dns1123_subdomain(name)
     except ValueError as exc:
         raise ValueError(f"{L2SM_NETWORKS_ANNOTATION}: network name {exc}") from None
 

@@ -16,7 +16,9 @@ DELETE /{id} drop it, and a port held without its record is not forwarded for. S
   so it is rebuilt: deleted and made again with each port once. A network whose wanted
   port shares its record with a stale copy elsewhere is rebuilt too (removing that copy
   drops the record);
-- `apply_resync` removes first and adds last, so no removal undoes a fresh record.
+- `apply_resync` deletes the networks to rebuild first, then removes, then adds: an
+  interruption anywhere leaves a network absent (which the next resync sees) rather than
+  holding a port without its record (which no read can see).
 """
 
 from __future__ import annotations
@@ -152,15 +154,22 @@ def plan_resync(desired: DesiredState, held: HeldState) -> ResyncPlan:
             confirmed=len(wanted & set(counts)),
             unexplained=tuple(sorted(unexplained)),
         )
-    for name, plan in plans.items():
-        if plan.recreate or plan.rebuild:
+    # A port kept by one network and stale in another shares one record: any call that takes
+    # the copy out (DELETE /port, or deleting that network) drops it. Both are rebuilt, and
+    # both deleted before anything else, so an interruption leaves them absent (seen and
+    # recreated next time), never holding a port without its record (seen by no read).
+    for name, plan in list(plans.items()):
+        if plan.recreate:
             continue
         shared = sorted(p for p in plan.keep if p in held.ports[name] and dropped.get(p, set()) - {name})
-        if shared:
-            others = sorted({n for p in shared for n in dropped[p]})
-            reason = (
-                f"removing stale {', '.join(shared)} from {', '.join(others)} drops its controller record"
-            )
+        for port in shared:
+            for other in sorted(dropped[port] - {name}):
+                reason = f"its stale copy of {port} shares a record with {name}"
+                if not plans[other].rebuild:
+                    plans[other] = dataclasses.replace(plans[other], rebuild=reason)
+        if shared and not plan.rebuild:
+            others = sorted({n for p in shared for n in dropped[p]} - {name})
+            reason = f"stale {', '.join(shared)} in {', '.join(others)} shares its controller record"
             plans[name] = dataclasses.replace(plan, rebuild=reason)
     return ResyncPlan(networks=tuple(plans.values()), unreadable=dict(held.unreadable), orphans=orphans)
 
@@ -170,7 +179,8 @@ class ResyncReport:
     networks_recreated: list[str] = field(default_factory=list)
     networks_present: list[str] = field(default_factory=list)
     networks_rebuilt: dict[str, str] = field(default_factory=dict)  # network -> why
-    ports_restored: int = 0  # posted to networks that were recreated or rebuilt
+    ports_restored: int = 0  # posted to networks that were recreated
+    ports_rebuilt: int = 0  # posted to networks that were rebuilt
     ports_confirmed: int = 0  # found held, once, where wanted: nothing sent
     ports_added: int = 0  # posted to present networks that lacked them
     ports_removed: int = 0  # stale copies removed
@@ -192,7 +202,9 @@ class ResyncReport:
         ]
         if self.networks_rebuilt:
             why = "; ".join(f"{n}: {r}" for n, r in sorted(self.networks_rebuilt.items()))
-            parts.append(f"{len(self.networks_rebuilt)} network(s) rebuilt ({why})")
+            parts.append(
+                f"{len(self.networks_rebuilt)} network(s) rebuilt with {self.ports_rebuilt} port(s) ({why})"
+            )
         if self.unexplained:
             held = "; ".join(f"{n}: {', '.join(p)}" for n, p in sorted(self.unexplained.items()))
             parts.append(f"ports no pod explains, left alone: {held}")
@@ -204,9 +216,14 @@ class ResyncReport:
 
 
 def apply_resync(client: VnetsClient, plan: ResyncPlan) -> ResyncReport:
-    """Run the plan: every removal first, every addition last. Unreachable or unauthorized
-    controllers abort (nothing else would work); a call the controller refuses is recorded,
-    and that network gets nothing more this time."""
+    """Run the plan so that no interruption can lose a port silently. A network to rebuild
+    is deleted FIRST: removing a stale copy elsewhere drops the shared port's record, and a
+    network left holding a port without its record looks healthy to every later read, while
+    a deleted one is simply absent and the next resync recreates it. Then the removals, one
+    port per call; then creations and additions.
+
+    Unreachable or unauthorized controllers abort (nothing else would work); a call the
+    controller refuses is recorded, and that network gets nothing more this time."""
     report = ResyncReport(
         orphans={k: sorted(v) for k, v in plan.orphans.items()},
         failures=[f"read {n}: {why}" for n, why in sorted(plan.unreadable.items())],
@@ -214,25 +231,46 @@ def apply_resync(client: VnetsClient, plan: ResyncPlan) -> ResyncReport:
     )
     rebuild = {p.network: p.rebuild for p in plan.networks if p.rebuild}
     failed: set[str] = set()
+    # Networks that only keep ports go before those holding stale copies: deleting a holder
+    # drops the record of the port it shares, and with the holder gone nothing would show
+    # that the keeper lost it.
+    holders = {p.network for p in plan.networks if p.remove}
+    for name in sorted(rebuild, key=lambda n: (n in holders, n)):
+        if not _call(report, failed, name, f"delete {name} to rebuild it", client.delete_network, name):
+            rebuild.pop(name)
+    # A stale copy may only go once every network sharing its record is deleted (above).
+    undeleted = {p.network for p in plan.networks if p.rebuild and p.network not in rebuild}
     for net in plan.networks:
         if net.recreate or net.rebuild:
             continue
         report.networks_present.append(net.network)
         report.ports_confirmed += net.confirmed
         for endpoint in net.remove:
+            if any(endpoint in p.keep for p in plan.networks if p.network in undeleted):
+                report.failures.append(
+                    f"kept stale {endpoint} in {net.network}: the network sharing it could not be rebuilt"
+                )
+                continue
             try:
                 client.remove_ports(net.network, [endpoint])
             except (ControllerUnreachable, ControllerUnauthorized):
                 raise
             except ControllerError as exc:
-                # The controller has no record of the port any more: only a rebuild takes
-                # the copy out of the list.
-                rebuild[net.network] = f"could not remove {endpoint}: {exc}"
-                break
+                if _still_holds(client, net.network, endpoint, report, failed):
+                    # Held without a record: only a rebuild takes the copy out of the list.
+                    reason = f"could not remove {endpoint}: {exc}"
+                    if _call(
+                        report,
+                        failed,
+                        net.network,
+                        f"delete {net.network}",
+                        client.delete_network,
+                        net.network,
+                    ):
+                        rebuild[net.network] = reason
+                    break
+                continue  # the operator took it out meanwhile
             report.ports_removed += 1
-    for name in sorted(rebuild):
-        if not _call(report, failed, name, f"delete {name} to rebuild it", client.delete_network, name):
-            rebuild.pop(name)
     for net in plan.networks:
         if net.network in failed:
             continue
@@ -251,11 +289,12 @@ def apply_resync(client: VnetsClient, plan: ResyncPlan) -> ResyncReport:
                 list(net.keep),
             ):
                 continue
-            report.ports_restored += len(net.keep)
             if net.recreate:
                 report.networks_recreated.append(net.network)
+                report.ports_restored += len(net.keep)
             else:
                 report.networks_rebuilt[net.network] = rebuild[net.network]
+                report.ports_rebuilt += len(net.keep)
         elif net.add and _call(
             report,
             failed,
@@ -268,6 +307,22 @@ def apply_resync(client: VnetsClient, plan: ResyncPlan) -> ResyncReport:
             report.ports_added += len(net.add)
     report.networks_present = [n for n in report.networks_present if n not in report.networks_rebuilt]
     return report
+
+
+def _still_holds(
+    client: VnetsClient, network: str, endpoint: str, report: ResyncReport, failed: set[str]
+) -> bool:
+    """After a refused removal, look again: the operator may have removed the port itself
+    meanwhile (a pod deleted during the resync), which needs no rebuild. An answer that
+    cannot be read counts as held, and the network gets nothing more this time."""
+    try:
+        return endpoint in client.network_ports(network)
+    except (ControllerUnreachable, ControllerUnauthorized):
+        raise
+    except ControllerError as exc:
+        report.failures.append(f"read {network} again: {exc}")
+        failed.add(network)
+        return False
 
 
 def _call(report: ResyncReport, failed: set[str], network: str, what: str, fn, *args) -> bool:

@@ -66,6 +66,21 @@ def dns1123_label(value: str) -> str:
     return value
 
 
+def dns1123_subdomain(value: str) -> str:
+    """Return value if it is a DNS-1123 subdomain: the rule for Kubernetes object names, so
+    for L2Networks made outside Juju (helm, kubectl), e.g. `cdn.video-net`."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty DNS-1123 subdomain")
+    if len(value) > 253:
+        raise ValueError(f"must be at most 253 characters, got {len(value)}")
+    if not all(_DNS1123_LABEL.fullmatch(label) for label in value.split(".")):
+        raise ValueError(
+            f"{shown(value)} is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', "
+            "each part starting and ending with a letter or digit"
+        )
+    return value
+
+
 def application_name(value: str) -> str:
     """A Juju application name, e.g. cdn-router (OSM names one in every primitive)."""
     if not isinstance(value, str) or len(value) > 63 or not _JUJU_APPLICATION.fullmatch(value):

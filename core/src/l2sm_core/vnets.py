@@ -69,7 +69,8 @@ def parse_network_text(name: str, text: str) -> list[str]:
     order and with repeats: the app keeps them in a list and never checks for duplicates.
 
     The text is, line by line: `Id: <name>`, `Endpoints: `, one ` -of:<dpid>/<port>` per
-    endpoint, `Tunnel Ids: `, one ` -<number>` per tunnel id, `Mirror Port: <endpoint|null>`.
+    endpoint, `Tunnel Ids: `, one ` -<number>` per tunnel id, then `Mirror Port:
+    <endpoint|null>` in releases that have mirroring (earlier ones end after the tunnel ids).
     Anything else (another layout, another network's id, an endpoint we cannot read) is an
     UnreadableNetwork: a guess here could post a port twice or leave a stale one behind.
     """
@@ -100,8 +101,10 @@ def parse_network_text(name: str, text: str) -> list[str]:
         if not _TUNNEL_ID.fullmatch(lines[index][2:]):
             raise refuse(f"tunnel id {lines[index][2:40]!r} is not a number")
         index += 1
+    if index == len(lines):
+        return endpoints  # a release without port mirroring
     if index != len(lines) - 1 or not lines[index].startswith("Mirror Port: "):
-        raise refuse("it does not end with one 'Mirror Port:' line")
+        raise refuse("it does not end after the tunnel ids or with one 'Mirror Port:' line")
     mirror = lines[index][len("Mirror Port: ") :]
     if mirror != "null" and not _ENDPOINT.fullmatch(mirror):
         raise refuse(f"mirror port {mirror[:40]!r} is neither null nor an endpoint")
@@ -188,7 +191,7 @@ class VnetsClient:
         self._expect(status, payload, (200, 201, 204), f"create network {name}")
 
     def describe_network(self, name: str) -> str:
-        """The controller's own text for the network; free-form, for display only."""
+        """The controller's own text for the network (`network_ports` parses it)."""
         status, payload = self._request("GET", f"{VNETS_PATH}/{_quote(name)}")
         return self._expect(status, payload, (200,), f"get network {name}").decode(errors="replace")
 

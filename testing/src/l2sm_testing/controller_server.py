@@ -54,6 +54,8 @@ class FakeController:
         self.refuse_create: set[str] = set()
         # Networks whose GET /{id} answers this text instead of the real description.
         self.garbled: dict[str, str] = {}
+        # After this many more writes the controller stops answering (a timeout mid-resync).
+        self._writes_left: int | None = None
         self._auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -85,6 +87,11 @@ class FakeController:
             self.port_network.clear()
             if lose_apps:
                 self.vnets_installed = False
+
+    def fail_after(self, writes: int | None) -> None:
+        """Stop answering once `writes` more POST/DELETE calls have been served (None: never)."""
+        with self._lock:
+            self._writes_left = writes
 
     def hold(self, network: str, *endpoints: str) -> None:
         """Set up what the controller holds, as if each endpoint had been posted in turn."""
@@ -155,6 +162,11 @@ class FakeController:
             def _dispatch(self, method: str):
                 body = self._body() if method in ("POST", "DELETE") else None
                 with fake._lock:
+                    if fake._writes_left is not None and method != "GET":
+                        if fake._writes_left <= 0:
+                            self.close_connection = True  # no answer at all: the client times out
+                            return None
+                        fake._writes_left -= 1
                     fake.requests.append((method, self.path, body))
                     if self.path == "/readyz":
                         return self._route(method, body)
@@ -242,10 +254,10 @@ class FakeController:
                         return self._reply(404)
                     return self._reply(200, text=fake._describe(name))
                 if method == "DELETE":
-                    # Unknown ids are only logged upstream; a known one takes its port records along.
+                    # Unknown ids are only logged upstream; a known one takes the record of every
+                    # port it lists along, whichever network that record names.
                     for endpoint in fake.networks.pop(name, []):
-                        if fake.port_network.get(endpoint, ("",))[0] == name:
-                            del fake.port_network[endpoint]
+                        fake.port_network.pop(endpoint, None)
                     fake.tunnel_ids.pop(name, None)
                     return self._reply(204)
                 return self._reply(405, text="method not allowed")
