@@ -1,6 +1,7 @@
 """Config, name ownership, controller, trust, leadership, removal, the show action."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,9 @@ def test_metadata_promises():
     assert meta["requires"]["controller"]["interface"] == "l2sm_controller"
     for spec in meta["actions"].values():
         assert "application-name" in spec["params"] and spec["additionalProperties"] is False
+    # Only what Juju 2.9 (OSM's controller) reads too: its option types, its action names.
+    assert {o["type"] for o in meta["config"]["options"].values()} <= {"string", "int", "float", "boolean"}
+    assert all(re.fullmatch(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?", name) for name in meta["actions"])
 
 
 def test_show_only_on_the_leader(ctx, kube, juju_version):

@@ -1,6 +1,7 @@
 """Relation, trust, leadership, removal, the show-topology action and charmcraft.yaml."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,6 @@ def test_metadata_promises():
     for spec in meta["actions"].values():
         assert "application-name" in spec["params"] and spec["additionalProperties"] is False
     assert meta["config"]["options"]["switch-image"]["default"] == "alexdecb/talpa:1.3.8"
+    # Only what Juju 2.9 (OSM's controller) reads too: its option types, its action names.
+    assert {o["type"] for o in meta["config"]["options"].values()} <= {"string", "int", "float", "boolean"}
+    assert all(re.fullmatch(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?", name) for name in meta["actions"])
