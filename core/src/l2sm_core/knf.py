@@ -19,15 +19,22 @@ from l2sm_core.attachments import (
     parse_l2sm_networks,
     veth_port_number,
 )
-from l2sm_core.validation import clip, dns1123_label, ipv4_prefix, route_prefix, shown, unicast_ipv4
+from l2sm_core.interfaces import ATTACHMENT_MTU, MIN_MTU
+from l2sm_core.validation import (
+    IPV4_WITH_LENGTH,
+    clip,
+    dns1123_label,
+    ipv4_prefix,
+    route_prefix,
+    shown,
+    unicast_ipv4,
+)
 
 # The L2S-M attachments are bridge-CNI veths of MTU 1400 (upstream's NADs); a larger MTU
 # would be dropped on the VXLAN mesh, a smaller one than IPv4's minimum breaks IPv4.
-MTU_MIN = 576
-MTU_MAX = 1400
+MTU_MIN = MIN_MTU
+MTU_MAX = ATTACHMENT_MTU
 ADDRESSES_MAX = 4096  # characters: dozens of networks fit; a pasted file does not
-_ADDRESS = re.compile(r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}")
-_PREFIX = _ADDRESS
 # Linux interface names: at most 15 bytes; no '/', ':' or whitespace.
 _IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
@@ -76,7 +83,7 @@ def parse_addresses(text: str) -> dict[str, str]:
 
 def _interface(entry: str, address: str) -> ipaddress.IPv4Interface:
     try:
-        if not _ADDRESS.fullmatch(address):
+        if not IPV4_WITH_LENGTH.fullmatch(address):
             raise ValueError(address)
         iface = ipaddress.IPv4Interface(address)
     except ValueError:
@@ -235,7 +242,7 @@ def plan_problems(plan: InterfacePlan) -> list[str]:
         try:
             # Any prefix, the default route too (which prefixes to accept is the plan's
             # maker's policy: `Membership.checked_plan` refuses /0 and special ranges).
-            if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+            if not isinstance(prefix, str) or not IPV4_WITH_LENGTH.fullmatch(prefix):
                 raise ValueError(f"{shown(prefix)} is not an IPv4 prefix (a.b.c.d/len)")
             ipaddress.IPv4Network(prefix)
             gateway = unicast_ipv4(via)

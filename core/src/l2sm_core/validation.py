@@ -15,7 +15,8 @@ import pydantic
 
 # fullmatch everywhere: `$` would let a trailing newline through.
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_IPV4_PREFIX = re.compile(r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}")
+# a.b.c.d/len, nothing else (ipaddress also takes netmasks and padded lengths).
+IPV4_WITH_LENGTH = re.compile(r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}")
 _IPV4_ADDRESS = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 # Juju's rule for application names: lowercase words joined by '-', no word of digits only.
 _JUJU_APPLICATION = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]*[a-z][a-z0-9]*)*")
@@ -140,7 +141,7 @@ def _parse_prefix(value: Any, text: str) -> ipaddress.IPv4Network:
         raise ValueError(f"{shown(value)} is not an IPv4 prefix: write it as a.b.c.d/len") from None
     if not isinstance(network, ipaddress.IPv4Network):
         raise ValueError(f"{shown(value)} is IPv6: only IPv4 prefixes are supported")
-    if not _IPV4_PREFIX.fullmatch(text):
+    if not IPV4_WITH_LENGTH.fullmatch(text):
         # ipaddress also takes netmasks and padded lengths (/255.255.255.0, /024): be strict.
         raise ValueError(f"{shown(value)} is not in a.b.c.d/len form: did you mean {network}?")
     return network
