@@ -128,3 +128,38 @@ def test_any_pod_reads_without_raising(l2sm, multus, spec):
     for network, endpoints in read.endpoints().items():
         assert attachments.dns1123_subdomain(network) == network
         assert endpoints
+
+
+def _live(uid, l2sm, multus, created="2026-12-01T10:00:00Z"):
+    pod = _pod("node-a", l2sm, multus, uid=uid, creationTimestamp=created)
+    return attachments.read_pod(pod)
+
+
+def test_ports_stay_where_a_pod_was_first_seen_whatever_its_annotations_say_later():
+    dev = device_id("node-a")
+    multus = "l2sm/ov-veth1@net1, l2sm/ov-veth2@net2"
+    first = attachments.settle_endpoints([_live("u1", "net-a, net-b", multus)], {})
+    assert first.pods[0][1] == {"net-a": [f"{dev}/1"], "net-b": [f"{dev}/2"]}
+    assert first.edited == ()
+    # `kubectl annotate --overwrite l2sm/networks='net-b, net-a'` on the running pod.
+    later = attachments.settle_endpoints([_live("u1", "net-b, net-a", multus)], first.memory)
+    assert later.pods[0][1] == first.pods[0][1]
+    assert later.edited == ("ns/p",)
+    # The same name, a new pod (new uid): read afresh; the old uid is forgotten.
+    new = attachments.settle_endpoints([_live("u2", "net-b, net-a", multus)], later.memory)
+    assert new.pods[0][1] == {"net-b": [f"{dev}/1"], "net-a": [f"{dev}/2"]}
+    assert set(new.memory) == {"u2"}
+
+
+def test_a_pod_not_attached_yet_is_not_remembered_empty():
+    pending = attachments.settle_endpoints([_live("u1", "net-a", "")], {})
+    assert pending.memory == {}
+    attached = attachments.settle_endpoints([_live("u1", "net-a", "l2sm/ov-veth3@net1")], pending.memory)
+    assert attached.pods[0][1] == {"net-a": [f"{device_id('node-a')}/3"]}
+
+
+def test_creation_time_and_uid_are_read_defensively():
+    pod = _live("u1", "net-a", "", created="2026-12-01T10:00:00Z")
+    assert pod.uid == "u1" and pod.created is not None and pod.created.year == 2026
+    assert _live("u1", "net-a", "", created="yesterday").created is None
+    assert attachments.read_pod({"metadata": {"uid": 5}}).uid == ""

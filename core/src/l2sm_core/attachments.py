@@ -7,6 +7,7 @@ switch, N being the number at the end of the attachment's name (`<overlay>-veth3
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -131,6 +132,8 @@ class PodAttachments:
     attachments: tuple[str, ...]  # Multus NAD names, in order
     gone: bool  # being deleted, or finished: its ports are released
     problems: tuple[str, ...] = ()
+    uid: str = ""
+    created: datetime.datetime | None = None  # creationTimestamp
 
     def endpoints(self) -> dict[str, list[str]]:
         """Network name -> the switch ports this pod holds on it."""
@@ -171,8 +174,52 @@ def read_pod(pod: Mapping[str, Any]) -> PodAttachments:
         attachments=nads,
         gone=bool(meta.get("deletionTimestamp")) or phase in ("Succeeded", "Failed"),
         problems=tuple(problems),
+        uid=uid if isinstance(uid := meta.get("uid"), str) else "",
+        created=_timestamp(meta.get("creationTimestamp")),
     )
+
+
+def _timestamp(value: Any) -> datetime.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        stamp = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else None
 
 
 def read_pods(pods: Iterable[Mapping[str, Any]]) -> list[PodAttachments]:
     return [read_pod(pod) for pod in pods]
+
+
+@dataclass(frozen=True)
+class SettledEndpoints:
+    """Which switch ports each pod holds, as first seen, and what to remember for next time."""
+
+    pods: tuple[tuple[PodAttachments, dict[str, list[str]]], ...]  # each pod, network -> ports
+    memory: dict[str, dict[str, list[str]]]  # pod uid -> network -> ports, as first seen
+    edited: tuple[str, ...]  # pods whose annotations now say something else
+
+
+def settle_endpoints(
+    pods: Iterable[PodAttachments], memory: Mapping[str, Mapping[str, list[str]]]
+) -> SettledEndpoints:
+    """A pod's interfaces are attached once, when it starts: upstream reads its annotations
+    only then. Anyone may edit them later (`kubectl annotate`), and trusting the edit would
+    move the pod's ports into other networks: an isolation breach. So what a pod (by uid)
+    was first seen to hold stands for as long as it lives; memory keeps only live uids."""
+    settled: list[tuple[PodAttachments, dict[str, list[str]]]] = []
+    kept: dict[str, dict[str, list[str]]] = {}
+    edited = []
+    for pod in pods:
+        now = pod.endpoints()
+        first = memory.get(pod.uid) if pod.uid else None
+        if first is not None:
+            if {k: sorted(v) for k, v in now.items()} != {k: sorted(v) for k, v in first.items()}:
+                edited.append(pod.pod)
+            now = {k: list(v) for k, v in first.items()}
+        if pod.uid and now:
+            kept[pod.uid] = now
+        settled.append((pod, now))
+    return SettledEndpoints(tuple(settled), kept, tuple(edited))
