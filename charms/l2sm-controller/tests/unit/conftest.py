@@ -59,7 +59,9 @@ JUJU_VERSIONS = ("2.9.43", "3.6.4")
 class JujuContext(testing.Context):
     """A Context that also does what ops.testing leaves to the test: on Juju 2.9 no Pebble
     check event is ever emitted (they came in 3.6), and its Pebble (1.1) counts no check
-    successes (ops reads None)."""
+    successes (ops reads None). Under 3.6 the tests' check infos count successes, as the
+    Pebble 1.26 of recent 3.6 releases and of 4.0 does (Pebble counts them from 1.23);
+    earlier 3.6 releases count none, which is the 2.9 path."""
 
     @property
     def has_secrets(self) -> bool:

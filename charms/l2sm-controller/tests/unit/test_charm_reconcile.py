@@ -175,11 +175,12 @@ def test_extra_unit_does_nothing(ctx, kube, controller, oar_dir):
     assert out.get_container("manager").service_statuses["manager"] == pebble.ServiceStatus.INACTIVE
 
 
-def test_leader_change_moves_services(kube, controller, oar_dir):
+def test_leader_change_moves_services(juju_version, kube, controller, oar_dir):
     import charm
+    from conftest import JujuContext
 
     for unit_id in (0, 1):
-        ctx = testing.Context(charm.L2smControllerCharm, unit_id=unit_id)
+        ctx = JujuContext(charm.L2smControllerCharm, unit_id=unit_id, juju_version=juju_version)
         ctx.run(ctx.on.leader_elected(), make_state(oar_dir))
         selector = kube.find("Service", f"{APP}-sdn", NAMESPACE)["spec"]["selector"]
         # Traffic follows the leader: the only unit whose workloads run.
