@@ -134,11 +134,9 @@ class L2smControllerCharm(ReconcilingCharm):
         """Juju secrets where this Juju has them, else the charm's own Kubernetes Secret."""
         if self._secret_store is None:
             own = KubernetesSecrets(self.kube, self.app.name, self.namespace)
-            self._secret_store = JujuSecrets(self.model, self.app, own) if self._has_secrets() else own
+            has_secrets = self.model.juju_version.has_secrets  # Juju 3.0.3 and later
+            self._secret_store = JujuSecrets(self.model, self.app, own) if has_secrets else own
         return self._secret_store
-
-    def _has_secrets(self) -> bool:
-        return self.model.juju_version.has_secrets
 
     def _vnets(self) -> VnetsClient:
         return VnetsClient(LOCAL_REST_URL, workload.REST_USERNAME, workload.REST_PASSWORD)
