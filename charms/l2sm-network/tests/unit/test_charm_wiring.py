@@ -99,6 +99,19 @@ def test_needs_the_controller(ctx, kube, juju_version):
     assert kube.writes == []
 
 
+def test_takes_a_kubernetes_secret_reference_from_a_juju_29_controller(ctx, kube):
+    # Juju 2.9 has no Juju secrets: the controller names its Kubernetes Secret instead (and
+    # keeps doing so after an upgrade until it moves them). The network never reads the
+    # credentials: either form serves.
+    data = CONTROLLER_DATA | {"credentials-secret": "kubernetes:l2sm/l2sm-controller-secrets"}
+    state = testing.State(
+        leader=True, model=testing.Model(name=MODEL), config=CIDR, relations={controller_relation(data)}
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert out.unit_status == testing.ActiveStatus(f"{APP} 10.0.1.0/24: 0 members")
+    assert kube.find("L2Network", APP, MODEL) is not None
+
+
 def test_waits_for_the_crds(ctx, kube):
     del kube.objects[("CustomResourceDefinition", "", "l2networks.l2sm.l2sm.k8s.local")]
     out = ctx.run(ctx.on.config_changed(), make_state(config=CIDR))

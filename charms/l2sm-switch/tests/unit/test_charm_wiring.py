@@ -27,6 +27,16 @@ def test_needs_the_controller(ctx, kube, juju_version):
     assert kube.writes == []
 
 
+def test_takes_a_kubernetes_secret_reference_from_a_juju_29_controller(ctx, kube):
+    # Juju 2.9 has no Juju secrets: the controller names its Kubernetes Secret instead (and
+    # keeps doing so after an upgrade until it moves them). The switch never reads the
+    # credentials: either form serves.
+    data = CONTROLLER_DATA | {"credentials-secret": "kubernetes:l2sm/l2sm-controller-secrets"}
+    out = ctx.run(ctx.on.config_changed(), make_state(data=data))
+    assert kube.find("Overlay", APP, NAMESPACE) is not None
+    assert out.unit_status == testing.WaitingStatus("0/3 switches ready; waiting on node-a, node-b, node-c")
+
+
 @pytest.mark.parametrize(
     ("data", "status"),
     [
