@@ -284,3 +284,12 @@ def test_bad_kubernetes_secret_references_refused(value, fragment):
     with pytest.raises(pydantic.ValidationError, match=re.escape(fragment)) as err:
         ControllerProviderAppData(**(GOOD | {"credentials-secret": value}))
     assert err.value.errors()[0]["loc"] == ("credentials-secret",)
+
+
+def test_a_juju_secret_uri_with_its_model_uuid_is_a_reference():
+    uri = "secret://0ba1b2c3-d4e5-4f60-8a1b-2c3d4e5f6a7b/cs0qk4fmp25c77ek0av0"
+    data = ControllerProviderAppData(**(GOOD | {"credentials-secret": uri}))
+    assert data.credentials_secret == uri and data.kubernetes_secret is None
+    for bad in ("secret://not-a-uuid/cs0qk4fmp25c77ek0av0", f"{uri}\n", "secret:///cs0qk4fmp25c77ek0av0"):
+        with pytest.raises(pydantic.ValidationError, match="Juju secret id"):
+            ControllerProviderAppData(**(GOOD | {"credentials-secret": bad}))

@@ -63,8 +63,8 @@ class ControllerProviderAppData(_Databag):
     The REST credentials are never in the databag, only a reference, `credentials-secret`,
     in one of two forms:
 
-    - `secret:<id>`: a Juju secret granted to the relation, holding `username` and
-      `password` (Juju 3.0.3 and later);
+    - `secret:<id>` or `secret://<model uuid>/<id>`: a Juju secret granted to the
+      relation, holding `username` and `password` (Juju 3.0.3 and later);
     - `kubernetes:<namespace>/<name>`: a Kubernetes Secret (Juju 2.9, which has no Juju
       secrets), holding the keys `controller-credentials.username` and
       `controller-credentials.password`, base64 as every Secret value. A charm deployed
@@ -76,6 +76,9 @@ class ControllerProviderAppData(_Databag):
     """
 
     KUBERNETES_PREFIX: ClassVar[str] = "kubernetes:"
+    # Juju writes a secret URI with its model's UUID (`secret://<uuid>/<id>`) where the
+    # secret may be read from another model, as across an OSM cross-model relation.
+    _MODEL_SECRET_ID: ClassVar[re.Pattern[str]] = re.compile(r"secret://[0-9a-f-]{36}/[a-z0-9]{20}")
 
     host: str = pydantic.Field(description="In-cluster DNS name of the controller Service")
     # The operator looks for switch attachments (NADs) only here: the Overlay must live here too.
@@ -99,7 +102,7 @@ class ControllerProviderAppData(_Databag):
     @pydantic.field_validator("credentials_secret")
     @classmethod
     def _secret(cls, value: str) -> str:
-        if _SECRET_ID.fullmatch(value):
+        if _SECRET_ID.fullmatch(value) or cls._MODEL_SECRET_ID.fullmatch(value):
             return value
         if value.startswith(cls.KUBERNETES_PREFIX):
             namespace, slash, name = value.removeprefix(cls.KUBERNETES_PREFIX).partition("/")
