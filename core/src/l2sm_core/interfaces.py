@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar
 import pydantic
 
 from l2sm_core.validation import (
+    IPV4_WITH_LENGTH,
     Flag,
     dns1123_label,
     ipv4_prefix,
@@ -37,7 +38,6 @@ MAX_REJECTION = 1024
 MAX_ROUTES = 1024
 NETWORK_TYPES = ("vnet", "ext-vnet", "vlink")  # upstream's L2Network types
 
-_INTERFACE_ADDRESS = re.compile(r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}")
 _SECRET_ID = re.compile(r"secret:[A-Za-z0-9][A-Za-z0-9/:._-]{0,254}")
 
 # JSON numbers only: a port or an MTU sent as "6633" or true is a mistake on the other side.
@@ -177,7 +177,7 @@ def interface_address(value: str) -> ipaddress.IPv4Interface:
         iface = ipaddress.IPv4Interface(value)
     except ValueError:
         iface = None
-    if iface is None or not _INTERFACE_ADDRESS.fullmatch(value):
+    if iface is None or not IPV4_WITH_LENGTH.fullmatch(value):
         raise ValueError(f"{shown(value)} is not an IPv4 address with prefix length (a.b.c.d/len)")
     # The rules of a network's CIDR (/8-/30) and of a host address on it.
     if not 8 <= iface.network.prefixlen <= 30:

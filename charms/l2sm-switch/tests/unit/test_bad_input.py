@@ -124,9 +124,19 @@ def _ready(value: object) -> bool:
 
 
 def _secret(value: object) -> bool:
+    # A Juju secret id or URI (Juju 3), or a Kubernetes Secret reference (Juju 2.9).
+    if not isinstance(value, str):
+        return False
+    if re.fullmatch(r"secret:[A-Za-z0-9][A-Za-z0-9/:._-]*", value, re.ASCII):
+        return True
+    namespace, slash, name = value.removeprefix("kubernetes:").partition("/")
     return (
-        isinstance(value, str)
-        and re.fullmatch(r"secret:[A-Za-z0-9][A-Za-z0-9/:._-]*", value, re.ASCII) is not None
+        value.startswith("kubernetes:")
+        and bool(slash)
+        and len(name) <= 253
+        and _LABEL.fullmatch(namespace) is not None
+        and len(namespace) <= 63
+        and all(_LABEL.fullmatch(part) for part in name.split("."))
     )
 
 
