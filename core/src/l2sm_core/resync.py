@@ -313,8 +313,9 @@ def _still_holds(
     client: VnetsClient, network: str, endpoint: str, report: ResyncReport, failed: set[str]
 ) -> bool:
     """After a refused removal, look again: the operator may have removed the port itself
-    meanwhile (a pod deleted during the resync), which needs no rebuild. An answer that
-    cannot be read counts as held, and the network gets nothing more this time."""
+    meanwhile (a pod deleted during the resync), which needs no rebuild. When the answer
+    cannot be read, nothing is rebuilt blind: the network gets nothing more this time and
+    the failure is reported."""
     try:
         return endpoint in client.network_ports(network)
     except (ControllerUnreachable, ControllerUnauthorized):
