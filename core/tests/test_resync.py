@@ -255,3 +255,16 @@ def test_a_port_the_operator_removed_meanwhile_needs_no_rebuild(controller):
     assert controller.networks == {"net-a": [A1]} and controller.learned("net-a") == [A1]
     assert report.networks_rebuilt == {} and report.failures == []
     assert [m for m, _, _ in controller.writes()] == ["DELETE"]  # the one refused removal
+
+
+def test_no_rebuild_blind_when_the_second_look_cannot_be_read(controller):
+    controller.hold("net-a", A1, A2)
+    desired = DesiredState.build(networks=["net-a"], ports={"net-a": [A1]}, released={"net-a": [A2]})
+    client = VnetsClient(controller.url, "karaf", "karaf")
+    plan = plan_resync(desired, read_held(client, desired.networks))
+    del controller.port_network[A2]  # the removal will be refused (no record)
+    controller.garbled["net-a"] = "<html>proxy error</html>"  # and the second look unreadable
+    report = apply_resync(client, plan)
+    assert [m for m, _, _ in controller.writes()] == ["DELETE"]  # the refused removal only
+    assert report.networks_rebuilt == {}
+    assert any(f.startswith("read net-a again") for f in report.failures)
