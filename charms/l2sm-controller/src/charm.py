@@ -52,6 +52,10 @@ _NO_OPENFLOW = (
 )
 # The upstream operator's one finalizer, on L2S-M objects and on the pods it attaches.
 OPERATOR_FINALIZER = "l2sm.operator.io/finalizer"
+# A pod this young may still be being attached: the operator posts its ports itself, and a
+# resync that listed it after reading the controller would post them too (held twice). The
+# webhook and the operator attach a pod within seconds; a minute leaves them ample room.
+POD_GRACE = datetime.timedelta(seconds=60)
 # Events after which the controller may have come back without its in-memory state.
 # Juju 2.9 has no Pebble check events (they came in 3.6): there update-status alone sees a
 # controller that restarted inside its container, within one update-status interval.
@@ -75,6 +79,9 @@ class L2smControllerCharm(ReconcilingCharm):
             last_repair="",
             last_repair_summary="",
             last_good_config="",
+            # Pod uid -> network -> the switch ports it was first seen to hold (JSON; live
+            # pods only): an annotation edited later moves nothing.
+            attached_ports="{}",
             # Whether each workload answered since its plan was last (re)started: what a
             # Pebble that counts no check successes (Juju 2.9's) cannot say.
             served_controller=False,
@@ -304,11 +311,38 @@ class L2smControllerCharm(ReconcilingCharm):
                 logger.warning("skipping pod %s: %s", pod.pod, problem)
         return pods
 
+    def _settled_pods(self) -> list[tuple[attachments.PodAttachments, dict[str, list[str]]]]:
+        """Every L2S-M pod with the ports it was attached with. Upstream reads `l2sm/networks`
+        only when a pod starts, so an edit made later (anyone may `kubectl annotate`) changes
+        nothing in the pod: trusting it would move its ports into other networks. What each
+        pod was first seen to hold is kept in stored state. A new leader, or a new charm
+        container, starts with no memory and trusts the annotations it first sees."""
+        try:
+            memory = json.loads(self._stored.attached_ports)
+        except (TypeError, ValueError):  # never written otherwise; start again rather than wedge
+            memory = {}
+        settled = attachments.settle_endpoints(self._l2sm_pods(), memory if isinstance(memory, dict) else {})
+        for pod in settled.edited:
+            logger.warning(
+                "pod %s: %s changed while it runs; its ports stay where they were attached",
+                pod,
+                attachments.L2SM_NETWORKS_ANNOTATION,
+            )
+        remembered = json.dumps(settled.memory, sort_keys=True, separators=(",", ":"))
+        if self._stored.attached_ports != remembered:
+            self._stored.attached_ports = remembered
+        return list(settled.pods)
+
     def _desired_state(self, networks: set[str]) -> DesiredState:
         ports: dict[str, set[str]] = {}
         released: dict[str, set[str]] = {}
-        for pod in self._l2sm_pods():
-            for network, endpoints in pod.endpoints().items():
+        now = datetime.datetime.now(datetime.timezone.utc)
+        for pod, held in self._settled_pods():
+            if not pod.gone and _young(pod, now):
+                # Neither wanted nor released: a copy the controller holds is "unexplained"
+                # to the planner, and left alone until the pod is past its grace period.
+                continue
+            for network, endpoints in held.items():
                 (released if pod.gone else ports).setdefault(network, set()).update(endpoints)
         return DesiredState.build(networks, ports, released)
 
@@ -544,9 +578,12 @@ class L2smControllerCharm(ReconcilingCharm):
         return found
 
     def _attached_pods(self, name: str) -> list[str]:
+        """Live pods on the network: by the ports they were attached with (an edited
+        annotation does not detach a pod), else, with no port yet, by what they ask for."""
         pods = []
-        for pod in self._l2sm_pods():
-            if not pod.gone and any(r.name == name for r in pod.requests):
+        for pod, held in self._settled_pods():
+            on = set(held) if held else {r.name for r in pod.requests}
+            if not pod.gone and name in on:
                 pods.append(pod.pod)
         return sorted(pods)
 
@@ -684,6 +721,12 @@ def _mutates_l2sm_pods(hook: dict[str, Any]) -> bool:
     rules = hook.get("rules") or []
     on_pods = not rules or any("pods" in (r.get("resources") or []) for r in rules)
     return selector == "true" and on_pods
+
+
+def _young(pod: attachments.PodAttachments, now: datetime.datetime) -> bool:
+    """Within its grace period (see POD_GRACE). A pod whose creation time cannot be read is
+    taken as settled: its ports must still be restored after a controller restart."""
+    return pod.created is not None and now - pod.created < POD_GRACE
 
 
 def _deleting(obj: dict[str, Any]) -> bool:

@@ -1,5 +1,7 @@
 """The controller loses its state on restart; the charm restores it without anyone acting."""
 
+import datetime
+import json
 import logging
 
 import pytest
@@ -131,3 +133,142 @@ def test_network_deleted_during_resync_is_not_left_in_the_controller(
     assert set(controller.networks) == {"net-a"}
     stored = next(s for s in out.stored_states if s.owner_path == "L2smControllerCharm")
     assert stored.content["last_repair_summary"].startswith("1 network(s) recreated")
+
+
+# -- what a pod holds is what it was attached with --------------------------------------------
+
+
+def _stored_charm(out):
+    return next(s for s in out.stored_states if s.owner_path == "L2smControllerCharm").content
+
+
+def _annotate(kube, pod, networks):
+    """`kubectl annotate --overwrite l2sm/networks=...` on a running pod."""
+    kube.objects[("Pod", "knfs", pod)]["metadata"]["annotations"]["l2sm/networks"] = networks
+
+
+def test_an_edited_annotation_moves_no_port(ctx, kube, controller, oar_dir, caplog):
+    controller.vnets_installed = True
+    kube.add(l2network("net-a"))
+    kube.add(l2network("net-b"))
+    kube.add(l2sm_pod("router-0", "node-a", ["net-a", "net-b"], [1, 2]))
+    attached = {"net-a": [endpoint("node-a", 1)], "net-b": [endpoint("node-a", 2)]}
+    controller.hold("net-a", *attached["net-a"])
+    controller.hold("net-b", *attached["net-b"])
+    out = ctx.run(ctx.on.update_status(), _state_with_running_controller(oar_dir))
+    assert controller.networks == attached
+
+    # Swapped while it runs: the webhook never sees it, so its interfaces stay as they are.
+    _annotate(kube, "router-0", "net-b, net-a")
+    caplog.clear()
+    caplog.set_level(logging.WARNING)
+    out = ctx.run(ctx.on.update_status(), out)
+    assert controller.networks == attached
+    edited = [r.getMessage() for r in caplog.records if "l2sm/networks changed" in r.getMessage()]
+    assert edited == [
+        "pod knfs/router-0: l2sm/networks changed while it runs; its ports stay where they were attached"
+    ]
+
+    # A controller restart restores each port where it was attached, not where the edit says.
+    controller.restart()
+    out = ctx.run(ctx.on.update_status(), out)
+    assert controller.networks == attached
+    assert out.unit_status.name == "active"
+
+
+def test_an_edited_annotation_still_counts_for_show_and_delete(ctx, kube, controller, oar_dir):
+    controller.vnets_installed = True
+    kube.add(l2network("net-a", labels={"l2sm-charms.juju.is/owner-kind": "action"}))
+    kube.add(l2network("net-c"))
+    kube.add(l2sm_pod("router-0", "node-a", ["net-a"], [1]))
+    out = ctx.run(ctx.on.update_status(), _state_with_running_controller(oar_dir))
+    _annotate(kube, "router-0", "net-c")
+
+    ctx.run(ctx.on.action("show-network", params={"name": "net-a"}), out)
+    assert ctx.action_results["attached-pods"] == '["knfs/router-0"]'
+    ctx.run(ctx.on.action("show-network", params={"name": "net-c"}), out)
+    assert ctx.action_results["attached-pods"] == "[]"
+    with pytest.raises(testing.ActionFailed, match="1 pod"):
+        ctx.run(ctx.on.action("delete-network", params={"name": "net-a"}), out)
+
+
+def test_what_pods_were_attached_with_is_kept_for_live_pods_only(ctx, kube, controller, oar_dir):
+    controller.vnets_installed = True
+    kube.add(l2network("net-a"))
+    kube.add(l2sm_pod("cache-0", "node-a", ["net-a"], [3]))
+    uid = kube.find("Pod", "cache-0", "knfs")["metadata"]["uid"]
+    out = ctx.run(ctx.on.update_status(), _state_with_running_controller(oar_dir))
+    assert json.loads(_stored_charm(out)["attached_ports"]) == {uid: {"net-a": [endpoint("node-a", 3)]}}
+
+    kube.objects.pop(("Pod", "knfs", "cache-0"))
+    out = ctx.run(ctx.on.update_status(), out)
+    assert json.loads(_stored_charm(out)["attached_ports"]) == {}
+
+
+def test_a_new_leader_trusts_the_annotations_it_first_sees(ctx, kube, controller, oar_dir):
+    controller.vnets_installed = True
+    kube.add(l2network("net-a"))
+    kube.add(l2network("net-b"))
+    kube.add(l2sm_pod("router-0", "node-a", ["net-b", "net-a"], [1, 2]))
+    # No memory (a new leader, a new charm container): the annotation is all there is.
+    ctx.run(ctx.on.update_status(), _state_with_running_controller(oar_dir))
+    assert controller.networks == {"net-b": [endpoint("node-a", 1)], "net-a": [endpoint("node-a", 2)]}
+
+
+# -- a pod the operator is attaching right now ------------------------------------------------
+
+
+def _created(pod, age_seconds):
+    stamp = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=age_seconds)
+    pod["metadata"]["creationTimestamp"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return pod
+
+
+def test_a_young_pods_ports_are_left_to_the_operator(ctx, kube, controller, oar_dir, monkeypatch):
+    import charm as charm_module
+
+    controller.vnets_installed = True
+    kube.add(l2network("net-a"))
+    kube.add(_created(l2sm_pod("old-0", "node-a", ["net-a"], [2]), age_seconds=600))
+    kube.add(_created(l2sm_pod("new-0", "node-a", ["net-a"], [3]), age_seconds=1))
+    controller.hold("net-a")
+    out = ctx.run(ctx.on.update_status(), _state_with_running_controller(oar_dir))
+    # The operator is adding new-0's port itself: posting it too would hold it twice.
+    assert controller.networks == {"net-a": [endpoint("node-a", 2)]}
+
+    controller.hold("net-a", endpoint("node-a", 3))  # the operator's post lands
+    out = ctx.run(ctx.on.update_status(), out)
+    assert controller.networks == {"net-a": [endpoint("node-a", 2), endpoint("node-a", 3)]}
+    assert "ports no pod explains, left alone" in _stored_charm(out)["last_resync_summary"]
+
+    # Past its grace period the pod is like any other: its port is confirmed, and restored.
+    monkeypatch.setattr(charm_module, "POD_GRACE", datetime.timedelta(0))
+    out = ctx.run(ctx.on.update_status(), out)
+    assert "2 port(s) confirmed" in _stored_charm(out)["last_resync_summary"]
+    controller.restart()
+    ctx.run(ctx.on.update_status(), out)
+    assert {n: set(p) for n, p in controller.networks.items()} == {
+        "net-a": {endpoint("node-a", 2), endpoint("node-a", 3)}
+    }
+
+
+def test_a_young_pods_held_port_is_not_taken_as_stale(ctx, kube, controller, oar_dir):
+    controller.vnets_installed = True
+    kube.add(l2network("net-a"))
+    kube.add(l2network("net-b"))
+    # old-0 left port 3 of net-a; new-0 took it on net-b before the operator removed it from
+    # net-a: the young pod's claim alone does not make net-a's copy stale.
+    kube.add(_created(l2sm_pod("new-0", "node-a", ["net-b"], [3]), age_seconds=1))
+    controller.hold("net-a", endpoint("node-a", 3))
+    controller.hold("net-b")
+    ctx.run(ctx.on.update_status(), _state_with_running_controller(oar_dir))
+    assert controller.networks == {"net-a": [endpoint("node-a", 3)], "net-b": []}
+
+
+def test_a_gone_pod_releases_its_ports_however_young(ctx, kube, controller, oar_dir):
+    controller.vnets_installed = True
+    kube.add(l2network("net-a"))
+    kube.add(_created(l2sm_pod("new-0", "node-a", ["net-a"], [3], deleting=True), age_seconds=1))
+    controller.hold("net-a", endpoint("node-a", 3))
+    ctx.run(ctx.on.update_status(), _state_with_running_controller(oar_dir))
+    assert controller.networks == {"net-a": []}
