@@ -188,6 +188,8 @@ def test_two_networks_static_and_pool_then_configured(kube, applied):
     assert out.unit_status == testing.ActiveStatus("net-a 10.0.1.10/24 on net1; net-b 10.0.2.1/24 on net2")
     kinds = [type(e).__name__ for e in c.emitted_events]
     assert kinds.count("NetworkReadyEvent") == 2
+    # The charm reads its own addresses through `memberships`.
+    assert out.workload_version == "net-a=10.0.1.10/24 net-b=10.0.2.1/24"
 
 
 def test_template_patch_validates_merged_into_a_juju_statefulset():
@@ -836,3 +838,110 @@ def test_a_router_on_too_many_networks_is_blocked_and_asks_nothing(kube, applied
     assert out.unit_status.name == "blocked"
     assert f"routes {count - 1} other networks" in out.unit_status.message
     assert all(not out.get_relation(n.id).local_unit_data.get("address") for n in nets)
+
+
+# -- one network that cannot be read does not freeze the others' pod template ---------------
+
+
+def unreadable_a():
+    """net-a as an older revision publishes it: mtu 1500, refused now."""
+    info = {"name": "net-a", "cidr": "10.0.1.0/24", "mtu": 1500, "type": "vnet"}
+    return testing.Relation(
+        "networks", remote_app_name="net-a", remote_app_data={"network": json.dumps(info)}
+    )
+
+
+def template_networks(kube) -> list[str]:
+    notes = kube.find("StatefulSet", APP, MODEL)["spec"]["template"]["metadata"].get("annotations") or {}
+    return [e["name"] for e in json.loads(notes.get("l2sm/networks", "[]"))]
+
+
+def with_unreadable_a(kube, applied, carried=("net-a",), leader=True):
+    """The template and the pod carry `carried` (an older leader read net-a when its mtu was
+    still taken); this unit never read net-a well. Nothing is changed for it."""
+    kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, list(carried), ("charm",))))
+    kube.add(pod(networks=list(carried), interfaces=[f"net{i + 1}" for i in range(len(carried))]))
+    a = unreadable_a()
+    c = ctx()
+    out = c.run(c.on.update_status(), state([a], leader=leader))
+    assert kube.writes == [] and applied == []
+    assert out.unit_status.message.startswith("net-a sent bad data (field 'network'): ")
+    return c, out, a
+
+
+def joined_b(kube, applied):
+    """net-b integrated beside an unreadable net-a, and the pod restarted with both."""
+    c, out, a = with_unreadable_a(kube, applied)
+    b = network(**NET_B, assignments={"test-knf/0": "10.0.2.2/24"})
+    out = c.run(c.on.relation_joined(b), dataclasses.replace(out, relations={a, b}))
+    kube.add(pod(networks=["net-a", "net-b"], interfaces=["net1", "net2"]))
+    return c, c.run(c.on.update_status(), out), a, b
+
+
+def test_a_good_network_joins_beside_one_that_cannot_be_read(kube, applied):
+    c, out, a = with_unreadable_a(kube, applied)
+    b = network(**NET_B, assignments={"test-knf/0": "10.0.2.2/24"})
+    out = c.run(c.on.relation_joined(b), dataclasses.replace(out, relations={a, b}))
+    assert kube.writes == [("apply", "StatefulSet", MODEL, APP)]
+    assert template_networks(kube) == ["net-a", "net-b"]  # net-a kept as it was, net-b added
+    assert published(out, b).address == ""
+    assert "net-a sent bad data (field 'network')" in out.unit_status.message
+    # Once the pod has restarted, net-b is configured; net-a's interface is left alone.
+    kube.add(pod(networks=["net-a", "net-b"], interfaces=["net1", "net2"]))
+    c.emitted_events.clear()
+    out = c.run(c.on.update_status(), out)
+    assert applied[-1] == [InterfacePlan("net2", 1400, ("10.0.2.2/24",), ())]
+    assert library_events(c) == ["NetworkReadyEvent"]
+    assert out.workload_version == "net-b=10.0.2.2/24"
+
+
+def test_a_good_network_leaves_beside_one_that_cannot_be_read(kube, applied):
+    c, out, a, b = joined_b(kube, applied)
+    kube.writes.clear()
+    c.emitted_events.clear()
+    out = c.run(c.on.relation_broken(out.get_relation(b.id)), out)
+    assert kube.writes == [("apply", "StatefulSet", MODEL, APP)]
+    assert template_networks(kube) == ["net-a"]
+    # net-b is known gone: its interface is emptied and it is lost; net-a's is not touched.
+    assert applied[-1] == [InterfacePlan("net2")]
+    assert [e.network for e in c.emitted_events if isinstance(e, library.NetworkLostEvent)] == ["net-b"]
+    assert out.unit_status.message.startswith("net-a sent bad data (field 'network'): ")
+    # Gone for good: later dispatches change nothing more.
+    kube.writes.clear()
+    c.emitted_events.clear()
+    c.run(c.on.update_status(), dataclasses.replace(out, relations={a}))
+    assert kube.writes == [] and library_events(c) == []
+
+
+def test_nothing_changes_while_only_that_networks_data_stays_unreadable(kube, applied):
+    c, out, a, b = joined_b(kube, applied)
+    kube.writes.clear()
+    c.emitted_events.clear()
+    plans = len(applied)
+    for raw in ("{oops", json.dumps({"name": "net-a", "cidr": "10.0.1.0/24", "mtu": 9000, "type": "vnet"})):
+        spoiled = dataclasses.replace(a, remote_app_data={"network": raw})
+        out = c.run(c.on.relation_changed(spoiled), dataclasses.replace(out, relations={spoiled, b}))
+        assert kube.writes == []  # no patch: no pod restart
+        assert applied[plans:] == [[InterfacePlan("net2", 1400, ("10.0.2.2/24",), ())]] * len(applied[plans:])
+        assert library_events(c) == []
+        assert out.unit_status.message.startswith("net-a sent bad data (field 'network'): ")
+    out = c.run(c.on.update_status(), out)
+    assert kube.writes == [] and library_events(c) == []
+
+
+def test_a_new_leader_cannot_tell_a_network_gone_before_it_read_it(kube, applied):
+    # net-b left before this unit ever read it: it cannot be told apart from net-a.
+    with_unreadable_a(kube, applied, carried=("net-a", "net-b"))
+    assert template_networks(kube) == ["net-a", "net-b"]
+
+
+def test_a_network_seen_leaving_as_a_follower_is_dropped_once_leading(kube, applied):
+    kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a", "net-b"], ("charm",))))
+    kube.add(pod(networks=["net-a", "net-b"], interfaces=["net1", "net2"]))
+    a, b = unreadable_a(), network(**NET_B, assignments={"test-knf/1": "10.0.2.3/24"})
+    c = ctx(unit_id=1)
+    out = c.run(c.on.update_status(), state([a, b], leader=False))
+    out = c.run(c.on.relation_broken(out.get_relation(b.id)), out)
+    assert kube.writes == []  # a follower never patches
+    out = c.run(c.on.leader_elected(), dataclasses.replace(out, leader=True, relations={a}))
+    assert template_networks(kube) == ["net-a"]

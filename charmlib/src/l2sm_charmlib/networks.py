@@ -29,10 +29,12 @@ changing nothing: an `addresses` value it cannot read or that the network would 
 the unit asking for what it asked before; a network field that is not valid (`network`,
 `assignments`, `rejections`, `routes`, checked one by one, a bad route not costing the
 good ones) keeps that field's last good value, with no pod restart, no flush and no `lost`
-(only a removed relation is lost); what cannot be configured (an own address off the
-cidr, an MTU outside 576-1400, an off-link gateway, a route to a special range) keeps the
-last applied value; pod annotations that cannot be read, or were edited on the running
-pod, keep the last good interfaces of that pod.
+(only a removed relation is lost); a network never read well is neither added to nor
+dropped from the pod template (it keeps what the template carries) while others come and
+go; what cannot be configured (an own address off the cidr, an MTU outside 576-1400, an
+off-link gateway, a route to a special range) keeps the last applied value; pod annotations
+that cannot be read, or were edited on the running pod, keep the last good interfaces of
+that pod.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from l2sm_core.attachments import (
     L2SM_NETWORKS_ANNOTATION,
     MULTUS_NETWORKS_ANNOTATION,
     MULTUS_STATUS_ANNOTATION,
+    parse_l2sm_networks,
     read_pod,
 )
 from l2sm_core.interfaces import (
@@ -64,7 +67,7 @@ from l2sm_core.interfaces import (
     NetworkRequirerUnitData,
 )
 from l2sm_core.manifests.knf import pod_template_patch, template_satisfies
-from l2sm_core.validation import Flag, clip, describe_validation_error, ipv4_prefix, shown
+from l2sm_core.validation import Flag, clip, describe_validation_error, dns1123_label, ipv4_prefix, shown
 
 logger = logging.getLogger(__name__)
 
@@ -167,12 +170,14 @@ class L2smNetworks(ops.Object):
         self._reconciled = False
         self._unmatched: list[str] = []
         # `received`: each relation's last good answer, field by field (relation id -> fields);
-        # `interfaces`: the last readable interface mapping, for the pod (uid) it was read from.
+        # `interfaces`: the last readable interface mapping, for the pod (uid) it was read from;
+        # `departed`: networks seen leaving while some answer is unreadable (see `_departed`).
         self._stored.set_default(
             applied="{}",
             last_status='["waiting", "not configured yet"]',
             received="{}",
             interfaces="{}",
+            departed="[]",
         )
         events = charm.on[relation_name]
         for event in (
@@ -198,6 +203,9 @@ class L2smNetworks(ops.Object):
 
     @property
     def memberships(self) -> list[knf.Membership]:
+        """The networks this unit is on, as the last reconcile read them: how a KNF charm
+        learns its own address, interface and MTU on each (e.g. to render listen addresses in
+        a ready, changed or lost handler)."""
         return list(self._memberships)
 
     # -- the work -------------------------------------------------------------------------
@@ -212,12 +220,14 @@ class L2smNetworks(ops.Object):
         # Options first: what the operator can fix leads the status.
         requests = self._requests()
         forwards = self._forwards_value()
+        known = _known_names(self._stored.received)
         answers = self._read_answers(relations)
+        departed = self._departed(known, answers)
         if requests is not None and forwards is not None:
             self._unmatched = sorted(set(requests) - {r.app.name for r in relations if r.app})
             self._publish(relations, answers, requests, forwards)
         try:
-            pod = self._patch_template_and_read_pod(answers, self._net_admin_containers())
+            pod = self._patch_template_and_read_pod(answers, departed, self._net_admin_containers())
         except KubeForbidden:
             self._blocked.append(trust_message(self._charm.app.name))
             return
@@ -226,7 +236,7 @@ class L2smNetworks(ops.Object):
             return
         interfaces = self._interfaces(pod)
         self._memberships = self._read_memberships(relations, answers, interfaces)
-        self._configure(pod, interfaces, flush=not _unreadable(answers))
+        self._configure(pod, interfaces, departed if _unreadable(answers) else None)
 
     def _requests(self) -> dict[str, str] | None:
         try:
@@ -284,6 +294,23 @@ class L2smNetworks(ops.Object):
             {str(rid): a.stored() for rid, a in sorted(answers.items()) if a and a.network}, sort_keys=True
         )
         return answers
+
+    def _departed(self, known: dict[int, str], answers: dict[int, _Answer | None]) -> set[str]:
+        """Networks this unit saw go (relation removed, or renamed) and not back since. Only
+        needed while some answer is unreadable: a name on the pod that no readable answer
+        explains is then that network's unless it is known gone. Kept across dispatches, so
+        a unit that saw a network go as a follower still knows once it leads."""
+        if not _unreadable(answers):
+            self._stored.departed = "[]"
+            return set()
+        gone = set(json.loads(self._stored.departed))
+        for rid, name in known.items():
+            answer = answers.get(rid)
+            if not (answer is not None and answer.network is None):
+                gone.add(name)  # an unreadable relation's own last name is not known gone
+        gone -= _readable_names(answers)
+        self._stored.departed = json.dumps(sorted(gone))
+        return gone
 
     def _bad_data_line(self, relation: ops.Relation, answer: _Answer | None) -> str:
         assert relation.app is not None and answer is not None
@@ -433,15 +460,13 @@ class L2smNetworks(ops.Object):
     # -- the pod ------------------------------------------------------------------------------
 
     def _patch_template_and_read_pod(
-        self, answers: dict[int, _Answer | None], net_admin: tuple[str, ...] | None
+        self,
+        answers: dict[int, _Answer | None],
+        departed: set[str],
+        net_admin: tuple[str, ...] | None,
     ) -> dict[str, Any]:
         app, namespace = self._charm.app.name, self.model.name
-        # Only networks that exist: the upstream webhook does not wait for a missing one.
-        networks = sorted(a.network.name for a in answers.values() if a and a.network)
-        # A network whose answer cannot be read (and was never read well by this unit, e.g.
-        # a new leader) may be in the template: leave the template as it is rather than
-        # restart every pod without it.
-        if self.model.unit.is_leader() and net_admin is not None and not _unreadable(answers):
+        if self.model.unit.is_leader() and net_admin is not None:
             live = self.kube.get(StatefulSet, app, namespace) or {}
             have = {
                 c["name"]
@@ -449,20 +474,52 @@ class L2smNetworks(ops.Object):
                 .get("spec", {})
                 .get("containers", [])
             }
-            patch = pod_template_patch(app, namespace, networks, tuple(c for c in net_admin if c in have))
-            # No network yet and none to detach: leave the pod alone (a patch restarts it).
-            wanted = bool(networks) or _carries_l2sm(live)
-            if live and wanted and not template_satisfies(live, patch):
-                self.kube.apply_patch(StatefulSet, app, namespace, patch)
-                self._maintenance = "restarting pods to change their L2S-M networks"
-                logger.info("patched the pod template for networks: %s", ", ".join(networks) or "none")
+            networks = self._template_networks(answers, departed, live)
+            if networks is not None:
+                patch = pod_template_patch(app, namespace, networks, tuple(c for c in net_admin if c in have))
+                # No network yet and none to detach: leave the pod alone (a patch restarts it).
+                wanted = bool(networks) or _carries_l2sm(live)
+                if live and wanted and not template_satisfies(live, patch):
+                    self.kube.apply_patch(StatefulSet, app, namespace, patch)
+                    self._maintenance = "restarting pods to change their L2S-M networks"
+                    logger.info("patched the pod template for networks: %s", ", ".join(networks) or "none")
         pod = self.kube.get(Pod, self.model.unit.name.replace("/", "-"), namespace) or {}
         attachments = read_pod(pod)
         annotated = sorted(r.name for r in attachments.requests)
         readable = not any(p.startswith(L2SM_NETWORKS_ANNOTATION) for p in attachments.problems)
-        if readable and annotated != networks and not self._maintenance:
+        expected = _readable_names(answers)
+        if _unreadable(answers):
+            expected |= set(annotated) - departed  # what the pod carries for the unknown one
+        if readable and annotated != sorted(expected) and not self._maintenance:
             self._maintenance = "waiting for the pod to restart with its L2S-M networks"
         return pod
+
+    def _template_networks(
+        self, answers: dict[int, _Answer | None], departed: set[str], statefulset: dict[str, Any]
+    ) -> list[str] | None:
+        """The networks the pod template should name: those that exist (the upstream webhook
+        does not wait for a missing one). While some answer is unreadable, which network it is
+        is unknown: a name the template carries that no readable answer explains, and that is
+        not known gone, stays, so that network is neither added nor dropped while the others
+        come and go. None (leave the template alone) when the template's annotation cannot be
+        read: what it carries for that network cannot be told."""
+        networks = _readable_names(answers)
+        if not _unreadable(answers):
+            return sorted(networks)
+        meta = ((statefulset.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        try:
+            carried = parse_l2sm_networks((meta.get("annotations") or {}).get(L2SM_NETWORKS_ANNOTATION, ""))
+            kept = {r.name for r in carried} - networks - departed
+            for name in kept:
+                dns1123_label(name)  # the patch takes label names only: a dotted one is not ours
+        except ValueError as exc:
+            logger.error("pod template left alone while a network's answer is unreadable: %s", exc)
+            return None
+        if kept:
+            logger.info(
+                "kept in the pod template while a network's answer is unreadable: %s", ", ".join(sorted(kept))
+            )
+        return sorted(networks | kept)
 
     def _interfaces(self, pod: dict[str, Any]) -> dict[str, str]:
         """Network name -> interface, from the pod's annotations. The webhook and Multus write
@@ -525,7 +582,9 @@ class L2smNetworks(ops.Object):
             )
         return sorted(result, key=lambda m: m.network)
 
-    def _configure(self, pod: dict[str, Any], interfaces: dict[str, str], flush: bool) -> None:
+    def _configure(self, pod: dict[str, Any], interfaces: dict[str, str], departed: set[str] | None) -> None:
+        """`departed` None: every answer was read, so whatever is not joined goes; else only
+        what is known gone (the rest may be the unreadable network's)."""
         error = _annotations(pod).get(L2SM_ERROR_ANNOTATION)
         if error and str(error).strip():
             self._blocked.append(
@@ -548,8 +607,11 @@ class L2smNetworks(ops.Object):
         # Networks still on the pod but no longer joined: nothing of ours may stay on them
         # (unless a network's answer is unreadable: the interface may be that network's).
         joined = {m.network for m in self._memberships}
-        if flush:
-            plans += [knf.InterfacePlan(i) for name, i in sorted(interfaces.items()) if name not in joined]
+        plans += [
+            knf.InterfacePlan(i)
+            for name, i in sorted(interfaces.items())
+            if name not in joined and (departed is None or name in departed)
+        ]
         if plans:
             try:
                 for change in self._applier(plans):
@@ -557,9 +619,9 @@ class L2smNetworks(ops.Object):
             except Exception as exc:  # the interface may not be there yet; the next event retries
                 self._waiting = f"configuring interfaces: {clip(str(exc), 200)}"
                 return
-        self._emit_changes(effective, keep_unjoined=not flush)
+        self._emit_changes(effective, departed)
 
-    def _emit_changes(self, effective: dict[str, knf.InterfacePlan], keep_unjoined: bool) -> None:
+    def _emit_changes(self, effective: dict[str, knf.InterfacePlan], departed: set[str] | None) -> None:
         before: dict[str, list] = json.loads(self._stored.applied)
         now = {
             m.network: _applied_entry(effective[m.network])
@@ -571,10 +633,10 @@ class L2smNetworks(ops.Object):
             and (m.address or not m.rejection)
             and m.network in effective
         }
-        if keep_unjoined:
+        if departed is not None:
             # An unreadable answer may be one of these networks: not lost while it is unknown.
             joined = {m.network for m in self._memberships}
-            now |= {n: entry for n, entry in before.items() if n not in joined}
+            now |= {n: entry for n, entry in before.items() if n not in joined and n not in departed}
         self._stored.applied = json.dumps(now, sort_keys=True)
         for network in sorted(now):
             if network not in before:
@@ -643,6 +705,22 @@ def _why(exc: ValueError, depth: int = 0) -> str:
 def _unreadable(answers: dict[int, _Answer | None]) -> bool:
     """Some network answered, but never readably for this unit: which network it is, is unknown."""
     return any(a is not None and a.network is None for a in answers.values())
+
+
+def _readable_names(answers: dict[int, _Answer | None]) -> set[str]:
+    return {a.network.name for a in answers.values() if a and a.network}
+
+
+def _known_names(received: str) -> dict[int, str]:
+    """Relation id -> network name, of the last good answers stored (read defensively: an
+    older version may have stored them)."""
+    result = {}
+    for rid, entry in json.loads(received).items():
+        network = entry.get("network") if isinstance(entry, dict) else None
+        name = network.get("name") if isinstance(network, dict) else None
+        if isinstance(name, str) and rid.isdigit():
+            result[int(rid)] = name
+    return result
 
 
 def _has_problems(answer: _Answer | None) -> bool:

@@ -28,8 +28,10 @@ class TestKnfCharm(ops.CharmBase):
         return bool(self.config.get("forwards", False))
 
     def _on_network(self, event: NetworkEvent) -> None:
-        # A real KNF would re-render its workload config here (e.g. listen addresses).
-        self.unit.set_workload_version(event.network)
+        # A real KNF would re-render its workload config here (e.g. listen addresses); this
+        # one shows its own addresses as the workload version, where the tests can read them.
+        own = [f"{m.network}={m.address}" for m in self.networks.memberships if m.address]
+        self.unit.set_workload_version(" ".join(own))
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
         event.add_status(self.networks.status())
