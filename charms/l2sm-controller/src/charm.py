@@ -12,7 +12,7 @@ import ops
 import tls
 import workload
 from lightkube.core.exceptions import ApiError
-from models import CharmConfig, CreateNetworkParams, DeleteNetworkParams, NetworkParams, NoParams
+from models import CharmConfig, CreateNetworkParams, DeleteNetworkParams, ExistingNetworkParams, NoParams
 from secret_store import JujuSecrets, KubernetesSecrets, SecretStore
 
 from l2sm_charmlib.kube import (
@@ -547,7 +547,7 @@ class L2smControllerCharm(ReconcilingCharm):
         self.run_action(event, NoParams, self._list_networks)
 
     def _on_show_network(self, event: ops.ActionEvent) -> None:
-        self.run_action(event, NetworkParams, self._show_network)
+        self.run_action(event, ExistingNetworkParams, self._show_network)
 
     def _on_create_network(self, event: ops.ActionEvent) -> None:
         self.run_action(event, CreateNetworkParams, self._create_network)
@@ -608,7 +608,7 @@ class L2smControllerCharm(ReconcilingCharm):
         ]
         return {"count": len(rows), "networks": json.dumps(rows)}
 
-    def _show_network(self, params: NetworkParams) -> dict[str, Any]:
+    def _show_network(self, params: ExistingNetworkParams) -> dict[str, Any]:
         network = self._find_network(params.name)
         pods = self._attached_pods(params.name)
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pydantic
 
-from l2sm_core.validation import ActionParams, Flag, dns1123_label, ipv4_prefix
+from l2sm_core.validation import ActionParams, Flag, dns1123_label, dns1123_subdomain, ipv4_prefix
 
 
 class _Model(pydantic.BaseModel):
@@ -34,12 +34,25 @@ class NoParams(_Params):
 
 
 class NetworkParams(_Params):
+    """A network this charm makes: a DNS-1123 label, as l2sm-network's names."""
+
     name: str
 
     @pydantic.field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         return dns1123_label(value)
+
+
+class ExistingNetworkParams(_Params):
+    """Any L2Network: networks made with helm or kubectl may have dots (`cdn.video-net`)."""
+
+    name: str
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return dns1123_subdomain(value)
 
 
 class CreateNetworkParams(NetworkParams):
@@ -52,5 +65,5 @@ class CreateNetworkParams(NetworkParams):
         return str(ipv4_prefix(value)) if value else ""
 
 
-class DeleteNetworkParams(NetworkParams):
+class DeleteNetworkParams(ExistingNetworkParams):
     force: Flag = False

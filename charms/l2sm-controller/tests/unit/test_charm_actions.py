@@ -170,3 +170,18 @@ def test_actions_without_trust(ctx, kube, controller, oar_dir, action, params):
     kube.forbidden = True
     with pytest.raises(testing.ActionFailed, match="deploy with --trust"):
         _action(ctx, action, oar_dir, **params)
+
+
+def test_networks_made_outside_juju_may_have_dots(ctx, kube, controller, oar_dir):
+    # Any Kubernetes object name (a DNS-1123 subdomain): helm and kubectl make such networks.
+    kube.add(l2network("cdn.video-net", namespace="helm"))
+    _action(ctx, "show-network", oar_dir, name="cdn.video-net")
+    assert (ctx.action_results["name"], ctx.action_results["namespace"]) == ("cdn.video-net", "helm")
+    _fails(ctx, oar_dir, "delete-network", kube, "rerun with force=true", name="cdn.video-net")
+    _action(ctx, "delete-network", oar_dir, name="cdn.video-net", force=True)
+    assert kube.find("L2Network", "cdn.video-net", "helm") is None
+    # create-network makes names every charm and the webhook take alike: labels only.
+    message = _fails(ctx, oar_dir, "create-network", kube, "parameter 'name'", name="cdn.video-net")
+    assert "DNS-1123 label" in message
+    for action in ("show-network", "delete-network"):
+        _fails(ctx, oar_dir, action, kube, "is not a DNS-1123 subdomain", name="cdn..video-net")
