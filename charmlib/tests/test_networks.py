@@ -935,6 +935,19 @@ def test_a_new_leader_cannot_tell_a_network_gone_before_it_read_it(kube, applied
     assert template_networks(kube) == ["net-a", "net-b"]
 
 
+@pytest.mark.parametrize("carried", ['[{"name": "net-a"', "net-a, helm.net"])
+def test_a_template_that_cannot_be_read_is_left_alone_beside_an_unreadable_network(kube, applied, carried):
+    # What the template carries for net-a cannot be told: a patch could drop or mangle it.
+    sts = merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a"], ("charm",)))
+    sts["spec"]["template"]["metadata"]["annotations"]["l2sm/networks"] = carried
+    kube.add(sts)
+    c = ctx()
+    b = network(**NET_B, assignments={"test-knf/0": "10.0.2.2/24"})
+    out = c.run(c.on.relation_joined(b), state([unreadable_a(), b]))
+    assert kube.writes == []
+    assert out.unit_status.message.startswith("net-a sent bad data (field 'network'): ")
+
+
 def test_a_network_seen_leaving_as_a_follower_is_dropped_once_leading(kube, applied):
     kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a", "net-b"], ("charm",))))
     kube.add(pod(networks=["net-a", "net-b"], interfaces=["net1", "net2"]))
