@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 import ops
+import pydantic
 import tls
 import workload
 from lightkube.core.exceptions import ApiError
@@ -32,7 +33,7 @@ from l2sm_core.manifests import INSTANCE, MODEL, OWNER, OWNER_KIND, OWNER_KIND_A
 from l2sm_core.manifests import controller as objects
 from l2sm_core.manifests.crds import CRD_KINDS, crd_name, custom_resource_definitions
 from l2sm_core.resync import DesiredState, ResyncReport, apply_resync, plan_resync, read_held
-from l2sm_core.validation import shown
+from l2sm_core.validation import describe_validation_error, shown, unicast_ipv4
 from l2sm_core.vnets import OPENFLOW_APP, VNETS_APP, ControllerError, VnetsClient
 
 logger = logging.getLogger(__name__)
@@ -127,14 +128,29 @@ class L2smControllerCharm(ReconcilingCharm):
         try:
             config = load_config(self, CharmConfig)
         except Blocked as exc:
-            if not self._stored.last_good_config:
-                raise  # nothing was ever served: stop before acting
+            last_good = self._last_good_config()
+            if last_good is None:
+                raise  # nothing to fall back on: stop before acting
             logger.warning("refused config, the last good one still serves: %s", exc)
-            return CharmConfig.model_validate_json(self._stored.last_good_config)
+            return last_good
         good = config.model_dump_json()
         if self._stored.last_good_config != good:
             self._stored.last_good_config = good
         return config
+
+    def _last_good_config(self) -> CharmConfig | None:
+        """The config last acted on, if this revision still takes it: a later revision may
+        tighten a rule, and a value it refuses must not serve as if it had been checked."""
+        if not self._stored.last_good_config:
+            return None
+        try:
+            return CharmConfig.model_validate_json(self._stored.last_good_config)
+        except pydantic.ValidationError as exc:
+            logger.warning(
+                "the stored last good config no longer validates, so it cannot serve: %s",
+                describe_validation_error(exc, "option"),
+            )
+            return None
 
     @property
     def secrets(self) -> SecretStore:
@@ -161,7 +177,16 @@ class L2smControllerCharm(ReconcilingCharm):
             except ControllerError as exc:
                 # The controller went away mid-way; its check or update-status brings us back.
                 logger.warning("controller stopped answering: %s", exc)
-        if not progress.forbidden and self._publish(ready) and isinstance(self.secrets, JujuSecrets):
+        if progress.forbidden:
+            return
+        try:
+            published = self._publish(ready)
+        except Blocked as exc:
+            logger.warning("nothing published: %s", exc)
+            # What stopped the reconcile first stays the status: it may be the cause.
+            self._status.blocked_by = self._status.blocked_by or str(exc)
+            return
+        if published and isinstance(self.secrets, JujuSecrets):
             # The relation data names the Juju secrets now: a Juju 2.9 past's Secret can go.
             self.secrets.retire_legacy()
 
@@ -385,28 +410,62 @@ class L2smControllerCharm(ReconcilingCharm):
         relations = self.model.relations[RELATION]
         if not relations:
             return True
-        service = self.kube.get(Service, objects.sdn_service_name(self.app.name), self.namespace)
-        cluster_ip = ((service or {}).get("spec") or {}).get("clusterIP")
+        cluster_ip = self._sdn_cluster_ip()
         if not cluster_ip:
             return False  # nothing useful to say before the Service has an address
+        self._check_cluster_ip(cluster_ip)
         credentials = {"username": workload.REST_USERNAME, "password": workload.REST_PASSWORD}
         if self.secrets.get(CREDENTIALS_LABEL) != credentials:
             self.secrets.put(CREDENTIALS_LABEL, credentials, "L2S-M REST API")
+        host = f"{objects.sdn_service_name(self.app.name)}.{self.namespace}.svc.cluster.local"
+        published = []
         for relation in relations:
-            data = ControllerProviderAppData.model_validate(
-                {
-                    "host": f"{objects.sdn_service_name(self.app.name)}.{self.namespace}.svc.cluster.local",
-                    "namespace": self.namespace,
-                    "cluster-ip": cluster_ip,
-                    "openflow-port": objects.OPENFLOW_PORT,
-                    "rest-url": f"http://{cluster_ip}:{objects.REST_PORT}",
-                    "ready": ready,
-                    # A reference only (granted to this relation where it is a Juju secret).
-                    "credentials-secret": self.secrets.reference(CREDENTIALS_LABEL, relation),
-                }
-            )
+            try:
+                data = ControllerProviderAppData.model_validate(
+                    {
+                        "host": host,
+                        "namespace": self.namespace,
+                        "cluster-ip": cluster_ip,
+                        "openflow-port": objects.OPENFLOW_PORT,
+                        "rest-url": f"http://{cluster_ip}:{objects.REST_PORT}",
+                        "ready": ready,
+                        # A reference only (granted to this relation where it is a Juju secret).
+                        "credentials-secret": self.secrets.reference(CREDENTIALS_LABEL, relation),
+                    }
+                )
+            except pydantic.ValidationError as exc:
+                raise Blocked(self._unpublishable(describe_validation_error(exc, "field"))) from None
+            published.append((relation, data))
+        # All checked before any is written: every relation says the same, or none anything new.
+        for relation, data in published:
             relation.save(data, self.app)
         return True
+
+    def _sdn_cluster_ip(self) -> str | None:
+        service = self.kube.get(Service, objects.sdn_service_name(self.app.name), self.namespace)
+        return ((service or {}).get("spec") or {}).get("clusterIP") or None
+
+    def _unpublishable(self, reason: str) -> str:
+        hint = ""
+        if "cluster-ip" in reason:
+            # Switches reach the controller at the Service's address, as an IPv4 address only.
+            service = objects.sdn_service_name(self.app.name)
+            hint = f"; the Service {service} needs an IPv4 address (an IPv4 or dual-stack cluster)"
+        return f"relation {RELATION}: nothing published: {reason}{hint}"
+
+    def _check_cluster_ip(self, cluster_ip: str) -> None:
+        """Blocked if the interface would refuse the Service's address (an IPv6-only cluster
+        gives an IPv6 one), checked alone so the status names it once, whoever asks."""
+        try:
+            unicast_ipv4(cluster_ip)  # the interface's own rule for cluster-ip
+        except ValueError as exc:
+            raise Blocked(self._unpublishable(f"field 'cluster-ip': {exc}")) from None
+
+    def _assess_publishable(self) -> None:
+        """Blocked, as the reconcile is, while the Service's address cannot be published."""
+        cluster_ip = self._sdn_cluster_ip() if self.model.relations[RELATION] else None
+        if cluster_ip:
+            self._check_cluster_ip(cluster_ip)
 
     # -- removal ------------------------------------------------------------------------------
 
@@ -496,6 +555,7 @@ class L2smControllerCharm(ReconcilingCharm):
         try:
             self._assess_config()
             self._require_cluster()
+            self._assess_publishable()
             controller = self.unit.get_container("controller")
             manager = self.unit.get_container("manager")
             if not controller.can_connect():
@@ -537,7 +597,7 @@ class L2smControllerCharm(ReconcilingCharm):
         try:
             load_config(self, CharmConfig)
         except Blocked as exc:
-            if self._stored.last_good_config:
+            if self._last_good_config() is not None:
                 raise Blocked(f"{exc} (the last good config still serves)") from None
             raise
 

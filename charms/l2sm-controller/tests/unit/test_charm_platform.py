@@ -258,6 +258,28 @@ def test_refused_option_keeps_serving_the_last_good_config(ctx, kube, controller
     assert after.get_container("manager").plan == out.get_container("manager").plan
 
 
+def test_a_last_good_config_a_new_revision_refuses_is_no_fallback(ctx, kube, controller, oar_dir, caplog):
+    relation = testing.Relation("l2sm-controller", remote_app_name="l2sm-switch")
+    out = ctx.run(ctx.on.relation_joined(relation), make_state(oar_dir, relations={relation}))
+    # What an older revision stored as good, refused by this one (a rule tightened since).
+    ours = next(s for s in out.stored_states if s.owner_path == "L2smControllerCharm")
+    stale = {
+        **ours.content,
+        "last_good_config": '{"webhook_certificate_days": 5000, "webhook_renew_days": 30}',
+    }
+    others = {s for s in out.stored_states if s is not ours}
+    tampered = {*others, testing.StoredState(owner_path=ours.owner_path, content=stale)}
+    bad = out.__class__(**{**out.__dict__, "config": {"webhook-renew-days": 0}, "stored_states": tampered})
+    writes = list(kube.writes)
+
+    after = ctx.run(ctx.on.config_changed(), bad)
+    assert after.unit_status.name == "blocked"
+    assert after.unit_status.message.startswith("option 'webhook-renew-days'")
+    assert "last good" not in after.unit_status.message  # nothing serves from it
+    assert kube.writes == writes
+    assert "stored last good config no longer validates" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("action", "params"),
     [

@@ -128,3 +128,58 @@ def test_upgrade_keeps_the_kubernetes_secret_until_all_of_it_moved(juju_version,
     assert _published(after, relation).credentials_secret.startswith("secret:")
     # The certificate lives only in the Kubernetes Secret yet: it stays.
     assert stored_secret(old, kube, after, "webhook-tls") == tls_before
+
+
+def _ipv6_service(kube):
+    """The SDN Service as an IPv6-only cluster gives it: an address the switches cannot use."""
+    kube.add(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": f"{APP}-sdn", "namespace": NAMESPACE},
+            "spec": {"clusterIP": "fd00::10"},
+        }
+    )
+
+
+def test_an_ipv6_service_address_blocks_and_publishes_nothing(ctx, kube, controller, oar_dir, caplog):
+    _ipv6_service(kube)
+    relation = testing.Relation("l2sm-controller", remote_app_name="l2sm-switch")
+    state = make_state(oar_dir, relations={relation})
+    out = ctx.run(ctx.on.relation_joined(relation), state)
+    assert out.get_relation(relation.id).local_app_data == {}
+    assert out.unit_status.name == "blocked"
+    message = out.unit_status.message
+    assert "field 'cluster-ip': 'fd00::10' is not an IPv4 address" in message, message
+    assert "IPv4" in message and "dual-stack" in message
+    # The status stays so on dispatches that do not reconcile (an action).
+    assert ctx.run(ctx.on.action("controller-status"), out).unit_status.message == message
+    after = ctx.run(ctx.on.update_status(), out)
+    assert after.unit_status.message == message
+    assert after.get_relation(relation.id).local_app_data == {}
+
+
+def test_an_earlier_refusal_keeps_its_status_over_the_publish_one(ctx, kube, controller, oar_dir):
+    _ipv6_service(kube)
+    relation = testing.Relation("l2sm-controller", remote_app_name="l2sm-switch")
+    out = ctx.run(ctx.on.relation_joined(relation), make_state(oar_dir, relations={relation}))
+    # Multus gone and an unusable address: the first cause the reconcile met is shown.
+    kube.objects.pop(("CustomResourceDefinition", "", "network-attachment-definitions.k8s.cni.cncf.io"))
+    after = ctx.run(ctx.on.update_status(), out)
+    assert after.unit_status.message.startswith("Multus not found")
+    assert after.get_relation(relation.id).local_app_data == {}
+
+
+def test_any_field_the_interface_refuses_blocks_and_publishes_nothing(
+    ctx, kube, controller, oar_dir, monkeypatch
+):
+    from l2sm_core.manifests import controller as objects
+
+    monkeypatch.setattr(objects, "OPENFLOW_PORT", 0)  # as if a revision got it wrong
+    relations = {testing.Relation("l2sm-controller", remote_app_name=app) for app in ("sw", "net")}
+    out = ctx.run(ctx.on.update_status(), make_state(oar_dir, relations=relations))
+    assert out.unit_status.name == "blocked"
+    assert out.unit_status.message.startswith(
+        "relation l2sm-controller: nothing published: field 'openflow-port'"
+    )
+    assert all(r.local_app_data == {} for r in out.relations)
