@@ -29,7 +29,16 @@ from l2sm_charmlib.kube import (
 from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting, load_config
 from l2sm_core import attachments
 from l2sm_core.interfaces import ControllerProviderAppData
-from l2sm_core.manifests import INSTANCE, MODEL, OWNER, OWNER_KIND, OWNER_KIND_ACTION, OWNER_KIND_APPLICATION
+from l2sm_core.manifests import (
+    INSTANCE,
+    MODEL,
+    OWNER,
+    OWNER_KIND,
+    OWNER_KIND_ACTION,
+    OWNER_KIND_APPLICATION,
+    deleting,
+    owner_of,
+)
 from l2sm_core.manifests import controller as objects
 from l2sm_core.manifests.crds import CRD_KINDS, crd_name, custom_resource_definitions
 from l2sm_core.resync import DesiredState, ResyncReport, apply_resync, plan_resync, read_held
@@ -325,7 +334,7 @@ class L2smControllerCharm(ReconcilingCharm):
     # -- resync -------------------------------------------------------------------------------
 
     def _live_networks(self) -> set[str]:
-        return {n["metadata"]["name"] for n in self.kube.list(L2Network) if not _deleting(n)}
+        return {n["metadata"]["name"] for n in self.kube.list(L2Network) if not deleting(n)}
 
     def _l2sm_pods(self) -> list[attachments.PodAttachments]:
         """Every L2S-M pod of the cluster; one with a malformed annotation (any tenant can
@@ -536,7 +545,7 @@ class L2smControllerCharm(ReconcilingCharm):
                 except ApiError as exc:  # e.g. changed since it was read: the next one still goes
                     logger.warning("could not take the L2S-M finalizer off %s: %s", what, exc)
                     continue
-                released.append(f"{what}{' (being deleted)' if _deleting(obj) else ''}")
+                released.append(f"{what}{' (being deleted)' if deleting(obj) else ''}")
         if released:
             logger.warning(
                 "took the L2S-M operator's finalizer off %d object(s), which nothing could finish "
@@ -660,7 +669,7 @@ class L2smControllerCharm(ReconcilingCharm):
                 "name": n["metadata"]["name"],
                 "namespace": _ns(n),
                 "type": n.get("spec", {}).get("type", ""),
-                "owner": _owner(n),
+                "owner": owner_of(n),
                 "connected-pods": int((n.get("status") or {}).get("connectedPodCount") or 0),
                 "controller": self._controller_view(n["metadata"]["name"]),
             }
@@ -678,7 +687,7 @@ class L2smControllerCharm(ReconcilingCharm):
         return {
             "name": params.name,
             "namespace": _ns(network),
-            "owner": _owner(network),
+            "owner": owner_of(network),
             "spec": json.dumps(network.get("spec") or {}, sort_keys=True),
             "status": json.dumps(network.get("status") or {}, sort_keys=True),
             "attached-pods": json.dumps(pods),
@@ -690,7 +699,7 @@ class L2smControllerCharm(ReconcilingCharm):
         if existing is not None:
             raise Refused(
                 f"parameter 'name': an L2Network named {params.name!r} already exists in namespace "
-                f"{_ns(existing)!r} (owner: {_owner(existing)}); L2S-M names are cluster-wide"
+                f"{_ns(existing)!r} (owner: {owner_of(existing)}); L2S-M names are cluster-wide"
             )
         self.kube.apply(
             objects.action_network(self.app.name, self.namespace, params.name, params.cidr or None)
@@ -789,20 +798,8 @@ def _young(pod: attachments.PodAttachments, now: datetime.datetime) -> bool:
     return pod.created is not None and now - pod.created < POD_GRACE
 
 
-def _deleting(obj: dict[str, Any]) -> bool:
-    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
-
-
 def _ns(obj: dict[str, Any]) -> str:
     return (obj.get("metadata") or {}).get("namespace") or ""
-
-
-def _owner(obj: dict[str, Any]) -> str:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    kind = labels.get(OWNER_KIND)
-    if kind in (OWNER_KIND_APPLICATION, OWNER_KIND_ACTION):
-        return f"{kind}:{labels.get(OWNER, '?')}"
-    return "unmanaged"
 
 
 __all__ = ["ApiError", "L2smControllerCharm"]

@@ -40,7 +40,7 @@ from l2sm_core.ipam import (
     reserved_held,
     unit_order,
 )
-from l2sm_core.manifests import OWNER, OWNER_KIND, OWNER_KIND_APPLICATION
+from l2sm_core.manifests import OWNER, OWNER_KIND, OWNER_KIND_APPLICATION, owner_of
 from l2sm_core.manifests.crds import crd_name
 from l2sm_core.manifests.network import l2network
 from l2sm_core.validation import clip
@@ -159,8 +159,8 @@ class L2smNetworkCharm(ReconcilingCharm):
         existing = self._find(name)
         if existing is not None and not self._owns(existing):
             raise Blocked(
-                f"network name {name!r} is taken by {_owner(existing)} in namespace "
-                f"{existing['metadata'].get('namespace')!r}: set option 'network-name'"
+                f"network name {name!r} is taken in namespace {existing['metadata'].get('namespace')!r} "
+                f"(owner: {owner_of(existing)}): set option 'network-name'"
             )
         return existing
 
@@ -327,12 +327,6 @@ def _refuse_taking_addresses(config: NetworkConfig, held: dict[str, str]) -> Non
             f"option 'reserved': {listed}: an assigned address is never taken back; "
             "remove it from reserved, or remove its holder's relation first"
         )
-
-
-def _owner(obj: dict[str, Any]) -> str:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    kind = labels.get(OWNER_KIND)
-    return f"{kind} {labels.get(OWNER, '?')!r}" if kind else "a network made outside Juju"
 
 
 if __name__ == "__main__":  # pragma: nocover

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from l2sm_core.manifests import deleting
 from l2sm_core.naming import port_endpoint
 from l2sm_core.validation import dns1123_subdomain, shown
 
@@ -172,7 +173,7 @@ def read_pod(pod: Mapping[str, Any]) -> PodAttachments:
         node=node if isinstance(node, str) else "",
         requests=requests,
         attachments=nads,
-        gone=bool(meta.get("deletionTimestamp")) or phase in ("Succeeded", "Failed"),
+        gone=deleting(pod) or phase in ("Succeeded", "Failed"),
         problems=tuple(problems),
         uid=uid if isinstance(uid := meta.get("uid"), str) else "",
         created=_timestamp(meta.get("creationTimestamp")),

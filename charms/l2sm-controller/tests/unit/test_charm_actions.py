@@ -73,11 +73,11 @@ def test_list_and_show(ctx, kube, controller, oar_dir):
         "name": "net-a",
         "namespace": NAMESPACE,
         "type": "vnet",
-        "owner": "application:my-first-osm-net",
+        "owner": "l2sm-network application 'my-first-osm-net'",
         "connected-pods": 1,
         "controller": "present",
     }
-    assert (rows[1]["owner"], rows[1]["controller"]) == ("unmanaged", "absent")
+    assert (rows[1]["owner"], rows[1]["controller"]) == ("none in Juju, made with helm or kubectl?", "absent")
 
     _action(ctx, "show-network", oar_dir, name="net-a")
     assert json.loads(ctx.action_results["attached-pods"]) == ["knfs/cache-0"]

@@ -61,13 +61,13 @@ def test_name_taken_by_another_owner(ctx, kube):
     kube.add(_l2network(APP, "other", {OWNER_KIND: "action", OWNER: "l2sm-controller"}))
     out = ctx.run(ctx.on.config_changed(), make_state(config=CIDR))
     assert out.unit_status == testing.BlockedStatus(
-        f"network name {APP!r} is taken by action 'l2sm-controller' in namespace 'other': "
-        "set option 'network-name'"
+        f"network name {APP!r} is taken in namespace 'other' "
+        "(owner: create-network action of 'l2sm-controller'): set option 'network-name'"
     )
     assert kube.writes == []
     kube.add(_l2network("helm-net", "helm", {}))
     out = ctx.run(ctx.on.config_changed(), make_state(config=CIDR | {"network-name": "helm-net"}))
-    assert "taken by a network made outside Juju" in out.unit_status.message
+    assert "(owner: none in Juju, made with helm or kubectl?)" in out.unit_status.message
 
 
 def test_rename_moves_the_network(ctx, kube):

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
+
+from l2sm_core.validation import shown
 
 # Labels every object made by these charms carries, so removal can find exactly its own.
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -22,6 +25,33 @@ OWNER_KIND = "l2sm-charms.juju.is/owner-kind"
 OWNER = "l2sm-charms.juju.is/owner"
 OWNER_KIND_APPLICATION = "application"
 OWNER_KIND_ACTION = "action"
+
+
+def _meta(obj: Any) -> Mapping[str, Any]:
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def owner_of(obj: Any) -> str:
+    """Who owns an object, as its owner labels say, in words that fit any message or table
+    ("l2sm-network application 'cdn-net'"). The same in every charm, so an operator who reads
+    it in a status line finds it again in list-networks."""
+    labels = _meta(obj).get("labels")
+    labels = labels if isinstance(labels, Mapping) else {}
+    kind, name = labels.get(OWNER_KIND), shown(labels.get(OWNER, "?"), 80)
+    if kind == OWNER_KIND_APPLICATION:
+        return f"l2sm-network application {name}"
+    if kind == OWNER_KIND_ACTION:
+        return f"create-network action of {name}"
+    # No owner label, or one neither charm writes: nothing in Juju answers for it.
+    return "none in Juju, made with helm or kubectl?"
+
+
+def deleting(obj: Any) -> bool:
+    """Being deleted: Kubernetes has set its deletionTimestamp (finalizers may hold it a while)."""
+    return bool(_meta(obj).get("deletionTimestamp"))
+
+
 # Hash of the applied spec, so a charm re-applies only what changed.
 SPEC_HASH = "l2sm-charms.juju.is/spec-hash"
 
