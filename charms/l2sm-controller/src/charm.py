@@ -353,7 +353,7 @@ class L2smControllerCharm(ReconcilingCharm):
         container, starts with no memory and trusts the annotations it first sees."""
         try:
             memory = json.loads(self._stored.attached_ports)
-        except (TypeError, ValueError):  # never written otherwise; start again rather than wedge
+        except (TypeError, ValueError):  # only this charm writes it: should it not read, start afresh
             memory = {}
         settled = attachments.settle_endpoints(self._l2sm_pods(), memory if isinstance(memory, dict) else {})
         for pod in settled.edited:

@@ -272,3 +272,16 @@ def test_a_gone_pod_releases_its_ports_however_young(ctx, kube, controller, oar_
     controller.hold("net-a", endpoint("node-a", 3))
     ctx.run(ctx.on.update_status(), _state_with_running_controller(oar_dir))
     assert controller.networks == {"net-a": []}
+
+
+@pytest.mark.parametrize("unreadable", ["{broken", "[]"])
+def test_unreadable_memory_starts_afresh(ctx, kube, controller, oar_dir, unreadable):
+    controller.vnets_installed = True
+    kube.add(l2network("net-a"))
+    kube.add(l2sm_pod("cache-0", "node-a", ["net-a"], [3]))
+    state = _state_with_running_controller(oar_dir)
+    stored = testing.StoredState(owner_path="L2smControllerCharm", content={"attached_ports": unreadable})
+    state = testing.State(**{**state.__dict__, "stored_states": {stored}})
+    out = ctx.run(ctx.on.update_status(), state)
+    assert controller.networks == {"net-a": [endpoint("node-a", 3)]}
+    assert json.loads(_stored_charm(out)["attached_ports"]) != {}
