@@ -367,18 +367,21 @@ class L2smControllerCharm(ReconcilingCharm):
             self._stored.attached_ports = remembered
         return list(settled.pods)
 
-    def _desired_state(self, networks: set[str]) -> DesiredState:
+    def _desired_state(self, networks: set[str]) -> tuple[DesiredState, set[str]]:
+        """What the controller should hold, and the ports of pods still in their grace period."""
         ports: dict[str, set[str]] = {}
         released: dict[str, set[str]] = {}
+        young: set[str] = set()
         now = datetime.datetime.now(datetime.timezone.utc)
         for pod, held in self._settled_pods():
             if not pod.gone and _young(pod, now):
                 # Neither wanted nor released: a copy the controller holds is "unexplained"
                 # to the planner, and left alone until the pod is past its grace period.
+                young.update(p for endpoints in held.values() for p in endpoints)
                 continue
             for network, endpoints in held.items():
                 (released if pod.gone else ports).setdefault(network, set()).update(endpoints)
-        return DesiredState.build(networks, ports, released)
+        return DesiredState.build(networks, ports, released), young
 
     def _resync(self) -> ResyncReport:
         client = self._vnets()
@@ -386,7 +389,8 @@ class L2smControllerCharm(ReconcilingCharm):
         # The controller first, the pods after: a port it holds was added for a pod that
         # exists by the time the pods are listed, so no new pod's port looks stale.
         held = read_held(client, networks)
-        report = apply_resync(client, plan_resync(self._desired_state(networks), held))
+        desired, young = self._desired_state(networks)
+        report = apply_resync(client, plan_resync(desired, held))
         made = set(report.networks_recreated) | set(report.networks_rebuilt)
         if made:
             # An L2Network deleted while we (re)made it would leave an orphan in the
@@ -405,7 +409,9 @@ class L2smControllerCharm(ReconcilingCharm):
             # Kept apart: the next resync, with nothing to repair, must not hide this one.
             self._stored.last_repair = now
             self._stored.last_repair_summary = report.summary()
-        if report.repaired or report.failures or report.ports_removed or report.unexplained:
+        # A new pod's ports, held before it is past its grace period, are routine.
+        unexplained = {p for held_ports in report.unexplained.values() for p in held_ports} - young
+        if report.repaired or report.failures or report.ports_removed or unexplained:
             logger.warning("resync repaired the controller: %s", report.summary())
         else:
             logger.info("resync: %s", report.summary())
