@@ -75,6 +75,9 @@ def names() -> None:
         refused(switch.SwitchConfig, {"overlay_name": bad}, "overlay-name", "option")
     with pytest.raises(ValueError, match="DNS-1123"):
         knf.parse_addresses("net_a=10.0.1.10/24")
+    # Networks made with helm or kubectl may have dots: show and delete take them.
+    assert controller.ExistingNetworkParams.model_validate({"name": "cdn.video-net"}).name == "cdn.video-net"
+    refused(controller.ExistingNetworkParams, {"name": "cdn..net"}, "name")
     with pytest.raises(ValueError, match="DNS-1123 subdomain"):
         attachments.parse_l2sm_networks("net-a, Net_B")
     assert attachments.parse_l2sm_networks("cdn.video-net")[0].name == "cdn.video-net"

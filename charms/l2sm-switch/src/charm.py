@@ -24,7 +24,7 @@ from l2sm_charmlib.kube import (
 from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting, controller_data, load_config
 from l2sm_core import attachments, naming, topology
 from l2sm_core.interfaces import ControllerProviderAppData
-from l2sm_core.manifests import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE, MODEL, SPEC_HASH
+from l2sm_core.manifests import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE, MODEL, SPEC_HASH, deleting
 from l2sm_core.manifests import switch as switch_objects
 from l2sm_core.manifests.crds import crd_name
 from l2sm_core.validation import clip, shown
@@ -151,7 +151,7 @@ class L2smSwitchCharm(ReconcilingCharm):
             owner = f"application {shown(labels[INSTANCE])} in model {shown(labels.get(MODEL, '?'))}"
         else:
             owner = "no Juju application (made by hand or another tool)"
-        if len(others) == 1 and _deleting(others[0]):
+        if len(others) == 1 and deleting(others[0]):
             raise Waiting(
                 f"waiting for overlay {where} of {owner} to be deleted: one switch fabric per cluster"
             )
@@ -227,9 +227,9 @@ class L2smSwitchCharm(ReconcilingCharm):
         desired = self._desired(fabric)
         live = self.kube.get(Overlay, fabric.name, fabric.namespace)
         if live is not None:
-            if _hash(live) == _hash(desired) and not _deleting(live):
+            if _hash(live) == _hash(desired) and not deleting(live):
                 return False
-            if not _deleting(live):
+            if not deleting(live):
                 logger.warning("%s: %s", RECREATING, _describe_change(live, desired))
                 # Foreground: the Overlay goes only after its switches, Services and NADs, so
                 # the operator never finds leftovers when it builds the new one.
@@ -320,7 +320,7 @@ class L2smSwitchCharm(ReconcilingCharm):
         fabric = self._fabric()
         self._check_interfaces(fabric, attachments.ports_in_use(fabric.name, self._pods()))
         live = self.kube.get(Overlay, fabric.name, fabric.namespace)
-        if live is None or _deleting(live) or _hash(live) != _hash(self._desired(fabric)):
+        if live is None or deleting(live) or _hash(live) != _hash(self._desired(fabric)):
             return ops.MaintenanceStatus(RECREATING if live is not None else "creating the switch overlay")
         switches = self._switches(fabric, live)
         ready = sum(switches.values())
@@ -377,10 +377,6 @@ def _linux(node: dict[str, Any]) -> bool:
 
 def _schedulable_linux(node: dict[str, Any]) -> bool:
     return _linux(node) and not (node.get("spec") or {}).get("unschedulable")
-
-
-def _deleting(obj: dict[str, Any]) -> bool:
-    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
 
 
 def _hash(obj: dict[str, Any]) -> str | None:
