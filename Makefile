@@ -6,15 +6,17 @@ PY := $(VENV)/bin/python
 BUILD ?= build
 CHARMS := $(patsubst %/charmcraft.yaml,%,$(wildcard charms/*/charmcraft.yaml charms/cdn-knfs/*/charmcraft.yaml))
 COV_MIN ?= 90
+# The workspace packages (core, controlplane, knf, charmlib, testing), each with its tests/.
+PACKAGES := core controlplane knf charmlib testing
 
 .PHONY: venv lint fmt unit stage test clean
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements-dev.txt core/pyproject.toml charmlib/pyproject.toml testing/pyproject.toml
+$(VENV)/.installed: requirements-dev.txt $(wildcard */pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e core -e charmlib -e testing
+	$(PY) -m pip install --quiet --no-deps $(foreach p,$(PACKAGES),-e $(p))
 	touch $@
 
 lint: venv
@@ -32,7 +34,8 @@ fmt: venv
 
 # Core and each charm run in their own pytest process: every charm has a module named `charm`.
 unit: venv
-	$(PY) -m pytest core/tests charmlib/tests --cov=l2sm_core --cov=l2sm_charmlib \
+	$(PY) -m pytest core/tests controlplane/tests knf/tests charmlib/tests \
+	  --cov=l2sm_core --cov=l2sm_controlplane --cov=l2sm_knf --cov=l2sm_charmlib \
 	  --cov-report=term-missing --cov-fail-under=$(COV_MIN)
 	@set -e; for c in $(CHARMS); do \
 	  echo "== unit: $$c"; \

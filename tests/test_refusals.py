@@ -17,14 +17,10 @@ from pathlib import Path
 import pydantic
 import pytest
 
+from l2sm_charmlib.l2sm_controller import ControllerProviderAppData
 from l2sm_core import attachments, knf
-from l2sm_core.interfaces import (
-    ControllerProviderAppData,
-    NetworkInfo,
-    NetworkProviderAppData,
-    NetworkRequirerUnitData,
-)
 from l2sm_core.validation import Flag, describe_validation_error
+from l2sm_knf.l2sm_network import NetworkInfo, NetworkProviderAppData, NetworkRequirerUnitData
 from l2sm_testing.samples import CONTROLLER_APP_DATA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +87,7 @@ def booleans() -> None:
         refused(ControllerProviderAppData, CONTROLLER_APP_DATA | {"ready": loose}, "ready", "field")
         with pytest.raises(pydantic.ValidationError):
             flag.validate_python(loose)
-    proven_by("charmlib/tests/test_networks.py", "test_a_loose_forwards_value_is_refused")
+    proven_by("knf/tests/test_l2sm_network.py", "test_a_loose_forwards_value_is_refused")
 
 
 def network_cidrs() -> None:
@@ -147,7 +143,7 @@ def pod_annotations() -> None:
     )
     proven_by("charms/l2sm-switch/tests/unit/test_charm_refusals.py", "test_a_bad_pod_is_named_and_skipped")
     proven_by(
-        "charmlib/tests/test_networks.py",
+        "knf/tests/test_l2sm_network.py",
         "test_a_spoiled_pod_annotation_is_named_and_the_last_interfaces_kept",
     )
 
@@ -265,7 +261,7 @@ def knf_addresses() -> None:
         knf.request_in_cidr("net-a", "10.0.5.10/24", 0, "10.0.1.0/24")
     with pytest.raises(ValueError):
         knf.request_in_cidr("net-a", "10.0.1.254/24", 2, "10.0.1.0/24")  # unit 2 lands on .0
-    proven_by("charmlib/tests/test_networks.py", "test_a_pure_l2_network_is_not_asked_for_an_address")
+    proven_by("knf/tests/test_l2sm_network.py", "test_a_pure_l2_network_is_not_asked_for_an_address")
 
 
 def knf_network_answers() -> None:
@@ -281,7 +277,7 @@ def knf_network_answers() -> None:
     with pytest.raises(pydantic.ValidationError):
         NetworkInfo.model_validate(network | {"mtu": 1500})
     proven_by(
-        "charmlib/tests/test_networks.py",
+        "knf/tests/test_l2sm_network.py",
         "test_a_bad_field_from_the_network_is_named_and_the_last_good_kept",
         "test_one_bad_route_does_not_cost_the_good_ones",
         "test_what_cannot_be_applied_is_refused_and_the_last_applied_kept",

@@ -95,7 +95,7 @@ def test_every_charm_is_staged(build_dir):
         staged = build_dir / charm_dir.name
         assert (staged / "charmcraft.yaml").is_file(), f"{charm_dir.name} not staged"
         assert (staged / "lib" / "l2sm_core" / "__init__.py").is_file()
-        assert (staged / "lib" / "l2sm_charmlib" / "kube.py").is_file()
+        assert (staged / "lib" / "l2sm_knf" / "kube.py").is_file()
         assert (staged / "LICENSE").is_file()
         assert not (staged / "tests").exists(), "tests are not packed"
         assert not list(staged.rglob("__pycache__"))

@@ -1,9 +1,11 @@
 import pytest
 from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Service
 
-from l2sm_charmlib.kube import Kube, KubeForbidden, KubeNotFound, L2Network, Service
-from l2sm_core.manifests.controller import action_network, sdn_service
-from l2sm_core.manifests.crds import custom_resource_definitions
+from l2sm_charmlib.kube import L2Network
+from l2sm_controlplane.crds import custom_resource_definitions
+from l2sm_controlplane.objects import action_network, sdn_service
+from l2sm_knf.kube import Kube, KubeForbidden, KubeNotFound
 from l2sm_testing.fake_kube import FakeKube, api_error
 
 

@@ -7,11 +7,11 @@ import pydantic
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lightkube.resources.core_v1 import Pod
 from ops import testing
 
-from l2sm_charmlib import reconcile
-from l2sm_charmlib.kube import Pod
-from l2sm_core.manifests.controller import action_network
+from l2sm_charmlib import l2sm_controller, reconcile
+from l2sm_controlplane.objects import action_network
 from l2sm_testing import bad_input
 from l2sm_testing.fake_kube import FakeKube
 from l2sm_testing.samples import CONTROLLER_APP_DATA
@@ -51,7 +51,7 @@ class Probe(reconcile.ReconcilingCharm):
     def _assess(self):
         # Blocked and Waiting raised here become the status (DispatchStatus maps them).
         size = reconcile.load_config(self, Size)
-        data = reconcile.controller_data(self, "controller")
+        data = l2sm_controller.controller_data(self, "controller")
         if size.size == 2:
             self.kube.list(Pod)
         return ops.ActiveStatus(f"{size.size} via {data.cluster_ip}")
@@ -145,7 +145,7 @@ def test_any_controller_value_is_read_or_named(key, value):
 @pytest.fixture
 def kube(monkeypatch):
     fake = FakeKube()
-    monkeypatch.setattr(reconcile, "Client", lambda **_: fake)
+    monkeypatch.setattr("l2sm_knf.kube.Client", lambda **_: fake)
     return fake
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from l2sm_core.manifests.crds import validate_custom_object
+from l2sm_controlplane.crds import validate_custom_object
 from l2sm_core.manifests.network import l2network
 
 

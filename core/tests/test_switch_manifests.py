@@ -6,8 +6,8 @@ import textwrap
 import kubernetes_validate
 import pytest
 
+from l2sm_controlplane.crds import validate_custom_object
 from l2sm_core.manifests import INSTANCE, MODEL, switch
-from l2sm_core.manifests.crds import validate_custom_object
 from l2sm_core.naming import bridge_name_for
 from l2sm_core.topology import parse_topology
 

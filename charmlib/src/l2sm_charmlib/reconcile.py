@@ -4,7 +4,6 @@ controller relation, the Kubernetes client, and one status per dispatch."""
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,11 +11,9 @@ from typing import TypeVar
 
 import ops
 import pydantic
-from lightkube import Client
 
-from l2sm_charmlib.kube import Kube, KubeForbidden, KubeNotFound
-from l2sm_core.interfaces import ControllerProviderAppData
 from l2sm_core.validation import clip, describe_validation_error
+from l2sm_knf.kube import Kube, KubeForbidden, KubeNotFound, trust_message
 
 T = TypeVar("T")
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -42,46 +39,12 @@ class Refused(Exception):
     """An action refused: the message names the parameter and the fix."""
 
 
-def kube_client(app_name: str) -> Kube:
-    return Kube(Client(field_manager=app_name), field_manager=app_name)
-
-
 def load_config(charm: ops.CharmBase, cls: type[T]) -> T:
     """The charm's config as `cls`; invalid options become Blocked naming each option."""
     try:
         return charm.load_config(cls)
     except pydantic.ValidationError as exc:
         raise Blocked(describe_validation_error(exc, "option")) from None
-
-
-class InvalidDatabag(ValueError):
-    """What the other side of a relation wrote does not fit the schema: the message names
-    each bad field (a value that is not JSON, or one the schema refuses)."""
-
-
-def load_databag(relation: ops.Relation, cls: type[M], entity: ops.Unit | ops.Application) -> M:
-    """`relation.load(cls, entity)`, but every way remote data can be wrong (not JSON, wrong
-    type, refused by a validator) is an InvalidDatabag naming the field."""
-    databag = relation.data[entity]
-    # The schema's keys only: Juju's own keys (ingress-address, ...) are plain strings.
-    known = {field.alias or name for name, field in cls.model_fields.items()}
-    # Checked key by key first: json.loads alone would not say which field is not JSON.
-    not_json = []
-    for key, raw in databag.items():
-        if key not in known:
-            continue
-        try:
-            json.loads(raw)
-        except (ValueError, RecursionError):
-            not_json.append(f"field '{clip(key, 64)}': not JSON")
-    if not_json:
-        raise InvalidDatabag("; ".join(not_json))
-    try:
-        return relation.load(cls, entity)
-    except pydantic.ValidationError as exc:
-        raise InvalidDatabag(describe_validation_error(exc, "field")) from None
-    except (TypeError, RecursionError) as exc:
-        raise InvalidDatabag(f"unreadable data: {clip(str(exc), 120)}") from None
 
 
 def integrate_command(charm: ops.CharmBase, one: str, other: str) -> str:
@@ -95,33 +58,6 @@ def run_action_command(charm: ops.CharmBase, target: str, action: str) -> str:
     if charm.model.juju_version.major < 3:
         return f"juju run-action {target} {action} --wait"
     return f"juju run {target} {action}"
-
-
-def controller_data(
-    charm: ops.CharmBase, endpoint: str, missing: type[Exception] = Blocked
-) -> ControllerProviderAppData:
-    """What l2sm-controller published on `endpoint`, once it is ready."""
-    relation = charm.model.get_relation(endpoint)
-    if relation is None or relation.app is None:
-        hint = integrate_command(charm, f"{charm.app.name}:{endpoint}", "l2sm-controller")
-        raise missing(
-            f"integrate with l2sm-controller: {hint}"
-            if missing is Blocked
-            else f"waiting for the controller: {hint}"
-        )
-    if not relation.data[relation.app]:
-        raise Waiting("waiting for the controller to publish its address")
-    try:
-        data = load_databag(relation, ControllerProviderAppData, relation.app)
-    except InvalidDatabag as exc:
-        raise Blocked(f"controller relation data: {exc}") from None
-    if not data.ready:
-        raise Waiting("waiting for the controller to be ready")
-    return data
-
-
-def trust_message(app_name: str) -> str:
-    return f"deploy with --trust (juju trust {app_name} --scope=cluster)"
 
 
 class DispatchStatus:
@@ -166,7 +102,7 @@ class ReconcilingCharm(ops.CharmBase):
     @property
     def kube(self) -> Kube:
         if self._kube is None:
-            self._kube = kube_client(self.app.name)
+            self._kube = Kube.connect(self.app.name)
         return self._kube
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:

@@ -13,22 +13,20 @@ import pydantic
 import tls
 import workload
 from lightkube.core.exceptions import ApiError
+from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.core_v1 import Pod, Service
 from models import CharmConfig, CreateNetworkParams, DeleteNetworkParams, ExistingNetworkParams, NoParams
 from secret_store import JujuSecrets, KubernetesSecrets, SecretStore
 
-from l2sm_charmlib.kube import (
-    L2SM_KINDS,
-    NAD_CRD,
-    CustomResourceDefinition,
-    KubeForbidden,
-    L2Network,
-    MutatingWebhookConfiguration,
-    Pod,
-    Service,
-)
+from l2sm_charmlib.kube import L2SM_KINDS, NAD_CRD_NAME, L2Network
+from l2sm_charmlib.l2sm_controller import ControllerProviderAppData
 from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting, load_config
+from l2sm_controlplane import objects
+from l2sm_controlplane.crds import CRD_KINDS, crd_name, custom_resource_definitions
+from l2sm_controlplane.resync import DesiredState, ResyncReport, apply_resync, plan_resync, read_held
+from l2sm_controlplane.vnets import OPENFLOW_APP, VNETS_APP, ControllerError, VnetsClient
 from l2sm_core import attachments
-from l2sm_core.interfaces import ControllerProviderAppData
 from l2sm_core.manifests import (
     INSTANCE,
     MODEL,
@@ -39,11 +37,8 @@ from l2sm_core.manifests import (
     deleting,
     owner_of,
 )
-from l2sm_core.manifests import controller as objects
-from l2sm_core.manifests.crds import CRD_KINDS, crd_name, custom_resource_definitions
-from l2sm_core.resync import DesiredState, ResyncReport, apply_resync, plan_resync, read_held
 from l2sm_core.validation import describe_validation_error, shown, unicast_ipv4
-from l2sm_core.vnets import OPENFLOW_APP, VNETS_APP, ControllerError, VnetsClient
+from l2sm_knf.kube import KubeForbidden
 
 logger = logging.getLogger(__name__)
 
@@ -234,8 +229,8 @@ class L2smControllerCharm(ReconcilingCharm):
             logger.warning("%s: stopped %s in %s", why, ", ".join(running), name)
 
     def _require_cluster(self) -> None:
-        if self.kube.get(CustomResourceDefinition, NAD_CRD) is None:
-            raise Blocked(f"Multus not found: install it (CRD {NAD_CRD} is missing)")
+        if self.kube.get(CustomResourceDefinition, NAD_CRD_NAME) is None:
+            raise Blocked(f"Multus not found: install it (CRD {NAD_CRD_NAME} is missing)")
         ours = objects.webhook_configuration_name(self.app.name, self.namespace)
         for config in self.kube.list(MutatingWebhookConfiguration):
             name = config["metadata"]["name"]

@@ -13,8 +13,8 @@ import logging
 import ops
 from lightkube.resources.core_v1 import Secret
 
-from l2sm_charmlib.kube import Kube
-from l2sm_core.manifests import controller as objects
+from l2sm_controlplane import objects
+from l2sm_knf.kube import Kube
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import urllib.request
 
 from ops import pebble
 
-from l2sm_core.manifests.controller import REST_PORT
+from l2sm_controlplane.objects import REST_PORT
 
 # Upstream hard-codes these in the operator; the REST port stays on ClusterIP for that reason.
 REST_USERNAME = "karaf"

@@ -9,26 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import ops
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from models import NetworkConfig, ShowParams
 
-from l2sm_charmlib.kube import CustomResourceDefinition, KubeForbidden, L2Network
-from l2sm_charmlib.reconcile import (
-    Blocked,
-    InvalidDatabag,
-    ReconcilingCharm,
-    Waiting,
-    controller_data,
-    load_config,
-    load_databag,
-)
-from l2sm_core.interfaces import (
-    NetworkInfo,
-    NetworkProviderAppData,
-    NetworkRequirerUnitData,
-    Route,
-    canonical_json,
-    interface_address,
-)
+from l2sm_charmlib.kube import L2Network
+from l2sm_charmlib.l2sm_controller import controller_data
+from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Waiting, load_config
+from l2sm_controlplane.crds import crd_name
 from l2sm_core.ipam import (
     Allocation,
     Member,
@@ -41,9 +28,17 @@ from l2sm_core.ipam import (
     unit_order,
 )
 from l2sm_core.manifests import OWNER, OWNER_KIND, OWNER_KIND_APPLICATION, owner_of
-from l2sm_core.manifests.crds import crd_name
 from l2sm_core.manifests.network import l2network
 from l2sm_core.validation import clip
+from l2sm_knf.databag import InvalidDatabag, canonical_json, load_databag
+from l2sm_knf.kube import KubeForbidden
+from l2sm_knf.l2sm_network import (
+    NetworkInfo,
+    NetworkProviderAppData,
+    NetworkRequirerUnitData,
+    Route,
+    interface_address,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +86,7 @@ class L2smNetworkCharm(ReconcilingCharm):
 
     def _require_controller(self) -> None:
         # A missing relation is Blocked: only an operator can integrate it.
-        controller_data(self, CONTROLLER, missing=Blocked)
+        controller_data(self, CONTROLLER)
         if self.kube.get(CustomResourceDefinition, crd_name("L2Network")) is None:
             raise Waiting("waiting for the L2S-M CRDs (l2sm-controller installs them)")
 

@@ -6,8 +6,9 @@ import ipaddress
 
 import pydantic
 
-from l2sm_core.interfaces import ATTACHMENT_MTU, MIN_MTU, NETWORK_TYPES
+from l2sm_core.knf import ATTACHMENT_MTU, MIN_MTU
 from l2sm_core.validation import ActionParams, dns1123_label, ipv4_prefix, shown, unicast_ipv4
+from l2sm_knf.l2sm_network import NETWORK_TYPES
 
 MAX_RESERVED = 256  # a list longer than this is a mistake (a pasted file), not a plan
 

@@ -10,24 +10,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import ops
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.apps_v1 import ReplicaSet
+from lightkube.resources.core_v1 import Node, Pod
 from models import ShowTopologyParams, SwitchConfig
 
-from l2sm_charmlib.kube import (
-    CustomResourceDefinition,
-    KubeForbidden,
-    NetworkAttachmentDefinition,
-    Node,
-    Overlay,
-    Pod,
-    ReplicaSet,
-)
-from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting, controller_data, load_config
+from l2sm_charmlib.kube import NetworkAttachmentDefinition, Overlay
+from l2sm_charmlib.l2sm_controller import ControllerProviderAppData, controller_data
+from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting, load_config
+from l2sm_controlplane.crds import crd_name
 from l2sm_core import attachments, naming, topology
-from l2sm_core.interfaces import ControllerProviderAppData
 from l2sm_core.manifests import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE, MODEL, SPEC_HASH, deleting
 from l2sm_core.manifests import switch as switch_objects
-from l2sm_core.manifests.crds import crd_name
 from l2sm_core.validation import clip, shown
+from l2sm_knf.kube import KubeForbidden
 
 logger = logging.getLogger(__name__)
 

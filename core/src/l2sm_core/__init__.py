@@ -1,8 +1,6 @@
-"""The L2S-M charms' domain core: networks, names, addresses, REST client, manifests.
+"""The L2S-M domain core: names, addresses, pod attachments, interface plans, manifests.
 
-No Juju and no Kubernetes client imports here: charms and the lab both import this package.
+No Juju and no Kubernetes client imports here: charms and the lab both import this package,
+and so does the KNF package (l2sm-knf), so nothing of the controller's lives here: its CRDs,
+objects, REST client and resync are in l2sm_controlplane.
 """
-
-L2SM_VERSION = "2.8.7"
-CONTROLLER_IMAGE = "alexdecb/l2sm-controller:2.5.3"
-MANAGER_IMAGE = "alexdecb/l2sm-controller-manager:2.8.7"

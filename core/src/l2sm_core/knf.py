@@ -19,7 +19,6 @@ from l2sm_core.attachments import (
     parse_l2sm_networks,
     veth_port_number,
 )
-from l2sm_core.interfaces import ATTACHMENT_MTU, MIN_MTU
 from l2sm_core.validation import (
     IPV4_WITH_LENGTH,
     clip,
@@ -32,8 +31,8 @@ from l2sm_core.validation import (
 
 # The L2S-M attachments are bridge-CNI veths of MTU 1400 (upstream's NADs); a larger MTU
 # would be dropped on the VXLAN mesh, a smaller one than IPv4's minimum breaks IPv4.
-MTU_MIN = MIN_MTU
-MTU_MAX = ATTACHMENT_MTU
+ATTACHMENT_MTU = 1400
+MIN_MTU = 576  # the least every IPv4 host must take
 ADDRESSES_MAX = 4096  # characters: dozens of networks fit; a pasted file does not
 # Linux interface names: at most 15 bytes; no '/', ':' or whitespace.
 _IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
@@ -228,8 +227,8 @@ def plan_problems(plan: InterfacePlan) -> list[str]:
     if not isinstance(plan.ifname, str) or not _IFNAME.fullmatch(plan.ifname) or plan.ifname == "lo":
         problems.append(f"interface {shown(plan.ifname)} is not an interface name this may configure")
     where = shown(plan.ifname, 24)
-    if plan.mtu is not None and not (isinstance(plan.mtu, int) and MTU_MIN <= plan.mtu <= MTU_MAX):
-        problems.append(f"{where}: mtu {shown(plan.mtu)} is outside {MTU_MIN}-{MTU_MAX}")
+    if plan.mtu is not None and not (isinstance(plan.mtu, int) and MIN_MTU <= plan.mtu <= ATTACHMENT_MTU):
+        problems.append(f"{where}: mtu {shown(plan.mtu)} is outside {MIN_MTU}-{ATTACHMENT_MTU}")
     networks = []
     for address in plan.addresses:
         try:
@@ -295,9 +294,10 @@ class Membership:
         refused: list[str] = []
         network = self._network(refused)
         mtu = self.mtu
-        if mtu is not None and not MTU_MIN <= mtu <= MTU_MAX:
+        if mtu is not None and not MIN_MTU <= mtu <= ATTACHMENT_MTU:
             refused.append(
-                f"field 'network': mtu {shown(mtu)} is outside {MTU_MIN}-{MTU_MAX} (L2S-M's attachments)"
+                f"field 'network': mtu {shown(mtu)} is outside {MIN_MTU}-{ATTACHMENT_MTU} "
+                "(L2S-M's attachments)"
             )
             mtu = last.mtu if last else None
         address = self._address(network, refused, last)

@@ -2,6 +2,8 @@
 
 import json
 
+from l2sm_charmlib.kube import NAD_CRD_NAME
+
 # l2sm_controller app data as l2sm-controller publishes it (before JSON encoding).
 CONTROLLER_APP_DATA = {
     "host": "l2sm-controller-sdn.l2sm.svc.cluster.local",
@@ -14,10 +16,10 @@ CONTROLLER_APP_DATA = {
 }
 
 # The CRD Multus installs; the controller charm checks for it.
-NAD_CRD = {
+MULTUS_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",
     "kind": "CustomResourceDefinition",
-    "metadata": {"name": "network-attachment-definitions.k8s.cni.cncf.io"},
+    "metadata": {"name": NAD_CRD_NAME},
     "spec": {
         "group": "k8s.cni.cncf.io",
         "names": {"kind": "NetworkAttachmentDefinition", "plural": "network-attachment-definitions"},

@@ -10,14 +10,13 @@ import pytest
 import workload
 from ops import pebble, testing
 
-from l2sm_charmlib import reconcile
-from l2sm_core.manifests.controller import charm_secret, charm_secret_entries, charm_secret_name
-from l2sm_core.manifests.crds import custom_resource_definitions
+from l2sm_controlplane.crds import custom_resource_definitions
+from l2sm_controlplane.objects import charm_secret, charm_secret_entries, charm_secret_name
 from l2sm_core.naming import device_id
 from l2sm_testing import samples
 from l2sm_testing.controller_server import FakeController
 from l2sm_testing.fake_kube import FakeKube
-from l2sm_testing.samples import NAD_CRD
+from l2sm_testing.samples import MULTUS_CRD
 
 NAMESPACE = "l2sm"
 APP = "l2sm-controller"
@@ -28,8 +27,8 @@ OAR = b"PK\x03\x04 vnets-app-1.0.oar"
 def kube(monkeypatch):
     # Namespaced calls without a namespace land in the model's namespace, as in the pod.
     fake = FakeKube(default_namespace=NAMESPACE)
-    fake.add(NAD_CRD)
-    monkeypatch.setattr(reconcile, "Client", lambda **_: fake)
+    fake.add(MULTUS_CRD)
+    monkeypatch.setattr("l2sm_knf.kube.Client", lambda **_: fake)
     return fake
 
 

@@ -6,8 +6,8 @@ import pytest
 from conftest import APP, NAMESPACE, l2network, l2sm_pod, make_state
 from ops import testing
 
+from l2sm_controlplane.crds import validate_custom_object
 from l2sm_core.manifests import OWNER, OWNER_KIND
-from l2sm_core.manifests.crds import validate_custom_object
 
 APP_OWNED = {OWNER_KIND: "application", OWNER: "my-first-osm-net"}
 

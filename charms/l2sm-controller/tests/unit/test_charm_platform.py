@@ -18,7 +18,7 @@ from conftest import (
 )
 from ops import pebble, testing
 
-from l2sm_core.manifests.crds import crd_name
+from l2sm_controlplane.crds import crd_name
 
 FINALIZER = "l2sm.operator.io/finalizer"
 

@@ -5,7 +5,7 @@ import workload
 from conftest import APP, NAMESPACE, OAR, controller_container, make_state, manager_container, stored_secret
 from ops import pebble, testing
 
-from l2sm_core.manifests.crds import CRD_KINDS, crd_name
+from l2sm_controlplane.crds import CRD_KINDS, crd_name
 
 
 def _run(ctx, state, event=None):

@@ -10,7 +10,7 @@ import pytest
 from conftest import APP, JUJU_VERSIONS, NAMESPACE, JujuContext, make_state, stored_secret
 from ops import testing
 
-from l2sm_core.interfaces import ControllerProviderAppData
+from l2sm_charmlib.l2sm_controller import ControllerProviderAppData
 from l2sm_core.manifests import common_labels
 
 CREDENTIALS = {"username": "karaf", "password": "karaf"}
@@ -173,7 +173,7 @@ def test_an_earlier_refusal_keeps_its_status_over_the_publish_one(ctx, kube, con
 def test_any_field_the_interface_refuses_blocks_and_publishes_nothing(
     ctx, kube, controller, oar_dir, monkeypatch
 ):
-    from l2sm_core.manifests import controller as objects
+    from l2sm_controlplane import objects
 
     monkeypatch.setattr(objects, "OPENFLOW_PORT", 0)  # as if a revision got it wrong
     relations = {testing.Relation("l2sm-controller", remote_app_name=app) for app in ("sw", "net")}

@@ -4,7 +4,7 @@ import logging
 
 from conftest import APP, NAMESPACE, controller_container, l2network, make_state, manager_container
 
-from l2sm_core.manifests.crds import CRD_KINDS, crd_name
+from l2sm_controlplane.crds import CRD_KINDS, crd_name
 
 
 def _installed(ctx, kube, oar_dir):
@@ -93,7 +93,7 @@ def test_remove_before_anything_was_installed(ctx, kube, controller, oar_dir):
 
 
 def test_crds_another_installation_made_are_kept(ctx, kube, controller, oar_dir, caplog):
-    from l2sm_core.manifests.crds import custom_resource_definitions
+    from l2sm_controlplane.crds import custom_resource_definitions
 
     for crd in custom_resource_definitions("l2sm-controller", "elsewhere"):
         kube.add(crd)  # the other model's controller installed them

@@ -17,7 +17,7 @@ def test_every_action_accepts_osm_and_refuses_unknown_params():
 
 
 def test_images_pinned_to_the_supported_l2sm_release():
-    from l2sm_core import CONTROLLER_IMAGE, MANAGER_IMAGE
+    from l2sm_controlplane import CONTROLLER_IMAGE, MANAGER_IMAGE
 
     resources = META["resources"]
     assert resources["controller-image"]["upstream-source"] == CONTROLLER_IMAGE

@@ -8,9 +8,8 @@ import charm
 import pytest
 from ops import testing
 
-from l2sm_charmlib import reconcile
-from l2sm_core.interfaces import NetworkProviderAppData, NetworkRequirerUnitData
-from l2sm_core.manifests.crds import custom_resource_definitions
+from l2sm_controlplane.crds import custom_resource_definitions
+from l2sm_knf.l2sm_network import NetworkProviderAppData, NetworkRequirerUnitData
 from l2sm_testing.fake_kube import FakeKube
 from l2sm_testing.samples import CONTROLLER_APP_DATA as CONTROLLER_DATA
 
@@ -23,7 +22,7 @@ def kube(monkeypatch):
     fake = FakeKube(default_namespace=MODEL)
     for crd in custom_resource_definitions("l2sm-controller", "l2sm"):
         fake.add(crd)
-    monkeypatch.setattr(reconcile, "Client", lambda **_: fake)
+    monkeypatch.setattr("l2sm_knf.kube.Client", lambda **_: fake)
     return fake
 
 

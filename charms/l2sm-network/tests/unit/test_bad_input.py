@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from models import NetworkConfig
 from ops import testing
 
-from l2sm_charmlib import reconcile
-from l2sm_core.interfaces import ControllerProviderAppData, NetworkProviderAppData
-from l2sm_core.manifests.crds import custom_resource_definitions
+from l2sm_charmlib.l2sm_controller import ControllerProviderAppData
+from l2sm_controlplane.crds import custom_resource_definitions
 from l2sm_core.validation import application_name
+from l2sm_knf.l2sm_network import NetworkProviderAppData
 from l2sm_testing.bad_input import databag_value, json_values, loose_booleans, not_json, tricky_text
 from l2sm_testing.fake_kube import FakeKube
 
@@ -39,7 +39,7 @@ class Cluster:
 
     def __init__(self, monkeypatch, juju_version: str):
         self.kube = self._fresh({})
-        monkeypatch.setattr(reconcile, "Client", lambda **_: self.kube)
+        monkeypatch.setattr("l2sm_knf.kube.Client", lambda **_: self.kube)
         for crd in custom_resource_definitions("l2sm-controller", "l2sm"):
             self.kube.add(crd)
         self.ctx = testing.Context(_charm_class(), app_name=APP, juju_version=juju_version)

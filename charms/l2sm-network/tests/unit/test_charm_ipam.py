@@ -6,7 +6,7 @@ import pytest
 from conftest import APP, MODEL, make_state, members, provider_data
 from ops import testing
 
-from l2sm_core.manifests.crds import validate_custom_object
+from l2sm_controlplane.crds import validate_custom_object
 
 CIDR = {"cidr": "10.0.1.0/24"}
 

@@ -8,15 +8,14 @@ import charm
 import pytest
 from ops import testing
 
-from l2sm_charmlib import reconcile
+from l2sm_controlplane.crds import custom_resource_definitions
 from l2sm_core.manifests import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE
 from l2sm_core.manifests import MODEL as MODEL_LABEL
-from l2sm_core.manifests.crds import custom_resource_definitions
 from l2sm_core.topology import switch_pod_name
 from l2sm_testing import samples
 from l2sm_testing.fake_kube import FakeKube
 from l2sm_testing.samples import CONTROLLER_APP_DATA as CONTROLLER_DATA
-from l2sm_testing.samples import NAD_CRD
+from l2sm_testing.samples import MULTUS_CRD
 
 APP = "l2sm-switch"
 NAMESPACE = "l2sm"  # the controller's
@@ -79,12 +78,12 @@ def kube(monkeypatch):
     # What l2sm-controller and Multus installed.
     for crd in custom_resource_definitions("l2sm-controller", NAMESPACE):
         fake.add(crd)
-    fake.add(NAD_CRD)
+    fake.add(MULTUS_CRD)
     for name in ("node-a", "node-b", "node-c"):
         fake.add(node(name))
     fake.add(node("cordoned", unschedulable=True))
     fake.add(node("win-1", os="windows"))
-    monkeypatch.setattr(reconcile, "Client", lambda **_: fake)
+    monkeypatch.setattr("l2sm_knf.kube.Client", lambda **_: fake)
     monkeypatch.setattr(charm, "RECREATE_WAIT_SECONDS", 0.2)
     monkeypatch.setattr(charm, "RECREATE_POLL_SECONDS", 0.05)
     monkeypatch.setattr(charm, "ATTACHMENT_WAIT_SECONDS", 0.1)

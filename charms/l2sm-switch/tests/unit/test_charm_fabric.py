@@ -7,7 +7,7 @@ import pytest
 from conftest import APP, NAMESPACE, knf_pod, make_state, nad, replica_set
 from ops import testing
 
-from l2sm_core.manifests.crds import validate_custom_object
+from l2sm_controlplane.crds import validate_custom_object
 
 
 def _overlay(kube, name=APP):

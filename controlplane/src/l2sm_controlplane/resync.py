@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from l2sm_core.vnets import (
+from l2sm_controlplane.vnets import (
     ControllerError,
     ControllerUnauthorized,
     ControllerUnreachable,

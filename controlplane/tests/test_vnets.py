@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from l2sm_core import vnets
-from l2sm_core.vnets import VnetsClient
+from l2sm_controlplane import vnets
+from l2sm_controlplane.vnets import VnetsClient
 
 EP1 = "of:e5e40be8c6b4bf54/1"
 EP2 = "of:cc4d87e0ca1f6b49/2"

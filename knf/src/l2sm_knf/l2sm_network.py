@@ -1,6 +1,6 @@
 """The KNF-side library: a KNF charm joins L2S-M networks through one `l2sm_network` relation.
 
-    from l2sm_charmlib.networks import L2smNetworks
+    from l2sm_knf import L2smNetworks
 
     class MyKnf(ops.CharmBase):
         def __init__(self, framework):
@@ -39,18 +39,18 @@ that pod.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import ops
 import pydantic
-from lightkube import Client
+from lightkube.resources.apps_v1 import StatefulSet
+from lightkube.resources.core_v1 import Pod
 
-from l2sm_charmlib.kube import Kube, KubeForbidden, KubeNotFound, Pod, StatefulSet
-from l2sm_charmlib.reconcile import trust_message
 from l2sm_core import knf
 from l2sm_core.attachments import (
     L2SM_ERROR_ANNOTATION,
@@ -60,16 +60,172 @@ from l2sm_core.attachments import (
     parse_l2sm_networks,
     read_pod,
 )
-from l2sm_core.interfaces import (
-    MAX_OFFERED_PREFIXES,
-    NetworkInfo,
-    NetworkProviderAppData,
-    NetworkRequirerUnitData,
-)
+from l2sm_core.knf import ATTACHMENT_MTU, MIN_MTU
 from l2sm_core.manifests.knf import pod_template_patch, template_satisfies
-from l2sm_core.validation import Flag, clip, describe_validation_error, dns1123_label, ipv4_prefix, shown
+from l2sm_core.validation import (
+    IPV4_WITH_LENGTH,
+    Flag,
+    clip,
+    describe_validation_error,
+    dns1123_label,
+    ipv4_prefix,
+    route_prefix,
+    shown,
+    unicast_ipv4,
+)
+from l2sm_knf.databag import Databag, canonical_json, load_databag
+from l2sm_knf.kube import Kube, KubeForbidden, KubeNotFound, trust_message
 
 logger = logging.getLogger(__name__)
+
+INTERFACE = "l2sm_network"
+# A member may route to this many prefixes: enough for a router on many networks, and a
+# bound on what one unit can make every other member install.
+MAX_OFFERED_PREFIXES = 32
+# Bounds on what a network may send, so a broken or hostile provider cannot flood a member.
+MAX_REJECTION = 1024
+MAX_ROUTES = 1024
+NETWORK_TYPES = ("vnet", "ext-vnet", "vlink")  # upstream's L2Network types
+# A JSON number only: an MTU sent as "1400" or true is a mistake on the other side.
+Mtu = Annotated[int, pydantic.Field(strict=True, ge=MIN_MTU, le=ATTACHMENT_MTU)]
+
+
+# -- schema (v0) ---------------------------------------------------------------------------
+# Field names in the databag are the aliases (dashed); every value is JSON. The schemas refuse
+# what would do harm on the other side (an address no host can have, a route that takes over
+# every member's traffic, an MTU the attachments cannot carry), so each side can trust what it
+# loads. Messages echo values clipped (`shown`): they end up in status lines.
+
+
+def interface_address(value: str) -> ipaddress.IPv4Interface:
+    """An IPv4 address with its prefix length, e.g. 10.0.1.10/24 (no netmask forms)."""
+    if not isinstance(value, str) or "/" not in value:
+        raise ValueError(f"{shown(value)} needs its prefix length (a.b.c.d/len), e.g. 10.0.1.10/24")
+    try:
+        iface = ipaddress.IPv4Interface(value)
+    except ValueError:
+        iface = None
+    if iface is None or not IPV4_WITH_LENGTH.fullmatch(value):
+        raise ValueError(f"{shown(value)} is not an IPv4 address with prefix length (a.b.c.d/len)")
+    # The rules of a network's CIDR (/8-/30) and of a host address on it.
+    if not 8 <= iface.network.prefixlen <= 30:
+        raise ValueError(f"{shown(value)}: the prefix length must be /8 to /30, as a network's cidr")
+    unicast_ipv4(str(iface.ip))
+    return iface
+
+
+def _interface_address(value: str) -> str:
+    return str(interface_address(value))
+
+
+class NetworkRequirerUnitData(Databag):
+    """What each KNF unit asks of a network."""
+
+    # The address wanted, with prefix length; "" takes one from the pool.
+    address: str = ""
+    # Prefixes this unit routes to (a router offers its other networks); others offer none.
+    offered_prefixes: list[str] = pydantic.Field(
+        default_factory=list, alias="offered-prefixes", max_length=MAX_OFFERED_PREFIXES
+    )
+
+    @pydantic.field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _interface_address(value) if value else ""
+
+    @pydantic.field_validator("offered_prefixes")
+    @classmethod
+    def _prefixes(cls, value: list[str]) -> list[str]:
+        return [str(route_prefix(prefix)) for prefix in value]
+
+
+class NetworkInfo(Databag):
+    name: str
+    cidr: str = ""  # "" = pure L2: no addresses handed out
+    mtu: Mtu
+    type: str = "vnet"
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return dns1123_label(value)
+
+    @pydantic.field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        return str(ipv4_prefix(value)) if value else ""
+
+    @pydantic.field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        if value not in NETWORK_TYPES:
+            raise ValueError(f"{shown(value)} is not an L2S-M network type ({', '.join(NETWORK_TYPES)})")
+        return value
+
+
+class Route(Databag):
+    prefix: str
+    via: str
+
+    @pydantic.field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return str(route_prefix(value))
+
+    @pydantic.field_validator("via")
+    @classmethod
+    def _via(cls, value: str) -> str:
+        return str(unicast_ipv4(value))
+
+
+class NetworkProviderAppData(Databag):
+    """What the network answers, per relation."""
+
+    network: NetworkInfo
+    # unit name -> address with prefix length, for the units of this relation
+    assignments: dict[str, str] = pydantic.Field(default_factory=dict)
+    # unit name -> why its request was refused (bounded: it ends up in a status line)
+    rejections: dict[str, Annotated[str, pydantic.Field(max_length=MAX_REJECTION)]] = pydantic.Field(
+        default_factory=dict
+    )
+    # every member's offered prefix (but this network's own), via that member, across relations
+    routes: list[Route] = pydantic.Field(default_factory=list, max_length=MAX_ROUTES)
+
+    @pydantic.field_validator("assignments")
+    @classmethod
+    def _assignments(cls, value: dict[str, str]) -> dict[str, str]:
+        return {unit: _interface_address(address) for unit, address in value.items()}
+
+    @pydantic.model_validator(mode="after")
+    def _assignments_on_the_network(self) -> NetworkProviderAppData:
+        cidr = self.network.cidr
+        if self.assignments and not cidr:
+            raise ValueError("assignments: a pure L2 network (no cidr) hands out no addresses")
+        if not cidr:
+            return self
+        net = ipaddress.IPv4Network(cidr)
+        for unit, address in sorted(self.assignments.items()):
+            iface = ipaddress.IPv4Interface(address)
+            if iface.network != net or iface.ip in (net.network_address, net.broadcast_address):
+                raise ValueError(f"assignments: {shown(unit)} {address} is not a host address of {cidr}")
+        return self
+
+
+# -- provider side (the l2sm-network charm) -------------------------------------------------
+
+
+def read_request(relation: ops.Relation, unit: ops.Unit) -> NetworkRequirerUnitData:
+    """What a member unit asks; InvalidDatabag names each field it got wrong."""
+    return load_databag(relation, NetworkRequirerUnitData, unit)
+
+
+def publish(relation: ops.Relation, app: ops.Application, data: NetworkProviderAppData) -> None:
+    """The network's answer on one relation, in the one encoding (same content, same bytes)."""
+    relation.save(data, app, encoder=canonical_json)
+
+
+# -- requirer side (any KNF charm) ---------------------------------------------------------
+
 
 Applier = Callable[[list[knf.InterfacePlan]], list[str]]
 STATUS_MAX = 480  # characters: a status line, not a log
@@ -198,7 +354,7 @@ class L2smNetworks(ops.Object):
     def kube(self) -> Kube:
         if self._kube is None:
             app = self._charm.app.name
-            self._kube = Kube(Client(field_manager=f"{app}-l2sm"), field_manager=f"{app}-l2sm")
+            self._kube = Kube.connect(f"{app}-l2sm")
         return self._kube
 
     @property

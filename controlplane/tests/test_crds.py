@@ -5,15 +5,15 @@ import copy
 import kubernetes_validate
 import pytest
 
-from l2sm_core.manifests import L2SM_API_VERSION, SPEC_HASH, common_labels
-from l2sm_core.manifests.controller import action_network
-from l2sm_core.manifests.crds import (
+from l2sm_controlplane.crds import (
     CRD_KINDS,
     crd_name,
     crd_schema,
     custom_resource_definitions,
     validate_custom_object,
 )
+from l2sm_controlplane.objects import action_network
+from l2sm_core.manifests import L2SM_API_VERSION, SPEC_HASH, common_labels
 
 K8S_VERSION = "1.31"
 

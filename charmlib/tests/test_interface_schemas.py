@@ -4,17 +4,17 @@ import pydantic
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from l2sm_core.interfaces import (
+from l2sm_charmlib.l2sm_controller import ControllerProviderAppData
+from l2sm_core.validation import route_prefix
+from l2sm_knf.databag import canonical_json
+from l2sm_knf.l2sm_network import (
     MAX_OFFERED_PREFIXES,
-    ControllerProviderAppData,
     NetworkInfo,
     NetworkProviderAppData,
     NetworkRequirerUnitData,
     Route,
-    canonical_json,
     interface_address,
 )
-from l2sm_core.validation import route_prefix
 from l2sm_testing.bad_input import loose_booleans, tricky_text
 from l2sm_testing.samples import CONTROLLER_APP_DATA
 

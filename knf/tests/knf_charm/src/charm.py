@@ -2,7 +2,7 @@
 
 import ops
 
-from l2sm_charmlib.networks import L2smNetworks, NetworkEvent
+from l2sm_knf.l2sm_network import L2smNetworks, NetworkEvent
 
 
 class TestKnfCharm(ops.CharmBase):

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ops import testing
-from test_networks import (
+from test_l2sm_network import (
     APP,
     GOOD_PLAN,
     GOOD_ROUTE,
@@ -37,9 +37,9 @@ from test_networks import (
     with_remote,
 )
 
-from l2sm_charmlib import networks as library
-from l2sm_core.interfaces import NetworkInfo, NetworkProviderAppData
 from l2sm_core.manifests.knf import merge_into, pod_template_patch
+from l2sm_knf import l2sm_network as library
+from l2sm_knf.l2sm_network import NetworkInfo, NetworkProviderAppData
 from l2sm_testing.bad_input import databag_value, json_values, loose_booleans, not_json, tricky_text
 from l2sm_testing.fake_kube import FakeKube
 
@@ -79,7 +79,7 @@ def rig(request):
     """One steady state per Juju version: every example below runs under each."""
     rig = Rig(request.param)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(library, "Client", lambda **_: rig.kube)
+        mp.setattr("l2sm_knf.kube.Client", lambda **_: rig.kube)
         mp.setattr(library, "_default_applier", rig.apply)
         rig.kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a"], ("charm",))))
         rig.kube.add(pod(networks=["net-a"], interfaces=["net1"]))

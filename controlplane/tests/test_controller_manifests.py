@@ -5,9 +5,9 @@ import base64
 import kubernetes_validate
 import pytest
 
+from l2sm_controlplane import objects
+from l2sm_controlplane.crds import validate_custom_object
 from l2sm_core.manifests import SPEC_HASH, common_labels, spec_hash
-from l2sm_core.manifests import controller as objects
-from l2sm_core.manifests.crds import validate_custom_object
 
 K8S = "1.31"
 CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

@@ -3,9 +3,9 @@ with repeats, and one record per port of the network it is in."""
 
 import pytest
 
-from l2sm_core import vnets
-from l2sm_core.resync import DesiredState, HeldState, apply_resync, plan_resync, read_held
-from l2sm_core.vnets import VnetsClient
+from l2sm_controlplane import vnets
+from l2sm_controlplane.resync import DesiredState, HeldState, apply_resync, plan_resync, read_held
+from l2sm_controlplane.vnets import VnetsClient
 
 A1 = "of:e5e40be8c6b4bf54/1"
 A2 = "of:e5e40be8c6b4bf54/2"

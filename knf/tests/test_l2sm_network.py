@@ -12,10 +12,10 @@ import kubernetes_validate
 import pytest
 from ops import testing
 
-from l2sm_charmlib import networks as library
-from l2sm_core.interfaces import NetworkRequirerUnitData
 from l2sm_core.knf import InterfacePlan
 from l2sm_core.manifests.knf import merge_into, pod_template_patch
+from l2sm_knf import l2sm_network as library
+from l2sm_knf.l2sm_network import NetworkRequirerUnitData
 from l2sm_testing.fake_kube import FakeKube
 
 _spec = importlib.util.spec_from_file_location(
@@ -84,7 +84,7 @@ def kube(monkeypatch):
     fake = FakeKube(default_namespace=MODEL)
     fake.add(juju_statefulset())
     fake.add(pod())
-    monkeypatch.setattr(library, "Client", lambda **_: fake)
+    monkeypatch.setattr("l2sm_knf.kube.Client", lambda **_: fake)
     return fake
 
 
