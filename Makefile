@@ -9,7 +9,7 @@ COV_MIN ?= 90
 # The workspace packages (core, controlplane, knf, charmlib, testing), each with its tests/.
 PACKAGES := core controlplane knf charmlib testing
 
-.PHONY: venv lint fmt unit stage test clean
+.PHONY: venv sysdeps lint fmt unit stage test clean
 
 venv: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ $(VENV)/.installed: requirements-dev.txt $(wildcard */pyproject.toml)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps $(foreach p,$(PACKAGES),-e $(p))
 	touch $@
+
+# nginx and nft, which tests run for real (pinned; installed only when missing and root).
+sysdeps:
+	tools/sysdeps.sh
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -50,7 +54,7 @@ stage: venv
 cross: stage
 	$(PY) -m pytest tests --build-dir $(BUILD)
 
-test: lint unit cross
+test: sysdeps lint unit cross
 
 clean:
 	rm -rf $(BUILD) $(VENV) .coverage .pytest_cache
