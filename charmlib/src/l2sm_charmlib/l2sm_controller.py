@@ -1,25 +1,33 @@
 """The `l2sm_controller` interface, v0, in one place: its schema, the provider's side
 (l2sm-controller publishing where it is), the requirer's side (switch and network charms
-reading it) and a testing helper for either side's unit tests.
+reading it) and testing helpers for either side's unit tests.
 """
 
 from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import Annotated, ClassVar
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import ops
 import pydantic
 
 from l2sm_charmlib.reconcile import Blocked, Waiting, integrate_command
 from l2sm_core.validation import Flag, dns1123_label, dns1123_subdomain, shown, unicast_ipv4
-from l2sm_knf.databag import Databag, InvalidDatabag, canonical_json, load_databag
+from l2sm_knf.databag import Databag, InvalidDatabag, canonical_json, decode, encode, load_databag
+
+if TYPE_CHECKING:
+    from ops import testing as ops_testing
 
 INTERFACE = "l2sm_controller"
 _SECRET_ID = re.compile(r"secret:[A-Za-z0-9][A-Za-z0-9/:._-]{0,254}")
 # A JSON number only: a port sent as "6633" or true is a mistake on the other side.
 StrictPort = Annotated[int, pydantic.Field(strict=True, ge=1, le=65535)]
+
+
+# -- schema (v0) ---------------------------------------------------------------------------
 
 
 class ControllerProviderAppData(Databag):
@@ -124,14 +132,14 @@ def _http_url(value: str) -> str:
     return value
 
 
-# -- provider side -----------
+# -- provider side (the l2sm-controller charm) ---------------------------------------------
 
 
 def publish(relation: ops.Relation, app: ops.Application, data: ControllerProviderAppData) -> None:
     relation.save(data, app, encoder=canonical_json)
 
 
-# -- requirer side -----------
+# -- requirer side (the switch and network charms) -----------------------------------------
 
 
 def controller_data(charm: ops.CharmBase, endpoint: str) -> ControllerProviderAppData:
@@ -150,3 +158,47 @@ def controller_data(charm: ops.CharmBase, endpoint: str) -> ControllerProviderAp
     if not data.ready:
         raise Waiting("waiting for the controller to be ready")
     return data
+
+
+# -- testing (for either side's unit tests) ------------------------------------------------
+# Data goes in through the schema, encoded as `publish` writes it, so a test cannot build what
+# l2sm-controller could not send (build a testing.Relation by hand for bad input).
+# ops.testing is imported only when called: the charms run without ops[testing].
+
+# A ready controller whose REST credentials are in a Juju secret, by alias, before encoding.
+SAMPLE_APP_DATA: Mapping[str, Any] = MappingProxyType(
+    {
+        "host": "l2sm-controller-sdn.l2sm.svc.cluster.local",
+        "namespace": "l2sm",
+        "cluster-ip": "10.152.183.20",
+        "openflow-port": 6633,
+        "rest-url": "http://10.152.183.20:8181",
+        "ready": True,
+        "credentials-secret": "secret:cs0qk4fmp25c77ek0av0",
+    }
+)
+
+
+def controller_relation(
+    data: ControllerProviderAppData | Mapping[str, Any] | None = None,
+    *,
+    endpoint: str = "controller",
+    remote_app_name: str = "l2sm-controller",
+    **relation: Any,
+) -> ops_testing.Relation:
+    """l2sm-controller as a switch or network charm's test sees it: the relation on `endpoint`
+    with `data` (the schema, or its fields by alias; SAMPLE_APP_DATA when left out) as the
+    controller publishes it. Other keyword arguments (id, ...) go to ops.testing.Relation."""
+    from ops import testing
+
+    if not isinstance(data, ControllerProviderAppData):
+        data = ControllerProviderAppData.model_validate(dict(SAMPLE_APP_DATA if data is None else data))
+    return testing.Relation(
+        endpoint, remote_app_name=remote_app_name, remote_app_data=encode(data), **relation
+    )
+
+
+def published_controller_data(relation: ops_testing.Relation) -> ControllerProviderAppData:
+    """What the controller charm published on `relation` (from a test's output state), read
+    strictly: InvalidDatabag for a key outside the schema, a value not JSON or not valid."""
+    return decode(relation.local_app_data, ControllerProviderAppData)

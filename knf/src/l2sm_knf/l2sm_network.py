@@ -1,4 +1,7 @@
-"""The KNF-side library: a KNF charm joins L2S-M networks through one `l2sm_network` relation.
+"""The `l2sm_network` interface, v0, in one module: its schema, the provider's side (the
+l2sm-network charm reading requests and publishing answers), the requirer's side (the KNF
+library: any KNF charm joins L2S-M networks through one relation) and testing helpers for
+either side's unit tests.
 
     from l2sm_knf import L2smNetworks
 
@@ -39,12 +42,15 @@ that pod.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import ipaddress
+import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import ops
 import pydantic
@@ -55,13 +61,16 @@ from l2sm_core import knf
 from l2sm_core.attachments import (
     L2SM_ERROR_ANNOTATION,
     L2SM_NETWORKS_ANNOTATION,
+    L2SM_POD_LABEL,
     MULTUS_NETWORKS_ANNOTATION,
     MULTUS_STATUS_ANNOTATION,
+    NetworkRequest,
     parse_l2sm_networks,
     read_pod,
+    render_l2sm_networks,
 )
 from l2sm_core.knf import ATTACHMENT_MTU, MIN_MTU
-from l2sm_core.manifests.knf import pod_template_patch, template_satisfies
+from l2sm_core.manifests.knf import merge_into, pod_template_patch, template_satisfies
 from l2sm_core.validation import (
     IPV4_WITH_LENGTH,
     Flag,
@@ -73,8 +82,11 @@ from l2sm_core.validation import (
     shown,
     unicast_ipv4,
 )
-from l2sm_knf.databag import Databag, canonical_json, load_databag
+from l2sm_knf.databag import Databag, canonical_json, decode, encode, load_databag
 from l2sm_knf.kube import Kube, KubeForbidden, KubeNotFound, trust_message
+
+if TYPE_CHECKING:
+    from ops import testing as ops_testing
 
 logger = logging.getLogger(__name__)
 
@@ -611,7 +623,7 @@ class L2smNetworks(ops.Object):
             self._blocked.append(f"option 'addresses': {detail}")
             return
         for relation, data in outgoing:
-            relation.save(data, self.model.unit)
+            relation.save(data, self.model.unit, encoder=canonical_json)
 
     # -- the pod ------------------------------------------------------------------------------
 
@@ -915,3 +927,219 @@ def _annotations(pod: dict[str, Any]) -> dict[str, str]:
 def _carries_l2sm(statefulset: dict[str, Any]) -> bool:
     meta = ((statefulset.get("spec") or {}).get("template") or {}).get("metadata") or {}
     return "l2sm" in (meta.get("labels") or {}) or L2SM_NETWORKS_ANNOTATION in (meta.get("annotations") or {})
+
+
+# -- testing (for KNF and network charms' unit tests) ---------------------------------------
+# Relation data goes in through the schema and is encoded as the other side writes it, so a
+# test cannot build what a real network or member could not send (build a testing.Relation
+# by hand for bad input). ops.testing is imported only when these are called: a charm runs
+# without ops[testing].
+
+# Keys Juju itself writes into every unit databag.
+JUJU_UNIT_KEYS = ("egress-subnets", "ingress-address", "private-address")
+_FABRIC = "l2sm"  # namespace and overlay of the attachments FakeCluster makes
+
+
+def network_relation(
+    name: str,
+    cidr: str = "",
+    *,
+    mtu: int = ATTACHMENT_MTU,
+    network_type: str = "vnet",
+    assignments: Mapping[str, str] | None = None,
+    rejections: Mapping[str, str] | None = None,
+    routes: Iterable[tuple[str, str]] = (),
+    endpoint: str = "networks",
+    remote_app_name: str | None = None,
+    **relation: Any,
+) -> ops_testing.Relation:
+    """A network as a KNF charm's test sees it: the relation on `endpoint`, with the app data
+    l2sm-network publishes for network `name` (`assignments` and `rejections` by unit name,
+    `routes` as (prefix, via)). The remote application is named after the network unless
+    `remote_app_name` says otherwise; other keyword arguments (id, local_unit_data, ...) go to
+    ops.testing.Relation. A pure L2 network has no cidr."""
+    from ops import testing
+
+    answer = NetworkProviderAppData.model_validate(
+        {
+            "network": {"name": name, "cidr": cidr, "mtu": mtu, "type": network_type},
+            "assignments": dict(assignments or {}),
+            "rejections": dict(rejections or {}),
+            "routes": [{"prefix": prefix, "via": via} for prefix, via in routes],
+        }
+    )
+    return testing.Relation(
+        endpoint, remote_app_name=remote_app_name or name, remote_app_data=encode(answer), **relation
+    )
+
+
+def members_relation(
+    app: str,
+    requests: Mapping[int, NetworkRequirerUnitData | Mapping[str, Any] | None],
+    *,
+    endpoint: str = "network",
+    **relation: Any,
+) -> ops_testing.Relation:
+    """KNF members as a network charm's test sees them: application `app`, and per unit
+    number the request its KNF library published, a NetworkRequirerUnitData or its fields by
+    alias (`{"address": "10.0.1.10/24", "offered-prefixes": [...]}`; `{}` asks the pool), or
+    None for a unit that has written nothing yet. Other keyword arguments go to
+    ops.testing.Relation."""
+    from ops import testing
+
+    units = {}
+    for number, request in requests.items():
+        bag = {key: f"192.0.2.{number % 250 + 1}" for key in JUJU_UNIT_KEYS}
+        if request is not None:
+            bag |= encode(NetworkRequirerUnitData.model_validate(request))
+        units[number] = bag
+    return testing.Relation(endpoint, remote_app_name=app, remote_units_data=units, **relation)
+
+
+def published_request(relation: ops_testing.Relation) -> NetworkRequirerUnitData:
+    """What this KNF unit asks on `relation` (from a test's output state), read strictly:
+    InvalidDatabag for a key outside the schema, a value not JSON or not valid."""
+    return decode(relation.local_unit_data, NetworkRequirerUnitData, ignore=JUJU_UNIT_KEYS)
+
+
+def published_answer(relation: ops_testing.Relation) -> NetworkProviderAppData:
+    """What the network charm answered on `relation` (from a test's output state), read
+    strictly as `published_request` reads."""
+    return decode(relation.local_app_data, NetworkProviderAppData)
+
+
+class FakeCluster:
+    """Kubernetes and netlink as L2smNetworks meets them, for a KNF charm's unit tests (no
+    cluster, no root): the application's StatefulSet, whose pod template the leader patches;
+    each unit's pod, read for the interfaces L2S-M attached to it; and `applied`, every batch
+    of interface plans the library configured.
+
+        cluster = FakeCluster("my-knf", containers=("charm", "workload"))
+        with cluster.installed():
+            out = ctx.run(ctx.on.config_changed(), state)  # the leader patches the template
+            cluster.restart_pods()  # the pods come back with their L2S-M interfaces
+            out = ctx.run(ctx.on.start(), out)  # and the library configures them
+        assert cluster.applied[-1][0].addresses == ("10.0.1.10/24",)
+    """
+
+    def __init__(self, app: str, *, containers: Iterable[str] = ("charm",)):
+        self.app = app
+        self.forbidden = False  # True: the API server refuses the charm, as without --trust
+        labels = {"app.kubernetes.io/name": app}
+        # Shaped as Juju makes a sidecar charm's StatefulSet.
+        self.statefulset: dict[str, Any] = {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": app, "labels": labels},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": dict(labels)},
+                    "spec": {"containers": [{"name": c, "image": f"{c}:test"} for c in containers]},
+                },
+            },
+        }
+        self.pods: dict[int, dict[str, Any]] = {}  # unit number -> its pod, made when first read
+        self.patches: list[dict[str, Any]] = []  # StatefulSet patches, in order
+        self.applied: list[list[knf.InterfacePlan]] = []
+        self._uids = itertools.count(1)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[FakeCluster]:
+        """While inside, every L2smNetworks talks to this cluster and applies plans here."""
+        from unittest import mock
+
+        with (
+            mock.patch.object(Kube, "connect", lambda field_manager: self),
+            mock.patch(f"{__name__}._default_applier", self._apply),
+        ):
+            yield self
+
+    def networks(self) -> list[str]:
+        """The networks the pod template names, in the order interfaces are attached."""
+        meta = self.statefulset["spec"]["template"]["metadata"]
+        return [
+            r.name
+            for r in parse_l2sm_networks((meta.get("annotations") or {}).get(L2SM_NETWORKS_ANNOTATION, ""))
+        ]
+
+    def net_admin(self) -> list[str]:
+        """The containers the pod template gives NET_ADMIN."""
+        return [
+            c["name"]
+            for c in self.statefulset["spec"]["template"]["spec"]["containers"]
+            if "NET_ADMIN" in ((c.get("securityContext") or {}).get("capabilities") or {}).get("add", [])
+        ]
+
+    def restart_pods(self) -> None:
+        """What Kubernetes and L2S-M do after a template change: each pod read so far is made
+        anew (a new uid) and gets an interface per network the template names, net1, net2, ...
+        in its order, annotated as the webhook and Multus annotate it."""
+        networks = self.networks()
+        for unit in self.pods:
+            self.pods[unit] = self._pod(unit, networks)
+
+    # The two calls of the Kube adapter the library makes.
+
+    def get(self, kind: Any, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        self._guard()
+        if kind is StatefulSet:
+            return copy.deepcopy(self.statefulset) if name == self.app else None
+        if kind is Pod:
+            app, _, number = name.rpartition("-")
+            if app != self.app or not number.isdigit():
+                return None
+            unit = int(number)
+            if unit not in self.pods:
+                self.pods[unit] = self._pod(unit, [])
+            return copy.deepcopy(self.pods[unit])
+        raise NotImplementedError(f"FakeCluster holds no {kind.__name__}")
+
+    def apply_patch(self, kind: Any, name: str, namespace: str | None, patch: dict[str, Any]) -> None:
+        self._guard()
+        if kind is not StatefulSet or name != self.app:
+            raise KubeNotFound(f"cannot patch {kind.__name__} {name}: not in FakeCluster")
+        self.patches.append(copy.deepcopy(patch))
+        merged = merge_into(self.statefulset, patch)
+        # Server-side apply drops what this manager applied before and leaves out now.
+        meta = merged["spec"]["template"]["metadata"]
+        wanted = patch["spec"]["template"]["metadata"]
+        for section, key in (("labels", L2SM_POD_LABEL), ("annotations", L2SM_NETWORKS_ANNOTATION)):
+            if key not in (wanted.get(section) or {}):
+                (meta.get(section) or {}).pop(key, None)
+        self.statefulset = merged
+
+    def _guard(self) -> None:
+        if self.forbidden:
+            raise KubeForbidden("forbidden: the service account cannot do this")
+
+    def _apply(self, plans: list[knf.InterfacePlan]) -> list[str]:
+        self.applied.append(list(plans))
+        return [f"configured {plan.ifname}" for plan in plans]
+
+    def _pod(self, unit: int, networks: list[str]) -> dict[str, Any]:
+        notes = {}
+        if networks:
+            ports = range(1, len(networks) + 1)
+            notes = {
+                L2SM_NETWORKS_ANNOTATION: render_l2sm_networks([NetworkRequest(n) for n in networks]),
+                MULTUS_NETWORKS_ANNOTATION: json.dumps(
+                    [{"name": f"{_FABRIC}-veth{port}", "namespace": _FABRIC} for port in ports]
+                ),
+                MULTUS_STATUS_ANNOTATION: json.dumps(
+                    [{"name": "k8s-pod-network", "interface": "eth0", "default": True}]
+                    + [
+                        {"name": f"{_FABRIC}/{_FABRIC}-veth{port}", "interface": f"net{port}"}
+                        for port in ports
+                    ]
+                ),
+            }
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{self.app}-{unit}",
+                "uid": f"pod-uid-{next(self._uids)}",
+                "annotations": notes,
+            },
+        }
