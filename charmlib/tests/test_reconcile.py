@@ -12,6 +12,7 @@ from ops import testing
 
 from l2sm_charmlib import l2sm_controller, reconcile
 from l2sm_controlplane.objects import action_network
+from l2sm_knf.kube import KubeForbidden, KubeNotFound
 from l2sm_testing import bad_input
 from l2sm_testing.fake_kube import FakeKube
 from l2sm_testing.samples import CONTROLLER_APP_DATA
@@ -34,9 +35,11 @@ class Depth(pydantic.BaseModel):
 
 class Probe(reconcile.ReconcilingCharm):
     def __init__(self, framework):
-        super().__init__(framework, self._assess)
-        framework.observe(self.on.config_changed, self._on_config)
+        super().__init__(framework)
+        framework.observe(self.on.config_changed, self._reconcile)
         framework.observe(self.on.measure_action, self._on_measure)
+        self.assessed = 0
+        self.stopped_by = ""
 
     def _on_measure(self, event):
         self.run_action(event, Depth, self._measure)
@@ -48,23 +51,31 @@ class Probe(reconcile.ReconcilingCharm):
             self.kube.apply(action_network(self.app.name, "m", "net-a", None))
         return {"pods": len(self.kube.list(Pod)), "depth": params.depth}
 
-    def _assess(self):
-        # Blocked and Waiting raised here become the status (DispatchStatus maps them).
-        size = reconcile.load_config(self, Size)
+    def assess(self):
+        # Blocked and Waiting raised here become the status (the base class maps them).
+        self.assessed += 1
+        size = self.typed_config(Size)
         data = l2sm_controller.controller_data(self, "controller")
         if size.size == 2:
             self.kube.list(Pod)
         return ops.ActiveStatus(f"{size.size} via {data.cluster_ip}")
 
-    def _on_config(self, _):
-        with self.acting() as progress:
-            if self.config.get("size") == 4:
+    def _reconcile(self, _):
+        try:
+            size = self.config.get("size")
+            if size == 4:
                 raise reconcile.Blocked("four is refused while acting")
-            if self.config.get("size") == 5:
+            if size == 5:
                 raise reconcile.Waiting("five waits")
-            if self.config.get("size") == 2:
+            if size == 2:
                 self.kube.list(Pod)
-        self.unit.set_workload_version("forbidden" if progress.forbidden else "done")
+            if size == 1:
+                raise reconcile.Blocked("one is refused first")
+        except (reconcile.Blocked, reconcile.Waiting, KubeNotFound, KubeForbidden) as exc:
+            self.record_stop(exc)
+            self.stopped_by = type(exc).__name__
+            if size == 1:  # a later refusal in the same dispatch: the first one stays
+                self.record_stop(reconcile.Blocked("one is refused again"))
 
 
 def run(config=None, data=None, related=True):
@@ -214,17 +225,62 @@ def test_action_without_trust(kube):
         act({"depth": 1})
 
 
-@pytest.mark.parametrize(("size", "version"), [(3, "done"), (5, "done"), (2, "forbidden")])
-def test_acting_stops_on_waiting_and_on_a_403(kube, size, version):
-    kube.forbidden = True
+def dispatch(size, leader=False):
+    """A config-changed with the controller related; the charm object stays readable."""
     ctx = testing.Context(Probe, meta=META, config=CONFIG, actions=ACTIONS)
     raw = {k: json.dumps(v) for k, v in CONTROLLER_APP_DATA.items()}
     state = testing.State(
-        config={"size": size}, relations={testing.Relation("controller", remote_app_data=raw)}
+        leader=leader,
+        config={"size": size},
+        relations={testing.Relation("controller", remote_app_data=raw)},
     )
-    out = ctx.run(ctx.on.config_changed(), state)
-    assert out.workload_version == version
-    if size == 2:
-        assert out.unit_status == testing.BlockedStatus(
-            "deploy with --trust (juju trust probe --scope=cluster)"
-        )
+    with ctx(ctx.on.config_changed(), state) as manager:
+        out = manager.run()
+        return manager.charm, out
+
+
+@pytest.mark.parametrize(
+    ("size", "stopped_by", "status"),
+    [
+        (3, "", testing.ActiveStatus("3 via 10.152.183.20")),
+        # Waiting stops the reconcile; the assessment still says what the inputs show.
+        (5, "Waiting", testing.ActiveStatus("5 via 10.152.183.20")),
+        (2, "KubeForbidden", testing.BlockedStatus("deploy with --trust (juju trust probe --scope=cluster)")),
+        (4, "Blocked", testing.BlockedStatus("four is refused while acting")),
+    ],
+)
+def test_a_reconcile_stops_on_waiting_blocked_and_a_403(kube, size, stopped_by, status):
+    kube.forbidden = True
+    charm, out = dispatch(size)
+    assert charm.stopped_by == stopped_by
+    assert out.unit_status == status
+    assert charm.refusal == ("four is refused while acting" if size == 4 else None)
+
+
+def test_the_first_refusal_met_while_acting_stays_the_status(kube):
+    charm, out = dispatch(1)
+    assert out.unit_status == testing.BlockedStatus("one is refused first")
+    assert charm.refusal == "one is refused first"
+
+
+def test_a_refusal_met_while_acting_wins_over_the_assessment(kube):
+    charm, out = dispatch(4, leader=True)
+    assert out.unit_status == out.app_status == testing.BlockedStatus("four is refused while acting")
+    assert charm.assessed == 0  # nothing to look at: the refusal says it
+
+
+def test_the_status_is_assessed_once_per_dispatch(kube):
+    # On the leader both collect-status events fire: one look serves them both.
+    charm, out = dispatch(3, leader=True)
+    assert out.unit_status == out.app_status == testing.ActiveStatus("3 via 10.152.183.20")
+    assert charm.assessed == 1
+
+
+class Unassessed(reconcile.ReconcilingCharm):
+    pass
+
+
+def test_a_charm_that_does_not_override_assess_fails_loudly():
+    ctx = testing.Context(Unassessed, meta={"name": "bare"})
+    with pytest.raises(testing.errors.UncaughtCharmError, match="Unassessed must override assess"):
+        ctx.run(ctx.on.update_status(), testing.State())

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import ops
 import pydantic
 
-from l2sm_charmlib.reconcile import Blocked, Waiting, integrate_command
+from l2sm_charmlib.hints import integrate_command
+from l2sm_charmlib.reconcile import Blocked, Waiting
 from l2sm_core.validation import Flag, dns1123_label, dns1123_subdomain, shown, unicast_ipv4
 from l2sm_knf.databag import Databag, InvalidDatabag, canonical_json, decode, encode, load_databag
 

@@ -1,30 +1,26 @@
-"""The plumbing every charm here shares: why a reconcile stopped, typed config, the
-controller relation, the Kubernetes client, and one status per dispatch."""
+"""The base class every platform charm here shares, and the exceptions that stop a reconcile.
+
+A charm observes its events into its own `_reconcile(event)`, whose one try/except catches
+the stops (Blocked, Waiting, KubeNotFound, KubeForbidden) and hands each to `record_stop`.
+Its status comes from its own read-only `assess`, which this class collects once per
+dispatch for both collect-status events.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Callable
+from typing import TypeAlias, TypeVar
 
 import ops
 import pydantic
 
+from l2sm_charmlib.hints import run_action_command
 from l2sm_core.validation import clip, describe_validation_error
 from l2sm_knf.kube import Kube, KubeForbidden, KubeNotFound, trust_message
 
 T = TypeVar("T")
-M = TypeVar("M", bound=pydantic.BaseModel)
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Progress:
-    """What stopped a reconcile, where the caller must know: the API server's 403."""
-
-    forbidden: bool = False
 
 
 class Blocked(Exception):
@@ -39,63 +35,19 @@ class Refused(Exception):
     """An action refused: the message names the parameter and the fix."""
 
 
-def load_config(charm: ops.CharmBase, cls: type[T]) -> T:
-    """The charm's config as `cls`; invalid options become Blocked naming each option."""
-    try:
-        return charm.load_config(cls)
-    except pydantic.ValidationError as exc:
-        raise Blocked(describe_validation_error(exc, "option")) from None
-
-
-def integrate_command(charm: ops.CharmBase, one: str, other: str) -> str:
-    """The command that relates two endpoints, in the dialect of the Juju that runs the charm."""
-    verb = "relate" if charm.model.juju_version.major < 3 else "integrate"
-    return f"juju {verb} {one} {other}"
-
-
-def run_action_command(charm: ops.CharmBase, target: str, action: str) -> str:
-    """The command that runs an action (Juju 2.9 has `run-action --wait`; 3.x `run`)."""
-    if charm.model.juju_version.major < 3:
-        return f"juju run-action {target} {action} --wait"
-    return f"juju run {target} {action}"
-
-
-class DispatchStatus:
-    """One status per dispatch: a refusal met while acting wins (some causes only show then,
-    like a workload that will not start); otherwise a fresh read-only assessment, done once
-    for both collect-status events. The assessment may raise Blocked or Waiting (the inputs
-    it reads say why), or meet a 403: each becomes its status here, once for every charm."""
-
-    def __init__(self, assess: Callable[[], ops.StatusBase], app_name: str):
-        self._assess = assess
-        self._app_name = app_name
-        self._status: ops.StatusBase | None = None
-        self.blocked_by: str | None = None
-
-    def get(self) -> ops.StatusBase:
-        if self._status is None:
-            self._status = ops.BlockedStatus(self.blocked_by) if self.blocked_by else self._assessed()
-        return self._status
-
-    def _assessed(self) -> ops.StatusBase:
-        try:
-            return self._assess()
-        except Blocked as exc:
-            return ops.BlockedStatus(str(exc))
-        except (Waiting, KubeNotFound) as exc:
-            return ops.WaitingStatus(str(exc))
-        except KubeForbidden:
-            return ops.BlockedStatus(trust_message(self._app_name))
+# What may stop a reconcile; a charm's `_reconcile` catches these and nothing else.
+Stop: TypeAlias = Blocked | Waiting | KubeNotFound | KubeForbidden
 
 
 class ReconcilingCharm(ops.CharmBase):
-    """What every charm here has: a lazy Kubernetes client and one status per dispatch,
-    given by the charm's own read-only `assess`, wired to both collect-status events."""
+    """A lazy Kubernetes client, one status per dispatch, typed config and actions that
+    refuse cleanly. Subclasses override `assess`."""
 
-    def __init__(self, framework: ops.Framework, assess: Callable[[], ops.StatusBase]):
+    def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self._kube: Kube | None = None
-        self._status = DispatchStatus(assess, self.app.name)
+        self._refusal: str | None = None
+        self._status: ops.StatusBase | None = None
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
         framework.observe(self.on.collect_app_status, self._on_collect_status)
 
@@ -105,25 +57,55 @@ class ReconcilingCharm(ops.CharmBase):
             self._kube = Kube.connect(self.app.name)
         return self._kube
 
-    def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
-        event.add_status(self._status.get())
+    # -- status -------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def acting(self) -> Iterator[Progress]:
-        """Wrap a reconcile: Blocked, Waiting and a 403 stop it, logged; a refusal met while
-        acting becomes this dispatch's status (some causes only show then, like a workload
-        that will not start, or a rename while ports are held)."""
-        progress = Progress()
-        try:
-            yield progress
-        except Blocked as exc:
-            self._status.blocked_by = str(exc)
-            logger.info("reconcile stopped: %s", exc)
-        except (Waiting, KubeNotFound) as exc:
-            logger.info("reconcile stopped: %s", exc)
-        except KubeForbidden:
-            progress.forbidden = True
+    def assess(self) -> ops.StatusBase:
+        """This unit's status from a fresh look that changes nothing. It may raise Blocked or
+        Waiting (the inputs it reads say why) or meet a 404 or 403: each becomes its status."""
+        raise NotImplementedError(f"{type(self).__name__} must override assess()")
+
+    def record_stop(self, exc: Stop) -> None:
+        """Note what stopped a reconcile, in the log. A Blocked becomes this dispatch's status
+        over the assessment (some causes only show while acting, like a workload that will
+        not start); the first one met stays, as it may be the cause of the later ones."""
+        if isinstance(exc, KubeForbidden):
             logger.warning("Kubernetes API refused the charm: deploy with --trust")
+            return
+        logger.info("reconcile stopped: %s", exc)
+        if isinstance(exc, Blocked) and self._refusal is None:
+            self._refusal = str(exc)
+
+    @property
+    def refusal(self) -> str | None:
+        """The first Blocked a reconcile met in this dispatch, if any."""
+        return self._refusal
+
+    def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
+        # Worked out once: the unit and the app (on the leader) say the same.
+        if self._status is None:
+            self._status = ops.BlockedStatus(self._refusal) if self._refusal else self._assessed()
+        event.add_status(self._status)
+
+    def _assessed(self) -> ops.StatusBase:
+        try:
+            return self.assess()
+        except Blocked as exc:
+            return ops.BlockedStatus(str(exc))
+        except (Waiting, KubeNotFound) as exc:
+            return ops.WaitingStatus(str(exc))
+        except KubeForbidden:
+            return ops.BlockedStatus(trust_message(self.app.name))
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def typed_config(self, cls: type[T]) -> T:
+        """The charm's config as `cls`; invalid options are Blocked, naming each option."""
+        try:
+            return self.load_config(cls)
+        except pydantic.ValidationError as exc:
+            raise Blocked(describe_validation_error(exc, "option")) from None
+
+    # -- actions ------------------------------------------------------------------------------
 
     def run_action(self, event: ops.ActionEvent, params_cls: type[T], body: Callable[[T], dict]) -> None:
         """Params checked, leadership checked, then body(params) gives the results. A refusal

@@ -21,7 +21,7 @@ from secret_store import JujuSecrets, KubernetesSecrets, SecretStore
 
 from l2sm_charmlib.kube import L2SM_KINDS, NAD_CRD_NAME, L2Network
 from l2sm_charmlib.l2sm_controller import ControllerProviderAppData
-from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting, load_config
+from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting
 from l2sm_controlplane import objects
 from l2sm_controlplane.crds import CRD_KINDS, crd_name, custom_resource_definitions
 from l2sm_controlplane.resync import DesiredState, ResyncReport, apply_resync, plan_resync, read_held
@@ -38,7 +38,7 @@ from l2sm_core.manifests import (
     owner_of,
 )
 from l2sm_core.validation import describe_validation_error, shown, unicast_ipv4
-from l2sm_knf.kube import KubeForbidden
+from l2sm_knf.kube import KubeForbidden, KubeNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class L2smControllerCharm(ReconcilingCharm):
     _stored = ops.StoredState()
 
     def __init__(self, framework: ops.Framework):
-        super().__init__(framework, self._assess)
+        super().__init__(framework)
         self._secret_store: SecretStore | None = None
         self._stored.set_default(
             last_resync="",
@@ -130,7 +130,7 @@ class L2smControllerCharm(ReconcilingCharm):
         """The config to act on. A refused option leaves the last good config serving, so the
         relation data and the workloads stay as they were (collect-status names the option)."""
         try:
-            config = load_config(self, CharmConfig)
+            config = self.typed_config(CharmConfig)
         except Blocked as exc:
             last_good = self._last_good_config()
             if last_good is None:
@@ -175,22 +175,19 @@ class L2smControllerCharm(ReconcilingCharm):
             self._stand_down()  # one unit runs the controller; collect-status tells the others why
             return
         ready = False
-        with self.acting() as progress:
-            try:
-                ready = self._converge(event)
-            except ControllerError as exc:
-                # The controller went away mid-way; its check or update-status brings us back.
-                logger.warning("controller stopped answering: %s", exc)
-        if progress.forbidden:
-            return
         try:
-            published = self._publish(ready)
-        except Blocked as exc:
-            logger.warning("nothing published: %s", exc)
-            # What stopped the reconcile first stays the status: it may be the cause.
-            self._status.blocked_by = self._status.blocked_by or str(exc)
-            return
-        if published and isinstance(self.secrets, JujuSecrets):
+            ready = self._converge(event)
+        except ControllerError as exc:
+            # The controller went away mid-way; its check or update-status brings us back.
+            logger.warning("controller stopped answering: %s", exc)
+        except KubeForbidden as exc:
+            self.record_stop(exc)
+            return  # nothing can be read without --trust, so nothing is published
+        except (Blocked, Waiting, KubeNotFound) as exc:
+            self.record_stop(exc)
+        # Published however far the reconcile got: related charms must not keep reading
+        # "ready" from a controller that stopped short.
+        if self._publish(ready) and isinstance(self.secrets, JujuSecrets):
             # The relation data names the Juju secrets now: a Juju 2.9 past's Secret can go.
             self.secrets.retire_legacy()
 
@@ -423,33 +420,40 @@ class L2smControllerCharm(ReconcilingCharm):
         cluster_ip = self._sdn_cluster_ip()
         if not cluster_ip:
             return False  # nothing useful to say before the Service has an address
-        self._check_cluster_ip(cluster_ip)
-        credentials = {"username": workload.REST_USERNAME, "password": workload.REST_PASSWORD}
-        if self.secrets.get(CREDENTIALS_LABEL) != credentials:
-            self.secrets.put(CREDENTIALS_LABEL, credentials, "L2S-M REST API")
-        host = f"{objects.sdn_service_name(self.app.name)}.{self.namespace}.svc.cluster.local"
-        published = []
-        for relation in relations:
-            try:
-                data = ControllerProviderAppData.model_validate(
-                    {
-                        "host": host,
-                        "namespace": self.namespace,
-                        "cluster-ip": cluster_ip,
-                        "openflow-port": objects.OPENFLOW_PORT,
-                        "rest-url": f"http://{cluster_ip}:{objects.REST_PORT}",
-                        "ready": ready,
-                        # A reference only (granted to this relation where it is a Juju secret).
-                        "credentials-secret": self.secrets.reference(CREDENTIALS_LABEL, relation),
-                    }
-                )
-            except pydantic.ValidationError as exc:
-                raise Blocked(self._unpublishable(describe_validation_error(exc, "field"))) from None
-            published.append((relation, data))
+        try:
+            self._check_cluster_ip(cluster_ip)
+            credentials = {"username": workload.REST_USERNAME, "password": workload.REST_PASSWORD}
+            if self.secrets.get(CREDENTIALS_LABEL) != credentials:
+                self.secrets.put(CREDENTIALS_LABEL, credentials, "L2S-M REST API")
+            answers = [(relation, self._answer(relation, cluster_ip, ready)) for relation in relations]
+        except Blocked as exc:
+            # Nothing written; a refusal met earlier in this dispatch stays the status.
+            logger.warning("nothing published: %s", exc)
+            self.record_stop(exc)
+            return False
         # All checked before any is written: every relation says the same, or none anything new.
-        for relation, data in published:
+        for relation, data in answers:
             relation.save(data, self.app)
         return True
+
+    def _answer(self, relation: ops.Relation, cluster_ip: str, ready: bool) -> ControllerProviderAppData:
+        """What one relation is told; Blocked, naming the field, if the interface refuses it."""
+        host = f"{objects.sdn_service_name(self.app.name)}.{self.namespace}.svc.cluster.local"
+        try:
+            return ControllerProviderAppData.model_validate(
+                {
+                    "host": host,
+                    "namespace": self.namespace,
+                    "cluster-ip": cluster_ip,
+                    "openflow-port": objects.OPENFLOW_PORT,
+                    "rest-url": f"http://{cluster_ip}:{objects.REST_PORT}",
+                    "ready": ready,
+                    # A reference only (granted to this relation where it is a Juju secret).
+                    "credentials-secret": self.secrets.reference(CREDENTIALS_LABEL, relation),
+                }
+            )
+        except pydantic.ValidationError as exc:
+            raise Blocked(self._unpublishable(describe_validation_error(exc, "field"))) from None
 
     def _sdn_cluster_ip(self) -> str | None:
         service = self.kube.get(Service, objects.sdn_service_name(self.app.name), self.namespace)
@@ -557,7 +561,7 @@ class L2smControllerCharm(ReconcilingCharm):
 
     # -- status -------------------------------------------------------------------------------
 
-    def _assess(self) -> ops.StatusBase:
+    def assess(self) -> ops.StatusBase:
         if not self.unit.is_leader():
             return ops.BlockedStatus(
                 "the controller is not clustered: only the leader runs; remove this unit"
@@ -605,7 +609,7 @@ class L2smControllerCharm(ReconcilingCharm):
 
     def _assess_config(self) -> None:
         try:
-            load_config(self, CharmConfig)
+            self.typed_config(CharmConfig)
         except Blocked as exc:
             if self._last_good_config() is not None:
                 raise Blocked(f"{exc} (the last good config still serves)") from None

@@ -14,7 +14,7 @@ from models import NetworkConfig, ShowParams
 
 from l2sm_charmlib.kube import L2Network
 from l2sm_charmlib.l2sm_controller import controller_data
-from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Waiting, load_config
+from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Waiting
 from l2sm_controlplane.crds import crd_name
 from l2sm_core.ipam import (
     Allocation,
@@ -31,7 +31,7 @@ from l2sm_core.manifests import OWNER, OWNER_KIND, OWNER_KIND_APPLICATION, owner
 from l2sm_core.manifests.network import l2network
 from l2sm_core.validation import clip
 from l2sm_knf.databag import InvalidDatabag, canonical_json, load_databag
-from l2sm_knf.kube import KubeForbidden
+from l2sm_knf.kube import KubeForbidden, KubeNotFound
 from l2sm_knf.l2sm_network import (
     NetworkInfo,
     NetworkProviderAppData,
@@ -59,7 +59,7 @@ class Membership:
 
 class L2smNetworkCharm(ReconcilingCharm):
     def __init__(self, framework: ops.Framework):
-        super().__init__(framework, self._assess)
+        super().__init__(framework)
         for event in (
             self.on.config_changed,
             self.on.upgrade_charm,
@@ -79,7 +79,7 @@ class L2smNetworkCharm(ReconcilingCharm):
     # -- inputs -------------------------------------------------------------------------------
 
     def _config(self) -> NetworkConfig:
-        return load_config(self, NetworkConfig)
+        return self.typed_config(NetworkConfig)
 
     def _network_name(self, config: NetworkConfig) -> str:
         return config.network_name or self.app.name
@@ -140,7 +140,7 @@ class L2smNetworkCharm(ReconcilingCharm):
             return
         if isinstance(event, ops.RelationDepartedEvent) and event.departing_unit == self.unit:
             return  # this unit is leaving: the next leader answers, from the databags as they are
-        with self.acting():
+        try:
             config = self._config()
             self._require_controller()
             # Worked out before any write: a config that would take an address is refused
@@ -148,6 +148,8 @@ class L2smNetworkCharm(ReconcilingCharm):
             membership = self._membership(config, event)
             self._ensure_l2network(config)
             self._publish(config, membership)
+        except (Blocked, Waiting, KubeNotFound, KubeForbidden) as exc:
+            self.record_stop(exc)
 
     def _own_or_absent(self, name: str) -> dict[str, Any] | None:
         """Our L2Network of that name, or None; Blocked if another owner holds the name."""
@@ -217,7 +219,7 @@ class L2smNetworkCharm(ReconcilingCharm):
 
     # -- status -------------------------------------------------------------------------------
 
-    def _assess(self) -> ops.StatusBase:
+    def assess(self) -> ops.StatusBase:
         if not self.unit.is_leader():
             return ops.ActiveStatus("standby: the leader manages the network")
         config = self._config()

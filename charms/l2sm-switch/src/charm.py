@@ -17,13 +17,13 @@ from models import ShowTopologyParams, SwitchConfig
 
 from l2sm_charmlib.kube import NetworkAttachmentDefinition, Overlay
 from l2sm_charmlib.l2sm_controller import ControllerProviderAppData, controller_data
-from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting, load_config
+from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting
 from l2sm_controlplane.crds import crd_name
 from l2sm_core import attachments, naming, topology
 from l2sm_core.manifests import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE, MODEL, SPEC_HASH, deleting
 from l2sm_core.manifests import switch as switch_objects
 from l2sm_core.validation import clip, shown
-from l2sm_knf.kube import KubeForbidden
+from l2sm_knf.kube import KubeForbidden, KubeNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class L2smSwitchCharm(ReconcilingCharm):
     unit that becomes leader knows where the fabric is."""
 
     def __init__(self, framework: ops.Framework):
-        super().__init__(framework, self._assess)
+        super().__init__(framework)
         for event in (
             self.on.config_changed,
             self.on.upgrade_charm,
@@ -73,7 +73,7 @@ class L2smSwitchCharm(ReconcilingCharm):
     # -- inputs -------------------------------------------------------------------------------
 
     def _fabric(self) -> Fabric:
-        config = load_config(self, SwitchConfig)
+        config = self.typed_config(SwitchConfig)
         controller = controller_data(self, RELATION)
         if self.kube.get(CustomResourceDefinition, crd_name("Overlay")) is None:
             raise Waiting("waiting for the L2S-M CRDs (l2sm-controller installs them)")
@@ -171,7 +171,7 @@ class L2smSwitchCharm(ReconcilingCharm):
     def _reconcile(self, _: ops.EventBase) -> None:
         if not self.unit.is_leader():
             return
-        with self.acting():
+        try:
             fabric = self._fabric()
             pods = self._pods()
             usage = attachments.ports_in_use(fabric.name, pods)
@@ -179,6 +179,8 @@ class L2smSwitchCharm(ReconcilingCharm):
             self._remove_stale_overlays(fabric, pods)
             recreated = self._apply_overlay(fabric)
             self._mark_used_attachments(fabric, usage, wait=ATTACHMENT_WAIT_SECONDS if recreated else 0.0)
+        except (Blocked, Waiting, KubeNotFound, KubeForbidden) as exc:
+            self.record_stop(exc)
 
     def _check_interfaces(self, fabric: Fabric, usage: dict[str, set[int]]) -> None:
         count = fabric.config.interfaces_per_node
@@ -310,7 +312,7 @@ class L2smSwitchCharm(ReconcilingCharm):
             ready[node] = bool(rs and int((rs.get("status") or {}).get("readyReplicas") or 0) >= 1)
         return ready
 
-    def _assess(self) -> ops.StatusBase:
+    def assess(self) -> ops.StatusBase:
         if not self.unit.is_leader():
             return ops.ActiveStatus("standby: the leader manages the fabric")
         fabric = self._fabric()
