@@ -19,8 +19,8 @@ from lightkube.resources.core_v1 import Pod, Service
 from models import CharmConfig, CreateNetworkParams, DeleteNetworkParams, ExistingNetworkParams, NoParams
 from secret_store import JujuSecrets, KubernetesSecrets, SecretStore
 
+from l2sm_charmlib import l2sm_controller
 from l2sm_charmlib.kube import L2SM_KINDS, NAD_CRD_NAME, L2Network
-from l2sm_charmlib.l2sm_controller import ControllerProviderAppData
 from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting
 from l2sm_controlplane import objects
 from l2sm_controlplane.crds import CRD_KINDS, crd_name, custom_resource_definitions
@@ -55,6 +55,7 @@ _NO_OPENFLOW = (
     f"ONOS in controller-image has no OpenFlow app ({OPENFLOW_APP}): switches cannot connect; "
     "attach an l2sm-controller image"
 )
+_NO_NETWORK = "parameter 'name': no L2Network named {}; list-networks shows them"
 # The upstream operator's one finalizer, on L2S-M objects and on the pods it attaches.
 OPERATOR_FINALIZER = "l2sm.operator.io/finalizer"
 # A pod this young may still be being attached: the operator posts its ports itself, and a
@@ -433,14 +434,16 @@ class L2smControllerCharm(ReconcilingCharm):
             return False
         # All checked before any is written: every relation says the same, or none anything new.
         for relation, data in answers:
-            relation.save(data, self.app)
+            l2sm_controller.publish(relation, self.app, data)
         return True
 
-    def _answer(self, relation: ops.Relation, cluster_ip: str, ready: bool) -> ControllerProviderAppData:
+    def _answer(
+        self, relation: ops.Relation, cluster_ip: str, ready: bool
+    ) -> l2sm_controller.ControllerProviderAppData:
         """What one relation is told; Blocked, naming the field, if the interface refuses it."""
         host = f"{objects.sdn_service_name(self.app.name)}.{self.namespace}.svc.cluster.local"
         try:
-            return ControllerProviderAppData.model_validate(
+            return l2sm_controller.ControllerProviderAppData.model_validate(
                 {
                     "host": host,
                     "namespace": self.namespace,
@@ -640,16 +643,10 @@ class L2smControllerCharm(ReconcilingCharm):
                 f"{self.app.name} installs it when it starts; wait until it is active"
             )
 
-    def _lookup_network(self, name: str) -> dict[str, Any] | None:
-        # L2S-M looks names up cluster-wide, so a name is unique across namespaces.
+    def _network(self, name: str) -> dict[str, Any] | None:
+        """The L2Network of that name in any namespace: L2S-M looks names up cluster-wide."""
         self._require_l2sm_kinds()
         return next((n for n in self.kube.list(L2Network) if n["metadata"]["name"] == name), None)
-
-    def _find_network(self, name: str) -> dict[str, Any]:
-        found = self._lookup_network(name)
-        if found is None:
-            raise Refused(f"parameter 'name': no L2Network named {shown(name)}; list-networks shows them")
-        return found
 
     def _attached_pods(self, name: str) -> list[str]:
         """Live pods on the network: by the ports they were attached with (an edited
@@ -683,7 +680,9 @@ class L2smControllerCharm(ReconcilingCharm):
         return {"count": len(rows), "networks": json.dumps(rows)}
 
     def _show_network(self, params: ExistingNetworkParams) -> dict[str, Any]:
-        network = self._find_network(params.name)
+        network = self._network(params.name)
+        if network is None:
+            raise Refused(_NO_NETWORK.format(shown(params.name)))
         pods = self._attached_pods(params.name)
         try:
             described = self._vnets().describe_network(params.name)
@@ -700,7 +699,7 @@ class L2smControllerCharm(ReconcilingCharm):
         }
 
     def _create_network(self, params: CreateNetworkParams) -> dict[str, Any]:
-        existing = self._lookup_network(params.name)
+        existing = self._network(params.name)
         if existing is not None:
             raise Refused(
                 f"parameter 'name': an L2Network named {params.name!r} already exists in namespace "
@@ -712,7 +711,9 @@ class L2smControllerCharm(ReconcilingCharm):
         return {"name": params.name, "namespace": self.namespace, "cidr": params.cidr or "none (L2 only)"}
 
     def _delete_network(self, params: DeleteNetworkParams) -> dict[str, Any]:
-        network = self._find_network(params.name)
+        network = self._network(params.name)
+        if network is None:
+            raise Refused(_NO_NETWORK.format(shown(params.name)))
         labels = network["metadata"].get("labels") or {}
         if labels.get(OWNER_KIND) == OWNER_KIND_APPLICATION:
             owner = labels.get(OWNER, "?")

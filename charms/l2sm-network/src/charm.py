@@ -30,15 +30,10 @@ from l2sm_core.ipam import (
 from l2sm_core.manifests import OWNER, OWNER_KIND, OWNER_KIND_APPLICATION, owner_of
 from l2sm_core.manifests.network import l2network
 from l2sm_core.validation import clip
-from l2sm_knf.databag import InvalidDatabag, canonical_json, load_databag
+from l2sm_knf import l2sm_network
+from l2sm_knf.databag import InvalidDatabag
 from l2sm_knf.kube import KubeForbidden, KubeNotFound
-from l2sm_knf.l2sm_network import (
-    NetworkInfo,
-    NetworkProviderAppData,
-    NetworkRequirerUnitData,
-    Route,
-    interface_address,
-)
+from l2sm_knf.l2sm_network import NetworkInfo, NetworkProviderAppData, Route, interface_address
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +111,7 @@ class L2smNetworkCharm(ReconcilingCharm):
                         members.append(Member(unit.name, held))
                     continue
                 try:
-                    data = load_databag(relation, NetworkRequirerUnitData, unit)
+                    data = l2sm_network.read_request(relation, unit)
                 except InvalidDatabag as exc:
                     invalid[unit.name] = clip(f"bad relation data: {exc}", REJECTION_MAX)
                     if held:
@@ -153,7 +148,7 @@ class L2smNetworkCharm(ReconcilingCharm):
 
     def _own_or_absent(self, name: str) -> dict[str, Any] | None:
         """Our L2Network of that name, or None; Blocked if another owner holds the name."""
-        existing = self._find(name)
+        existing = self._network(name)
         if existing is not None and not self._owns(existing):
             raise Blocked(
                 f"network name {name!r} is taken in namespace {existing['metadata'].get('namespace')!r} "
@@ -161,7 +156,7 @@ class L2smNetworkCharm(ReconcilingCharm):
             )
         return existing
 
-    def _find(self, name: str) -> dict[str, Any] | None:
+    def _network(self, name: str) -> dict[str, Any] | None:
         """The L2Network of that name: a foreign one if any exists (L2S-M resolves names
         cluster-wide: one name, one owner), else ours."""
         same = [n for n in self.kube.list(L2Network) if n["metadata"]["name"] == name]
@@ -199,8 +194,7 @@ class L2smNetworkCharm(ReconcilingCharm):
                 rejections={u: r for u, r in membership.allocation.rejections.items() if u in mine},
                 routes=routes,
             )
-            # Canonical bytes: the same answer never wakes the members again.
-            relation.save(data, self.app, encoder=canonical_json)
+            l2sm_network.publish(relation, self.app, data)
         for unit, reason in sorted(membership.allocation.rejections.items()):
             logger.warning("refused %s: %s", unit, reason)
 
@@ -243,7 +237,7 @@ class L2smNetworkCharm(ReconcilingCharm):
     def _show(self, _: ShowParams) -> dict[str, Any]:
         config = self._config()
         membership = self._membership(config)
-        network = self._find(self._network_name(config))
+        network = self._network(self._network_name(config))
         members = {
             unit: {
                 "address": membership.allocation.assignments.get(unit, ""),
