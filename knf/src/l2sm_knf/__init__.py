@@ -13,4 +13,7 @@ from l2sm_knf.l2sm_network import (
     NetworkReadyEvent,
 )
 
+# The package's version, also where no distribution metadata exists (a charm's staged lib/).
+__version__ = "0.1.0"
+
 __all__ = ["L2smNetworks", "NetworkChangedEvent", "NetworkEvent", "NetworkLostEvent", "NetworkReadyEvent"]

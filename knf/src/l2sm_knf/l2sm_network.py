@@ -3,20 +3,33 @@ l2sm-network charm reading requests and publishing answers), the requirer's side
 library: any KNF charm joins L2S-M networks through one relation) and testing helpers for
 either side's unit tests.
 
-    from l2sm_knf import L2smNetworks
+    import logging
 
-    class MyKnf(ops.CharmBase):
-        def __init__(self, framework):
+    import ops
+
+    from l2sm_knf import L2smNetworks, NetworkEvent
+
+    logger = logging.getLogger(__name__)
+
+
+    class MyKnfCharm(ops.CharmBase):
+        def __init__(self, framework: ops.Framework):
             super().__init__(framework)
-            self.networks = L2smNetworks(self, "networks", addresses=self._addresses)
-            framework.observe(self.networks.on.ready, self._on_network_ready)
+            self.networks = L2smNetworks(self, "networks", addresses=lambda: str(self.config["addresses"]))
+            framework.observe(self.networks.on.ready, self._on_network)
+            framework.observe(self.networks.on.changed, self._on_network)
             framework.observe(self.on.collect_unit_status, self._on_collect_status)
 
-        def _addresses(self) -> str:
-            return str(self.config.get("addresses", ""))
+        def _on_network(self, event: NetworkEvent) -> None:
+            for m in self.networks.memberships:  # e.g. render the workload's listen addresses
+                logger.info("%s: %s on %s", m.network, m.address, m.interface)
 
-        def _on_collect_status(self, event):
-            event.add_status(self.networks.status())
+        def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
+            event.add_status(self.networks.status())  # "net-a 10.0.1.10/24 on net1; ..."
+
+
+    if __name__ == "__main__":
+        ops.main(MyKnfCharm)
 
 What it does, on every event of interest: publishes each unit's address request (static,
 unit N taking the N-th address after the given one, or from the pool) and, for a router,

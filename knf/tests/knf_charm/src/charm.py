@@ -1,4 +1,5 @@
-"""A KNF charm as small as the library allows: the README's example, run by the tests."""
+"""knf/README.md's example charm with a router's options (forwards, workload NET_ADMIN), driven
+by knf/tests and by its own tests/unit, which run with the KNF package alone."""
 
 import ops
 
