@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import jinja2
 import pydantic
 
+from l2sm_core.cdn.firewall import Firewall, is_network
 from l2sm_core.validation import shown
 
 TEMPLATES = Path(__file__).parent / "templates"
 CONTENT_SERVER_TEMPLATE = "content-server.nginx.conf.j2"
 CACHE_TEMPLATE = "cache.nginx.conf.j2"
+ROUTER_TEMPLATE = "router.nft.j2"
 
 PATH_MAX = 1024
 RATE_MAX = 1 << 40  # bytes/s: far beyond any link, and a number nginx's size parser takes
@@ -178,3 +180,36 @@ def nginx_reload_command(config_path: str) -> list[str]:
 def nginx_test_command(config_path: str) -> list[str]:
     """`nginx -t` on a config about to be reloaded."""
     return ["nginx", "-c", absolute_path(config_path), "-t", "-q"]
+
+
+# --- the router ---------------------------------------------------------------------------------
+
+
+def render_ruleset(firewall: Firewall) -> str:
+    """The router's nftables ruleset: one file `nft -f` applies atomically, replacing the
+    `inet cdn_router` table whole (other tables are left alone)."""
+    interfaces = {network.name: network.interface for network in firewall.networks}
+    rules = []
+    for rule in firewall.rules:
+        source, destination = rule.source, rule.destination
+        rules.append(
+            {
+                "name": rule.name,
+                # None: any of the router's networks (never its cluster interface). `any` is
+                # the keyword even if a network is called so (name that one by its CIDR).
+                "inbound": interfaces[source] if is_network(source) else None,
+                "outbound": interfaces[destination] if is_network(destination) else None,
+                "saddr": source if "/" in source else None,
+                "daddr": destination if "/" in destination else None,
+                "protocol": rule.protocol,
+                "ports": str(rule.port) if rule.port is not None else None,
+                "verdict": rule.action,
+            }
+        )
+    return _environment.get_template(ROUTER_TEMPLATE).render(
+        table=firewall.TABLE,
+        policy=firewall.default_policy,
+        networks=firewall.networks,
+        cut=[network for network in firewall.networks if network.name in firewall.cut_links],
+        rules=rules,
+    )
