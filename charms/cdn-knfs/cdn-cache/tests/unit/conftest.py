@@ -50,15 +50,39 @@ def content(tmp_path) -> Path:
 NGINX_EXECS = frozenset({testing.Exec(["nginx"], return_code=0)})
 
 
-def containers(content: Path, *, connect: bool = True, services=None, jobs_services=None):
-    mount = {"content": testing.Mount(location=charm.CONTENT_DIR, source=content)}
+def _dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def containers(content: Path, *, connect: bool = True):
+    """nginx and jobs; what the charm writes into them is kept between runs (Mounts), as a
+    pod's filesystem is."""
+    root = content.parent
+    mount = testing.Mount(location=charm.CONTENT_DIR, source=content)
     nginx = testing.Container(
-        charm.NGINX, can_connect=connect, mounts=mount, execs=NGINX_EXECS, service_statuses=services or {}
+        charm.NGINX,
+        can_connect=connect,
+        mounts={
+            "content": mount,
+            "etc": testing.Mount(location="/etc/nginx", source=_dir(root / "nginx-etc")),
+        },
+        execs=NGINX_EXECS,
     )
     jobs = testing.Container(
-        charm.JOBS, can_connect=connect, mounts=mount, service_statuses=jobs_services or {}
+        charm.JOBS,
+        can_connect=connect,
+        mounts={
+            "content": mount,
+            "status": testing.Mount(location=charm.STATUS_DIR, source=_dir(root / "jobs-status")),
+        },
     )
     return nginx, jobs
+
+
+def status_dir(content: Path) -> Path:
+    """The jobs' status files, as the charm reads them."""
+    return content.parent / "jobs-status"
 
 
 def origin_relation(data=None, **kwargs) -> testing.Relation:
