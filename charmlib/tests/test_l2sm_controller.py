@@ -59,7 +59,7 @@ def test_bad_fields_refused(field, value, fragment):
         ("rest-url", "http://", "with a host"),
         ("rest-url", "ftp://10.0.0.1", "with a host"),
         ("rest-url", "http://karaf:karaf@10.0.0.1:8181", "credentials"),
-        ("rest-url", "http://10.0.0.1:99999", "port outside"),
+        ("rest-url", "http://10.0.0.1:99999", "bad host or port"),
         ("rest-url", "http://10.0.0.1:8181\n", "not an http(s) URL"),
         ("openflow-port", "6633", "valid integer"),
         ("openflow-port", True, "valid integer"),

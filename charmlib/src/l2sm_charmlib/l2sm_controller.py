@@ -6,7 +6,6 @@ reading it) and testing helpers for either side's unit tests.
 from __future__ import annotations
 
 import re
-import urllib.parse
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
@@ -16,6 +15,7 @@ import pydantic
 
 from l2sm_charmlib.hints import integrate_command
 from l2sm_charmlib.reconcile import Blocked, Waiting
+from l2sm_core.cdn.values import http_url
 from l2sm_core.validation import Flag, dns1123_label, dns1123_subdomain, shown, unicast_ipv4
 from l2sm_knf.databag import Databag, InvalidDatabag, canonical_json, decode, encode, load_databag
 
@@ -72,7 +72,7 @@ class ControllerProviderAppData(Databag):
     @pydantic.field_validator("rest_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _http_url(value)
+        return http_url(value)
 
     @pydantic.field_validator("credentials_secret")
     @classmethod
@@ -115,22 +115,6 @@ class ControllerProviderAppData(Databag):
     @classmethod
     def _host(cls, value: str) -> str:
         return dns1123_subdomain(value)
-
-
-def _http_url(value: str) -> str:
-    """An http(s) URL with a host and no credentials in it."""
-    if len(value) > 2048 or not value.isprintable() or " " in value:
-        raise ValueError(f"{shown(value)} is not an http(s) URL")
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{shown(value)} is not an http(s) URL with a host, e.g. http://10.152.183.20:8181")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not carry credentials: they travel in the Juju secret")
-    try:
-        parts.port  # noqa: B018 - urllib checks the port only when asked
-    except ValueError:
-        raise ValueError(f"{shown(value)} has a port outside 1-65535") from None
-    return value
 
 
 # -- provider side (the l2sm-controller charm) ---------------------------------------------
