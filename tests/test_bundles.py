@@ -9,10 +9,13 @@ checked like any other. Overlays (bundles/overlays/) are checked merged onto the
 from __future__ import annotations
 
 import copy
+import ipaddress
 from pathlib import Path
 
 import pytest
 import yaml
+
+from l2sm_core import knf
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLES = sorted((ROOT / "bundles").glob("*.yaml"))
@@ -99,6 +102,7 @@ def bundle_problems(bundle: dict, offers: dict[str, tuple[str, str]] | None = No
             for endpoint in (detail or {}).get("endpoints") or []:
                 if endpoint not in endpoints:
                     problems.append(f"{app}: offer {offer} names no endpoint {endpoint!r}")
+    problems += _address_problems(bundle)
     for pair in bundle.get("relations") or []:
         sides = []
         for side in pair:
@@ -115,6 +119,45 @@ def bundle_problems(bundle: dict, offers: dict[str, tuple[str, str]] | None = No
             sides.append(interface)
         if len(sides) == 2 and None not in sides and sides[0] != sides[1]:
             problems.append(f"relation {pair}: interfaces differ ({sides[0]} vs {sides[1]})")
+    return problems
+
+
+def _network_name(spec: dict, app: str) -> str:
+    return str((spec.get("options") or {}).get("network-name") or app)
+
+
+def _address_problems(bundle: dict) -> list[str]:
+    """A KNF's `addresses` may name only networks it is related to, at addresses in their cidr
+    (the rule the KNF library applies at run time, checked here before anyone deploys)."""
+    apps = bundle.get("applications") or {}
+    networks = {
+        _network_name(spec, app): (app, str((spec.get("options") or {}).get("cidr") or ""))
+        for app, spec in apps.items()
+        if _charm_name(spec) == "l2sm-network"
+    }
+    related: dict[str, set[str]] = {}
+    for pair in bundle.get("relations") or []:
+        ends = [side.partition(":")[0] for side in pair]
+        for one, other in (ends, ends[::-1]):
+            related.setdefault(one, set()).add(other)
+    problems = []
+    for app, spec in apps.items():
+        text = (spec.get("options") or {}).get("addresses")
+        if not text:
+            continue
+        try:
+            wanted = knf.parse_addresses(text)
+        except ValueError as exc:
+            problems.append(f"{app}: option 'addresses': {exc}")
+            continue
+        for network, address in sorted(wanted.items()):
+            network_app, cidr = networks.get(network, (None, ""))
+            if network_app is None or network_app not in related.get(app, set()):
+                problems.append(
+                    f"{app}: option 'addresses' names {network!r}, a network it is not related to"
+                )
+            elif cidr and ipaddress.IPv4Interface(address).network != ipaddress.IPv4Network(cidr):
+                problems.append(f"{app}: option 'addresses': {address} is not on {network}'s cidr {cidr}")
     return problems
 
 
@@ -185,6 +228,22 @@ def test_checker_catches_mistakes():
         in problems
     )
     assert "relation far: no such application endpoint" in problems
+
+
+def test_addresses_name_related_networks_on_their_cidr():
+    bundle = {
+        "applications": {
+            "net-a": {"charm": "l2sm-network", "trust": True, "options": {"cidr": "10.0.1.0/24"}},
+            "net-b": {"charm": "l2sm-network", "trust": True, "options": {"cidr": "10.0.2.0/24"}},
+            "knf": {"charm": "test-knf", "options": {"addresses": "net-a=10.0.2.5/24,net-b=10.0.2.6/24"}},
+            "bad": {"charm": "test-knf", "options": {"addresses": "net-a=10.0.1.5"}},
+        },
+        "relations": [["knf:networks", "net-a:network"], ["bad:networks", "net-a:network"]],
+    }
+    problems = _address_problems(bundle)
+    assert "knf: option 'addresses': 10.0.2.5/24 is not on net-a's cidr 10.0.1.0/24" in problems
+    assert "knf: option 'addresses' names 'net-b', a network it is not related to" in problems
+    assert any(p.startswith("bad: option 'addresses': ") for p in problems)
 
 
 def test_saas_relations_are_checked_through_the_offer():
