@@ -19,8 +19,8 @@ import time
 import urllib.parse
 from typing import Any
 
+import charmlibs.interfaces.tls_certificates as tls
 import ops
-from charmlibs.interfaces import tls_certificates as tls
 from models import CacheConfig, ConnectivityParams, FetchParams, ListParams, PurgeParams, SyncParams
 
 from l2sm_charmlib.hints import integrate_command
@@ -97,7 +97,9 @@ class CdnCacheCharm(ReconcilingCharm):
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self._stored.set_default(origin="", routable="[]")
-        self.networks = L2smNetworks(self, "networks", addresses=lambda: str(self.config.get("addresses", "")))
+        self.networks = L2smNetworks(
+            self, "networks", addresses=lambda: str(self.config.get("addresses", ""))
+        )
         # The library keeps the private key in a Juju secret: Juju 2.9 has none (HTTP only).
         self.tls: tls.TLSCertificatesRequiresV4 | None = None
         if self.model.juju_version.has_secrets:
@@ -145,7 +147,11 @@ class CdnCacheCharm(ReconcilingCharm):
         return tls.CertificateRequestAttributes(
             common_name=app,
             sans_dns=frozenset(
-                {app, f"{app}.{model}.svc.cluster.local", f"{app}-{number}.{app}-endpoints.{model}.svc.cluster.local"}
+                {
+                    app,
+                    f"{app}.{model}.svc.cluster.local",
+                    f"{app}-{number}.{app}-endpoints.{model}.svc.cluster.local",
+                }
             ),
         )
 
@@ -337,11 +343,18 @@ class CdnCacheCharm(ReconcilingCharm):
             raise Waiting("waiting for the nginx container")
         for check in nginx.get_checks("nginx-up").values():
             if check.status == ops.pebble.CheckStatus.DOWN:
-                raise Blocked("nginx fails its health check: see `juju debug-log` (Pebble logs nginx's errors)")
+                raise Blocked(
+                    "nginx fails its health check: see `juju debug-log` (Pebble logs nginx's errors)"
+                )
         https = self._certificate() is not None
-        parts = [f"{'HTTPS' if https else 'HTTP'} :{config.port}, {self._complete_count(nginx)} files from {self._base(origin)}"]
+        files = self._complete_count(nginx)
+        parts = [f"{'HTTPS' if https else 'HTTP'} :{config.port}, {files} files from {self._base(origin)}"]
         if self.model.get_relation(CERTIFICATES) is not None and not https:
-            parts.append("HTTPS needs Juju 3 (secrets): serving HTTP" if self.tls is None else "certificate requested: serving HTTP meanwhile")
+            parts.append(
+                "HTTPS needs Juju 3 (secrets): serving HTTP"
+                if self.tls is None
+                else "certificate requested: serving HTTP meanwhile"
+            )
         if config.sync_interval:
             parts.append(f"sync every {config.sync_interval}s")
             last = self._job_status(SYNC)
@@ -411,7 +424,9 @@ class CdnCacheCharm(ReconcilingCharm):
         worker = self._worker()
         if self._running(worker, FETCH):
             running = self._job_status(FETCH) or {}
-            raise Refused(f"a fetch of {running.get('name', 'a file')} is running: wait for it (list-content shows it)")
+            raise Refused(
+                f"a fetch of {running.get('name', 'a file')} is running: wait for it (list-content shows it)"
+            )
         # Verified against the origin's manifest either way: a name it does not list fails.
         command = jobs.job_command(
             "fetch",
@@ -519,7 +534,9 @@ class CdnCacheCharm(ReconcilingCharm):
         complete, partial = self._scan(worker)
         if params.name is not None:
             if params.name not in complete and params.name not in partial:
-                raise Refused(f"parameter 'name': {params.name!r} is not in the cache (list-content shows what is)")
+                raise Refused(
+                    f"parameter 'name': {params.name!r} is not in the cache (list-content shows what is)"
+                )
             names = [params.name]
         else:
             names = sorted(set(complete) | set(partial))

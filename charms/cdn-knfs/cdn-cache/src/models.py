@@ -61,7 +61,9 @@ class FetchParams(ActionParams):
     @pydantic.model_validator(mode="after")
     def _one_source(self) -> FetchParams:
         if (self.name is None) == (self.url is None):
-            raise ValueError("give exactly one of parameter 'name' (a file of the origin's manifest) or 'url'")
+            raise ValueError(
+                "give exactly one of parameter 'name' (a file of the origin's manifest) or 'url'"
+            )
         return self
 
 

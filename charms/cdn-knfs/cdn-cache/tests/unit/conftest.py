@@ -9,8 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import charm
+import charmlibs.interfaces.tls_certificates as tls
 import pytest
-from charmlibs.interfaces import tls_certificates as tls
 from ops import testing
 
 from l2sm_knf.l2sm_network import FakeCluster
@@ -129,7 +129,9 @@ class Authority:
         certificates = []
         for request in requests:
             csr = tls.CertificateSigningRequest.from_string(request["certificate_signing_request"])
-            certificate = tls.Certificate.generate(csr=csr, ca=self.ca, ca_private_key=self.key, validity=validity)
+            certificate = tls.Certificate.generate(
+                csr=csr, ca=self.ca, ca_private_key=self.key, validity=validity
+            )
             certificates.append(
                 {
                     "ca": str(self.ca),

@@ -74,7 +74,10 @@ def test_a_failed_fetch_fails_the_action(ctx, settled, content, monkeypatch):
     _job(monkeypatch, content, "fetch", {"state": "failed", "error": "'x.bin' is not listed", "bytes": 0})
     with pytest.raises(testing.ActionFailed) as failed:
         ctx.run(ctx.on.action("fetch-content", params={"name": "x.bin", "wait": 3}), settled)
-    assert failed.value.message == "fetch of x.bin failed: 'x.bin' is not listed (0 bytes kept: run it again to resume)"
+    assert (
+        failed.value.message
+        == "fetch of x.bin failed: 'x.bin' is not listed (0 bytes kept: run it again to resume)"
+    )
 
 
 def test_a_second_fetch_while_one_runs_is_refused(ctx, settled, content):
@@ -183,7 +186,12 @@ def test_purge_while_a_job_writes_is_refused(ctx, settled, content):
 
 
 def test_sync_now_runs_one_round(ctx, settled, content, monkeypatch):
-    _job(monkeypatch, content, "sync-now", {"state": "done", "listed": 3, "missing": 1, "fetched": 1, "error": None})
+    _job(
+        monkeypatch,
+        content,
+        "sync-now",
+        {"state": "done", "listed": 3, "missing": 1, "fetched": 1, "error": None},
+    )
     out = ctx.run(ctx.on.action("sync-now", params={"wait": 10}), settled)
     assert ctx.action_results == {
         "manifest": "http://10.0.2.10:80/manifest.json",

@@ -43,41 +43,52 @@ def _bad_url(value: str) -> bool:
     return refused_by(values.content_name)(value.rpartition("/")[2])
 
 
-BAD_NAMES = tricky_text(["a.bin", "video-1080p.mp4"]).filter(lambda v: v != "" and refused_by(values.content_name)(v))
+BAD_NAMES = tricky_text(["a.bin", "video-1080p.mp4"]).filter(
+    lambda v: v != "" and refused_by(values.content_name)(v)
+)
 BAD_WAITS = st.integers(max_value=-1) | st.integers(min_value=301)
 CASES = {
     ("fetch-content", "name"): BAD_NAMES.map(lambda v: {"name": v}),
-    ("fetch-content", "url"): tricky_text(["http://10.0.2.10/a.bin"]).filter(lambda v: v != "" and _bad_url(v)).map(
-        lambda v: {"url": v}
-    ),
-    ("fetch-content", "rate-limit"): tricky_text(["200k"]).filter(lambda v: v != "" and refused_by(values.rate)(v)).map(
-        lambda v: {"name": "a.bin", "rate-limit": v}
-    ),
+    ("fetch-content", "url"): tricky_text(["http://10.0.2.10/a.bin"])
+    .filter(lambda v: v != "" and _bad_url(v))
+    .map(lambda v: {"url": v}),
+    ("fetch-content", "rate-limit"): tricky_text(["200k"])
+    .filter(lambda v: v != "" and refused_by(values.rate)(v))
+    .map(lambda v: {"name": "a.bin", "rate-limit": v}),
     ("fetch-content", "wait"): BAD_WAITS.map(lambda v: {"name": "a.bin", "wait": v}),
-    ("purge", "name"): st.one_of(BAD_NAMES, st.sampled_from(["absent.bin", "b.bin"])).map(lambda v: {"name": v}),
-    ("sync-now", "wait"): BAD_WAITS.map(lambda v: {"wait": v}),
-    ("check-connectivity", "target"): tricky_text(["10.0.2.10"]).filter(refused_by(probe.validate_target)).map(
-        lambda v: {"target": v}
+    ("purge", "name"): st.one_of(BAD_NAMES, st.sampled_from(["absent.bin", "b.bin"])).map(
+        lambda v: {"name": v}
     ),
+    ("sync-now", "wait"): BAD_WAITS.map(lambda v: {"wait": v}),
+    ("check-connectivity", "target"): tricky_text(["10.0.2.10"])
+    .filter(refused_by(probe.validate_target))
+    .map(lambda v: {"target": v}),
     ("check-connectivity", "count"): (st.integers(max_value=0) | st.integers(min_value=101)).map(
         lambda v: {"target": "10.0.2.10", "count": v}
     ),
 }
-GOOD = {"fetch-content": {"name": "a.bin"}, "purge": {"name": "a.bin"}, "sync-now": {}, "list-content": {},
-        "check-connectivity": {"target": "10.0.2.10"}}
+GOOD = {
+    "fetch-content": {"name": "a.bin"},
+    "purge": {"name": "a.bin"},
+    "sync-now": {},
+    "list-content": {},
+    "check-connectivity": {"target": "10.0.2.10"},
+}
 
 
 @pytest.fixture
 def settled(ctx, cluster, content):
     (content / "a.bin").write_bytes(b"a" * 8)
     (content / "c.bin.partial").write_bytes(b"c" * 3)
-    return ctx.run(ctx.on.config_changed(), state(content, relations=[origin_relation()], config={"sync-interval": 60}))
+    return ctx.run(
+        ctx.on.config_changed(), state(content, relations=[origin_relation()], config={"sync-interval": 60})
+    )
 
 
 def _fails_naming(ctx, settled, content, action, params, name):
     before = sorted((p.name, p.stat().st_size) for p in content.iterdir())
     with pytest.raises(testing.ActionFailed) as failed:
-        out = ctx.run(ctx.on.action(action, params=params), settled)
+        ctx.run(ctx.on.action(action, params=params), settled)
     message = failed.value.message
     assert f"parameter '{name}'" in message or f"'{name}'" in message, message
     assert len(message) <= MESSAGE_MAX
@@ -109,7 +120,9 @@ def test_a_bad_application_name_fails_naming_it(ctx, settled, content, action):
     @PROPERTY
     @given(tricky_text([APP]).filter(lambda v: v != "" and refused_by(application_name)(v)))
     def check(value):
-        _fails_naming(ctx, settled, content, action, {**GOOD[action], "application-name": value}, "application-name")
+        _fails_naming(
+            ctx, settled, content, action, {**GOOD[action], "application-name": value}, "application-name"
+        )
 
     check()
 

@@ -71,7 +71,9 @@ def test_the_routable_origin_url_wins(ctx, cluster, content):
     assert "net-b 10.0.9.20/24 on net1" in out.unit_status.message
     # Kept for dispatches the KNF library does not reconcile (an action, the origin's data).
     out = ctx.run(ctx.on.relation_changed(out.get_relation(relations[0].id)), out)
-    assert "http://10.0.9.10:80/manifest.json" in _container(out, charm.JOBS).plan.services[charm.SYNC].command
+    assert (
+        "http://10.0.9.10:80/manifest.json" in _container(out, charm.JOBS).plan.services[charm.SYNC].command
+    )
 
 
 def test_pick_url():
@@ -87,10 +89,15 @@ def test_pick_url():
         ({"urls": "not json"}, "field 'urls': not JSON"),
         ({"urls": json.dumps([])}, "field 'urls'"),
         ({"urls": json.dumps(["ftp://10.0.2.10/"])}, "field 'urls.0'"),
-        ({"urls": json.dumps(["http://10.0.2.10/"]), "manifest": json.dumps("../x.json")}, "field 'manifest'"),
+        (
+            {"urls": json.dumps(["http://10.0.2.10/"]), "manifest": json.dumps("../x.json")},
+            "field 'manifest'",
+        ),
     ],
 )
-def test_bad_origin_data_is_blocked_naming_the_field_keeping_the_last_good(ctx, cluster, content, data, field):
+def test_bad_origin_data_is_blocked_naming_the_field_keeping_the_last_good(
+    ctx, cluster, content, data, field
+):
     rel = origin_relation()
     out = ctx.run(ctx.on.config_changed(), state(content, relations=[rel], config={"sync-interval": 60}))
     good_plan = _container(out, charm.JOBS).plan
@@ -187,9 +194,13 @@ def test_a_config_nginx_refuses_is_blocked(ctx, cluster, content):
 def test_failing_health_check_is_blocked(ctx, cluster, content):
     out = ctx.run(ctx.on.config_changed(), state(content, relations=[origin_relation()]))
     nginx = out.get_container(charm.NGINX)
-    down = testing.CheckInfo("nginx-up", level=pebble.CheckLevel.ALIVE, status=pebble.CheckStatus.DOWN, failures=3)
+    down = testing.CheckInfo(
+        "nginx-up", level=pebble.CheckLevel.ALIVE, status=pebble.CheckStatus.DOWN, failures=3
+    )
     nginx = dataclasses.replace(nginx, check_infos={down})
-    out = ctx.run(ctx.on.update_status(), dataclasses.replace(out, containers={nginx, out.get_container(charm.JOBS)}))
+    out = ctx.run(
+        ctx.on.update_status(), dataclasses.replace(out, containers={nginx, out.get_container(charm.JOBS)})
+    )
     assert out.unit_status.message.startswith("nginx fails its health check")
 
 
@@ -201,13 +212,17 @@ def test_tls_on_juju_3_serves_https_and_reloads_on_renewal(content, cluster):
     tls_rel = testing.Relation("certificates", remote_app_name="self-signed-certificates")
     out = ctx.run(ctx.on.config_changed(), state(content, relations=[origin_relation(), tls_rel]))
     out = ctx.run(ctx.on.relation_created(out.get_relation(tls_rel.id)), out)
-    assert out.unit_status.message.startswith("HTTP :80, 0 files from http://10.0.2.10:80/; certificate requested")
+    assert out.unit_status.message.startswith(
+        "HTTP :80, 0 files from http://10.0.2.10:80/; certificate requested"
+    )
     requested = out.get_relation(tls_rel.id).local_unit_data
     assert "certificate_signing_requests" in requested
     authority = Authority()
     answered = dataclasses.replace(out.get_relation(tls_rel.id), remote_app_data=authority.answer(requested))
-    out = ctx.run(ctx.on.relation_changed(answered), dataclasses.replace(out, relations={answered, *[
-        r for r in out.relations if r.id != tls_rel.id]}))
+    out = ctx.run(
+        ctx.on.relation_changed(answered),
+        dataclasses.replace(out, relations={answered, *[r for r in out.relations if r.id != tls_rel.id]}),
+    )
     assert out.unit_status.message.startswith("HTTPS :80, 0 files")
     conf = _nginx_conf(ctx, out)
     assert "listen 80 ssl;" in conf and "listen 8081;" in conf
@@ -218,8 +233,10 @@ def test_tls_on_juju_3_serves_https_and_reloads_on_renewal(content, cluster):
     # Renewal: a new certificate for the same request, written and reloaded.
     reloads = sum(e.command[-1] == "reload" for e in ctx.exec_history[charm.NGINX])
     renewed = dataclasses.replace(answered, remote_app_data=Authority().answer(requested))
-    out = ctx.run(ctx.on.relation_changed(renewed), dataclasses.replace(out, relations={renewed, *[
-        r for r in out.relations if r.id != tls_rel.id]}))
+    out = ctx.run(
+        ctx.on.relation_changed(renewed),
+        dataclasses.replace(out, relations={renewed, *[r for r in out.relations if r.id != tls_rel.id]}),
+    )
     assert (fs / charm.CERT_FILE.lstrip("/")).read_text() != first
     assert sum(e.command[-1] == "reload" for e in ctx.exec_history[charm.NGINX]) == reloads + 1
     assert out.unit_status.message.startswith("HTTPS :80")
@@ -231,7 +248,8 @@ def test_tls_on_juju_2_9_serves_http_and_says_why(content, cluster):
     out = ctx.run(ctx.on.relation_created(tls_rel), state(content, relations=[origin_relation(), tls_rel]))
     out = ctx.run(ctx.on.config_changed(), out)
     assert out.unit_status == testing.ActiveStatus(
-        "HTTP :80, 0 files from http://10.0.2.10:80/; HTTPS needs Juju 3 (secrets): serving HTTP; no L2S-M network"
+        "HTTP :80, 0 files from http://10.0.2.10:80/; HTTPS needs Juju 3 (secrets): serving HTTP; "
+        "no L2S-M network"
     )
     assert out.get_relation(tls_rel.id).local_unit_data.get("certificate_signing_requests") is None
     assert "ssl" not in _nginx_conf(ctx, out)
