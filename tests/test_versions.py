@@ -81,7 +81,10 @@ def test_every_locked_runtime_package_is_imported():
         p.read_text() for p in ROOT.glob("**/*.py") if ".venv" not in p.parts and "build" not in p.parts
     )
     for name in sorted(set(LOCK) - tools - indirect):
-        module = {"pyyaml": "yaml", "kubernetes-validate": "kubernetes_validate", "ops": "ops"}.get(
-            name, name.replace("-", "_")
-        )
+        module = {
+            "pyyaml": "yaml",
+            "kubernetes-validate": "kubernetes_validate",
+            "ops": "ops",
+            "charmlibs-interfaces-tls-certificates": r"charmlibs\.interfaces\.tls_certificates",
+        }.get(name, name.replace("-", "_"))
         assert re.search(rf"^\s*(import|from) {module}\b", sources, re.MULTILINE), f"{name} is never imported"
