@@ -316,3 +316,150 @@ def test_nobody_loses_a_valid_address_to_a_refused_request(before, after, reserv
         if member.unit in first.assignments:
             got = later.assignments.get(member.unit)
             assert got in (first.assignments[member.unit], member.requested), (member, got)
+
+
+# -- from-requests: "the first free address at or after this one" ---------------------------
+
+
+def test_a_from_request_takes_the_first_free_address_at_or_after_its_start():
+    members = [
+        Member("cache/0", "10.0.1.10/24"),
+        Member("router/0", start="10.0.1.9/24"),
+        Member("router/1", start="10.0.1.9/24"),
+        Member("pool/0"),
+    ]
+    result = allocate(NET, ["10.0.1.11"], members, {})
+    # .10 is cache/0's exact request, .11 reserved: router/1 goes on to .12; the pool takes .1.
+    assert result.assignments == {
+        "cache/0": "10.0.1.10/24",
+        "pool/0": "10.0.1.1/24",
+        "router/0": "10.0.1.9/24",
+        "router/1": "10.0.1.12/24",
+    }
+    assert result.rejections == {}
+
+
+def test_a_unit_back_after_a_scale_to_zero_gets_its_predecessors_address():
+    first = allocate(NET, [], [Member("cdn-router/0", "10.0.1.2/24", start="10.0.1.1/24")], {})
+    assert first.assignments == {"cdn-router/0": "10.0.1.1/24"}  # `requested` is the old hint
+    # Scaled to 0: cdn-router/0 is no member any more; cdn-router/1 asks from the same start.
+    back = allocate(NET, [], [Member("cdn-router/1", "10.0.1.2/24", start="10.0.1.1/24")], first.assignments)
+    assert back.assignments == {"cdn-router/1": "10.0.1.1/24"}
+
+
+def test_a_holder_keeps_what_still_satisfies_its_from_request():
+    existing = {"r/1": "10.0.1.7/24", "r/2": "10.0.1.3/24"}
+    members = [Member("r/1", start="10.0.1.5/24"), Member("r/2", start="10.0.1.5/24")]
+    result = allocate(NET, [], members, existing)
+    # r/1's .7 is at or after .5: kept although .5 is free. r/2's .3 is before it: moved.
+    assert result.assignments == {"r/1": "10.0.1.7/24", "r/2": "10.0.1.5/24"}
+
+
+def test_exact_requests_go_before_from_requests_and_a_held_address_is_refused_by_name():
+    members = [Member("a/0", start="10.0.1.1/24"), Member("z/0", "10.0.1.1/24")]
+    assert allocate(NET, [], members, {}).assignments == {"a/0": "10.0.1.2/24", "z/0": "10.0.1.1/24"}
+    held = allocate(NET, [], members, {"a/0": "10.0.1.1/24"})
+    assert held.assignments == {"a/0": "10.0.1.1/24"}
+    assert held.rejections == {"z/0": "10.0.1.1 is held by a/0"}
+
+
+def test_from_requests_that_cannot_be_granted_say_why_and_keep_what_is_held():
+    result = allocate(
+        "10.0.1.0/29",
+        ["10.0.1.6"],
+        [
+            Member("a/0", start="10.0.1.1/24"),  # another prefix length
+            Member("b/0", start="10.0.2.1/29"),  # outside the cidr
+            Member("c/0", start="10.0.1.5/29"),  # .5 free
+            Member("d/0", start="10.0.1.5/29"),  # .6 reserved, .7 broadcast: none left
+            Member("e/0", start="10.0.1.6/29"),  # holds .2, asks after it: refused, keeps .2
+        ],
+        {"e/0": "10.0.1.2/29"},
+    )
+    assert result.assignments == {"c/0": "10.0.1.5/29", "e/0": "10.0.1.2/29"}
+    assert result.rejections == {
+        "a/0": "10.0.1.1/24 has prefix length /24: use 10.0.1.1/29 (10.0.1.0/29)",
+        "b/0": "10.0.2.1 is outside 10.0.1.0/29: no address from it",
+        "d/0": "no free address from 10.0.1.5 in 10.0.1.0/29",
+        "e/0": "no free address from 10.0.1.6 in 10.0.1.0/29",
+    }
+
+
+def test_a_from_request_may_start_on_the_network_address():
+    result = allocate(NET, ["10.0.1.1"], [Member("a/0", start="10.0.1.0/24")], {})
+    assert result.assignments == {"a/0": "10.0.1.2/24"}
+
+
+def test_a_from_request_on_a_pure_l2_network_is_refused():
+    result = allocate("", [], [Member("a/0", start="10.0.1.1/24")], {})
+    assert result.rejections == {
+        "a/0": "10.0.1.1/24 asked for, but this network is pure L2 (no cidr): no addresses"
+    }
+
+
+def test_the_start_supersedes_the_exact_hint():
+    # A new requirer sends both: `requested` is for providers that do not know `start`.
+    member = Member("a/3", "10.0.1.4/24", start="10.0.1.1/24")
+    assert member.exact == ""
+    assert allocate(NET, [], [member], {}).assignments == {"a/3": "10.0.1.1/24"}
+
+
+mixed_members = st.lists(
+    st.builds(
+        lambda u, kind, host: Member(
+            u, host if kind == "exact" else "", start=host if kind == "from" else ""
+        ),
+        units,
+        st.sampled_from(["exact", "from", "pool"]),
+        hosts,
+    ),
+    max_size=20,
+    unique_by=lambda m: m.unit,
+)
+
+
+@settings(max_examples=300)
+@given(
+    mixed_members,
+    mixed_members,
+    st.lists(st.integers(1, 14).map(lambda i: f"10.0.1.{i}"), max_size=3),
+    st.randoms(),
+)
+def test_from_request_properties(before, members, reserved, rnd):
+    net = ipaddress.IPv4Network("10.0.1.0/28")
+    existing = allocate(str(net), [], before, {}).assignments
+    reserved = [r for r in reserved if not reserved_held([r], existing)]
+    result = allocate(str(net), reserved, members, existing)
+    # Any order of the same members (and of the reserved list): the same allocation.
+    shuffled = list(members)
+    rnd.shuffle(shuffled)
+    assert allocate(str(net), list(reversed(reserved)), shuffled, existing) == result
+    # No address handed out twice, none unusable.
+    ips = [ipaddress.IPv4Interface(a).ip for a in result.assignments.values()]
+    assert len(set(ips)) == len(ips)
+    assert all(ip in net and ip not in (net[0], net[-1]) and str(ip) not in reserved for ip in ips)
+    for member in members:
+        got = result.assignments.get(member.unit)
+        old = existing.get(member.unit)
+        if old is None:
+            continue
+        old_ip = ipaddress.IPv4Interface(old).ip
+        if member.start:
+            start = ipaddress.IPv4Interface(member.start)
+            satisfied = start.network == net and old_ip >= start.ip
+        else:
+            satisfied = not member.exact or member.exact == old
+        if satisfied:
+            assert got == old, (member, old, got)  # a holder that still satisfies keeps it
+        else:
+            assert got is not None  # and one that asks elsewhere never ends with nothing
+        if member.start and got and got != old:
+            # A granted from-request is the first free address at or after its start.
+            got_ip = ipaddress.IPv4Interface(got).ip
+            start_ip = ipaddress.IPv4Interface(member.start).ip
+            assert got_ip >= start_ip
+    # A re-run with its own result as the existing state changes nothing (unless a holder
+    # moved: the address it left may be granted to a lower unit refused for it this round).
+    moved = any(result.assignments.get(u) not in (None, a) for u, a in existing.items())
+    if not moved:
+        assert allocate(str(net), reserved, members, result.assignments) == result

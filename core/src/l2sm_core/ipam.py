@@ -15,8 +15,16 @@ class Member:
     """A unit on the network: what it asked for and what it routes to."""
 
     unit: str  # Juju unit name, e.g. cdn-router/0
-    requested: str = ""  # a.b.c.d/len, or "" for the pool
+    requested: str = ""  # a.b.c.d/len exactly, or "" for the pool
     offered: tuple[str, ...] = ()  # prefixes this unit forwards to
+    # a.b.c.d/len: the first free address at or after it (a unit that comes back after a
+    # scale to 0 gets its predecessor's address). Set, it supersedes `requested`.
+    start: str = ""
+
+    @property
+    def exact(self) -> str:
+        """The address asked for exactly, "" for none (a pool or a from-request)."""
+        return "" if self.start else self.requested
 
 
 def unit_order(unit: str) -> tuple[str, int]:
@@ -37,9 +45,13 @@ def _members(members: Iterable[Member]) -> list[Member]:
     by_unit: dict[str, Member] = {}
     for member in members:
         kept = by_unit.get(member.unit)
-        if kept is None or (member.requested, member.offered) > (kept.requested, kept.offered):
+        if kept is None or _key(member) > _key(kept):
             by_unit[member.unit] = member
     return [by_unit[u] for u in sorted(by_unit, key=unit_order)]
+
+
+def _key(member: Member) -> tuple[str, str, tuple[str, ...]]:
+    return (member.requested, member.start, member.offered)
 
 
 def allocate(
@@ -48,18 +60,21 @@ def allocate(
     members: Iterable[Member],
     existing: Mapping[str, str],
 ) -> Allocation:
-    """Grant static requests, keep existing assignments, hand out pool addresses.
+    """Keep what units hold, grant exact requests, then from-requests, then the pool.
 
-    An existing assignment is never moved to make room; among new requests for one address
-    the lowest unit wins; pool requests take the lowest free address. `existing` holds what
+    An existing assignment stays its holder's while it still satisfies the request (the
+    address asked for; one at or after a from-request's start; any, for the pool) and is
+    never moved to make room. Then, each step in unit order: exact requests (among new
+    requests for one address the lowest unit wins), from-requests (the first free address
+    at or after the start), pool requests (the lowest free address). `existing` holds what
     was assigned before (departed units simply are not among `members`).
     """
     ordered = _members(members)
     if not cidr:
         rejections = {
-            m.unit: f"{m.requested} asked for, but this network is pure L2 (no cidr): no addresses"
+            m.unit: f"{m.exact or m.start} asked for, but this network is pure L2 (no cidr): no addresses"
             for m in ordered
-            if m.requested
+            if m.exact or m.start
         }
         return Allocation(rejections=rejections)
     net = ipaddress.IPv4Network(cidr)
@@ -84,20 +99,39 @@ def allocate(
         held[ip] = unit
         assignments[unit] = f"{ip}/{net.prefixlen}"
 
-    def refusal(requested: str) -> str | None:
-        """Why a static request cannot be granted, whoever holds what."""
+    def wrong_length(requested: str) -> str | None:
         iface = ipaddress.IPv4Interface(requested)
-        if iface.network.prefixlen != net.prefixlen:
-            return (
-                f"{requested} has prefix length /{iface.network.prefixlen}: "
-                f"use {iface.ip}/{net.prefixlen} ({cidr})"
-            )
-        reason = unusable(iface.ip)
-        return f"{iface.ip} is {reason}" if reason else None
+        if iface.network.prefixlen == net.prefixlen:
+            return None
+        return (
+            f"{requested} has prefix length /{iface.network.prefixlen}: "
+            f"use {iface.ip}/{net.prefixlen} ({cidr})"
+        )
 
-    # What units hold already stays theirs while it is valid and still what they ask for. A
-    # holder asking for another address keeps the one it has until the new one is granted:
-    # a refused request never costs a working address.
+    def refusal(member: Member) -> str | None:
+        """Why a request cannot be granted, whoever holds what."""
+        asked = member.exact or member.start
+        reason = wrong_length(asked)
+        if reason:
+            return reason
+        ip = ipaddress.IPv4Interface(asked).ip
+        if member.exact:
+            why = unusable(ip)
+            return f"{ip} is {why}" if why else None
+        # A start may be the network address or a reserved one: the search skips those.
+        return None if ip in net else f"{ip} is outside {cidr}: no address from it"
+
+    def satisfies(member: Member, ip: ipaddress.IPv4Address) -> bool:
+        if member.exact:
+            return ipaddress.IPv4Interface(member.exact) == ipaddress.IPv4Interface(f"{ip}/{net.prefixlen}")
+        if member.start:
+            start = ipaddress.IPv4Interface(member.start)
+            return start.network == net and ip >= start.ip
+        return True
+
+    # What units hold already stays theirs while it is valid and still satisfies what they
+    # ask. A holder asking for something else keeps what it has until the new one is
+    # granted: a refused request never costs a working address.
     fallback: dict[str, ipaddress.IPv4Address] = {}
     for member in ordered:
         old = existing.get(member.unit)
@@ -106,10 +140,10 @@ def allocate(
         iface = ipaddress.IPv4Interface(old)
         if iface.network != net or unusable(iface.ip) is not None or iface.ip in held:
             continue  # no longer valid here: released
-        if not member.requested or ipaddress.IPv4Interface(member.requested) == iface:
+        if satisfies(member, iface.ip):
             grant(member.unit, iface.ip)
             continue
-        reason = refusal(member.requested)
+        reason = refusal(member)
         if reason:
             grant(member.unit, iface.ip)
             rejections[member.unit] = reason
@@ -117,26 +151,44 @@ def allocate(
             fallback[member.unit] = iface.ip
             held[iface.ip] = member.unit  # still its own until the move is granted
 
-    for member in ordered:
-        if member.unit in assignments or not member.requested:
-            continue
-        ip = ipaddress.IPv4Interface(member.requested).ip
-        reason = refusal(member.requested)
-        if reason is None and ip in held:
-            reason = f"{ip} is held by {held[ip]}"
+    def settle(member: Member, ip: ipaddress.IPv4Address | None, reason: str | None) -> None:
         kept = fallback.get(member.unit)
-        if reason is None:
+        if ip is not None:
             if kept is not None:
-                del held[kept]  # moved: the old address is free for the pool from here on
+                del held[kept]  # moved: the old address is free for the others from here on
             grant(member.unit, ip)
-            continue
+            return
+        assert reason is not None
         rejections[member.unit] = reason
         if kept is not None:
             grant(member.unit, kept)
 
+    for member in ordered:
+        if member.unit in assignments or not member.exact:
+            continue
+        ip = ipaddress.IPv4Interface(member.exact).ip
+        reason = refusal(member)
+        if reason is None and ip in held:
+            reason = f"{ip} is held by {held[ip]}"
+        settle(member, ip if reason is None else None, reason)
+
+    for member in ordered:
+        if member.unit in assignments or not member.start:
+            continue
+        reason = refusal(member)
+        found = None
+        if reason is None:
+            start = ipaddress.IPv4Interface(member.start).ip
+            # Stops at the first free one: at most len(held) + len(blocked) + 2 steps.
+            candidates = (start + n for n in range(int(net.broadcast_address) - int(start) + 1))
+            found = next((ip for ip in candidates if ip not in held and unusable(ip) is None), None)
+            if found is None:
+                reason = f"no free address from {start} in {cidr}"
+        settle(member, found, reason)
+
     free = (ip for ip in net.hosts() if ip not in held and ip not in blocked)
     for member in ordered:
-        if member.unit in assignments or member.requested:
+        if member.unit in assignments or member.exact or member.start:
             continue
         ip = next(free, None)
         if ip is None:
