@@ -21,7 +21,10 @@ META = {
     "name": "probe",
     "requires": {"controller": {"interface": "l2sm_controller"}},
 }
-ACTIONS = {"measure": {"params": {"depth": {"type": "integer"}}}}
+ACTIONS = {
+    "measure": {"params": {"depth": {"type": "integer"}}},
+    "look": {"params": {"depth": {"type": "integer"}}},
+}
 CONFIG = {"options": {"size": {"type": "int", "default": 3}}}
 
 
@@ -38,11 +41,16 @@ class Probe(reconcile.ReconcilingCharm):
         super().__init__(framework)
         framework.observe(self.on.config_changed, self._reconcile)
         framework.observe(self.on.measure_action, self._on_measure)
+        framework.observe(self.on.look_action, self._on_look)
         self.assessed = 0
         self.stopped_by = ""
 
     def _on_measure(self, event):
         self.run_action(event, Depth, self._measure)
+
+    def _on_look(self, event):
+        # An action on the unit's own state: every unit answers.
+        self.run_action(event, Depth, lambda params: {"depth": params.depth}, leader_only=False)
 
     def _measure(self, params: Depth) -> dict:
         if params.depth == 7:
@@ -168,6 +176,15 @@ def act(params, leader=True):
 
 def test_action_runs_on_the_leader(kube):
     assert act({"depth": 3}) == {"pods": 0, "depth": 3}
+
+
+def test_a_unit_level_action_runs_on_any_unit(kube):
+    ctx = testing.Context(Probe, meta=META, config=CONFIG, actions=ACTIONS)
+    ctx.run(ctx.on.action("look", params={"depth": 2}), testing.State(leader=False))
+    assert ctx.action_results == {"depth": 2}
+    with pytest.raises(testing.ActionFailed) as info:
+        ctx.run(ctx.on.action("look", params={"depth": -2}), testing.State(leader=False))
+    assert info.value.message.startswith("parameter 'depth': ")
 
 
 @pytest.mark.parametrize(

@@ -107,9 +107,19 @@ class ReconcilingCharm(ops.CharmBase):
 
     # -- actions ------------------------------------------------------------------------------
 
-    def run_action(self, event: ops.ActionEvent, params_cls: type[T], body: Callable[[T], dict]) -> None:
+    def run_action(
+        self,
+        event: ops.ActionEvent,
+        params_cls: type[T],
+        body: Callable[[T], dict],
+        *,
+        leader_only: bool = True,
+    ) -> None:
         """Params checked, leadership checked, then body(params) gives the results. A refusal
-        (Refused, or Blocked/Waiting from the inputs it reads) fails the action, changing nothing."""
+        (Refused, or Blocked/Waiting from the inputs it reads) fails the action, changing nothing.
+
+        `leader_only=False` for actions on the unit's own state (its storage, its network
+        namespace), which every unit answers for itself."""
         # ops drops parameters the model does not name; Juju refuses them first
         # (additionalProperties: false), and so does the charm, should one get through.
         known = {name.replace("_", "-") for name in getattr(params_cls, "model_fields", {})}
@@ -125,7 +135,7 @@ class ReconcilingCharm(ops.CharmBase):
         except pydantic.ValidationError as exc:
             event.fail(describe_validation_error(exc))
             return
-        if not self.unit.is_leader():
+        if leader_only and not self.unit.is_leader():
             action = event.handle.kind.removesuffix("_action").replace("_", "-")
             event.fail(
                 f"run this on the leader unit: {run_action_command(self, f'{self.app.name}/leader', action)}"
