@@ -379,19 +379,19 @@ class CdnCacheCharm(ReconcilingCharm):
     # -- actions ------------------------------------------------------------------------------
 
     def _on_fetch(self, event: ops.ActionEvent) -> None:
-        self.run_action(event, FetchParams, self._fetch)
+        self.run_action(event, FetchParams, self._fetch, leader_only=False)
 
     def _on_list(self, event: ops.ActionEvent) -> None:
-        self.run_action(event, ListParams, self._list)
+        self.run_action(event, ListParams, self._list, leader_only=False)
 
     def _on_purge(self, event: ops.ActionEvent) -> None:
-        self.run_action(event, PurgeParams, self._purge)
+        self.run_action(event, PurgeParams, self._purge, leader_only=False)
 
     def _on_sync_now(self, event: ops.ActionEvent) -> None:
-        self.run_action(event, SyncParams, self._sync_now)
+        self.run_action(event, SyncParams, self._sync_now, leader_only=False)
 
     def _on_check_connectivity(self, event: ops.ActionEvent) -> None:
-        self.run_action(event, ConnectivityParams, self._check_connectivity)
+        self.run_action(event, ConnectivityParams, self._check_connectivity, leader_only=False)
 
     def _require_origin(self) -> OriginProviderAppData:
         origin, _ = self._origin(self._config())
