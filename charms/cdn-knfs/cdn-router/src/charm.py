@@ -26,7 +26,7 @@ from models import (
 
 from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting
 from l2sm_core import probe
-from l2sm_core.cdn.firewall import Firewall, Rule, RouterNetwork, build_firewall, merge_rules, parse_rules
+from l2sm_core.cdn.firewall import Firewall, RouterNetwork, Rule, build_firewall, merge_rules, parse_rules
 from l2sm_core.cdn.render import render_ruleset
 from l2sm_core.validation import clip
 from l2sm_knf import L2smNetworks
@@ -261,8 +261,9 @@ class CdnRouterCharm(ReconcilingCharm):
                 self._stored.apply_error = message
             raise Blocked(message) from None
         except ops.pebble.APIError as exc:  # e.g. no nft in the image: the operator must act
+            why = clip(str(exc), 200)
             raise Blocked(
-                f"cannot run nft in the router container (router-image must have nftables): {clip(str(exc), 200)}"
+                f"cannot run nft in the router container (router-image must have nftables): {why}"
             ) from None
         except (ops.pebble.ChangeError, ops.pebble.TimeoutError) as exc:
             raise Waiting(f"nft did not finish in the router container: {clip(str(exc), 200)}") from None
@@ -348,7 +349,9 @@ class CdnRouterCharm(ReconcilingCharm):
 
     def _list_rules(self, _: ListRulesParams) -> dict[str, Any]:
         config, config_rules, peer = self._inputs()
-        listed = [_rule_entry(r, "config") for r in config_rules] + [_rule_entry(r, "action") for r in peer.rules]
+        listed = [_rule_entry(r, "config") for r in config_rules] + [
+            _rule_entry(r, "action") for r in peer.rules
+        ]
         return {
             "rules": json.dumps(listed),
             "default-policy": config.default_policy,
@@ -365,7 +368,11 @@ class CdnRouterCharm(ReconcilingCharm):
             firewall = firewall.with_link(params.network, params.state)
         except ValueError as exc:
             raise Refused(f"parameter 'network': {exc}") from None
-        cut = set(peer.cut_links) | {params.network} if params.state == "down" else set(peer.cut_links) - {params.network}
+        cut = (
+            set(peer.cut_links) | {params.network}
+            if params.state == "down"
+            else set(peer.cut_links) - {params.network}
+        )
         self._commit(peer.model_copy(update={"cut_links": sorted(cut)}), firewall)
         return {"network": params.network, "state": params.state, "cut-links": json.dumps(sorted(cut))}
 

@@ -56,7 +56,8 @@ class _AddRuleFields(ActionParams):
 
 # `from` is a Python keyword, so the field gets its name this way: run_action knows a
 # parameter by its field name (an alias would be refused as an unknown parameter).
-AddRuleParams = pydantic.create_model("AddRuleParams", __base__=_AddRuleFields, **{"from": (Endpoint, ...)})
+_FROM: dict[str, Any] = {"from": (Endpoint, ...)}
+AddRuleParams = pydantic.create_model("AddRuleParams", __base__=_AddRuleFields, **_FROM)
 
 
 class RemoveRuleParams(ActionParams):
@@ -89,4 +90,3 @@ class PeerAppData(Databag):
 
     rules: list[Rule] = pydantic.Field(default_factory=list)
     cut_links: list[str] = pydantic.Field(default_factory=list, alias="cut-links")
-

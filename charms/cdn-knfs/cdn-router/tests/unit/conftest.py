@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import charm
 import pytest
 from ops import testing
 
-import charm
 from l2sm_knf.l2sm_network import FakeCluster, network_relation
 
 APP = "cdn-router"

@@ -6,11 +6,10 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import charm
 import pytest
 from conftest import nft_runs, settle
 from ops import testing
-
-import charm
 
 WEB = "- {name: web, from: clients, to: caches, protocol: tcp, port: 80}"
 
@@ -36,17 +35,36 @@ def failure(ctx, state, action_name, /, **params) -> str:
 
 
 def test_add_rule_loads_and_stores_it(ctx, settled, etc):
-    out = run(ctx, settled, "add-rule", name="fill", **{"from": "caches"}, to="10.0.1.0/24", protocol="tcp", port="8000-8080")
+    out = run(
+        ctx,
+        settled,
+        "add-rule",
+        name="fill",
+        **{"from": "caches"},
+        to="10.0.1.0/24",
+        protocol="tcp",
+        port="8000-8080",
+    )
     assert ctx.action_results == {
-        "added": '{"action": "accept", "from": "caches", "name": "fill", "port": "8000-8080", "protocol": "tcp", '
-        '"to": "10.0.1.0/24"}',
+        "added": '{"action": "accept", "from": "caches", "name": "fill", "port": "8000-8080", '
+        '"protocol": "tcp", "to": "10.0.1.0/24"}',
         "rules": 2,
     }
     [ruleset] = nft_runs(ctx)
-    assert 'iifname "net1" oifname @joined ip daddr 10.0.1.0/24 tcp dport 8000-8080 counter accept comment "fill"' in ruleset
+    assert (
+        'iifname "net1" oifname @joined ip daddr 10.0.1.0/24 tcp dport 8000-8080 '
+        'counter accept comment "fill"' in ruleset
+    )
     assert (etc / "ruleset.nft").read_text() == ruleset
     assert peer_data(out)["rules"] == [
-        {"name": "fill", "from": "caches", "to": "10.0.1.0/24", "protocol": "tcp", "port": "8000-8080", "action": "accept"}
+        {
+            "name": "fill",
+            "from": "caches",
+            "to": "10.0.1.0/24",
+            "protocol": "tcp",
+            "port": "8000-8080",
+            "action": "accept",
+        }
     ]
     # The next dispatch finds it loaded: nothing run again.
     out = ctx.run(ctx.on.update_status(), out)
@@ -56,13 +74,30 @@ def test_add_rule_loads_and_stores_it(ctx, settled, etc):
 
 def test_add_rule_with_osm_s_empty_parameters(ctx, settled):
     out = run(
-        ctx, settled, "add-rule", **{"application-name": "cdn-router", "from": "any"}, name="ping", to="any", protocol="icmp", port=""
+        ctx,
+        settled,
+        "add-rule",
+        **{"application-name": "cdn-router", "from": "any"},
+        name="ping",
+        to="any",
+        protocol="icmp",
+        port="",
     )
     assert peer_data(out)["rules"][0]["port"] is None
 
 
 def test_add_rule_drop(ctx, settled):
-    run(ctx, settled, "add-rule", name="no-telnet", **{"from": "any"}, to="any", protocol="tcp", port="23", action="drop")
+    run(
+        ctx,
+        settled,
+        "add-rule",
+        name="no-telnet",
+        **{"from": "any"},
+        to="any",
+        protocol="tcp",
+        port="23",
+        action="drop",
+    )
     [ruleset] = nft_runs(ctx)
     assert 'tcp dport 23 counter drop comment "no-telnet"' in ruleset
 
@@ -139,7 +174,8 @@ def test_remove_rule(ctx, settled):
 
 def test_remove_rule_refusals(ctx, settled):
     assert failure(ctx, settled, "remove-rule", name="web") == (
-        "parameter 'name': rule 'web' comes from option 'rules': change it with juju config cdn-router rules=..."
+        "parameter 'name': rule 'web' comes from option 'rules': "
+        "change it with juju config cdn-router rules=..."
     )
     assert failure(ctx, settled, "remove-rule", name="nope") == (
         "parameter 'name': no rule 'nope' was added by action (added: none)"
@@ -152,8 +188,23 @@ def test_list_rules_shows_both_origins(ctx, settled):
     run(ctx, out, "list-rules")
     assert ctx.action_results is not None
     assert json.loads(ctx.action_results["rules"]) == [
-        {"name": "web", "from": "clients", "to": "caches", "protocol": "tcp", "port": "80", "action": "accept", "origin": "config"},
-        {"name": "ping", "from": "any", "to": "any", "protocol": "icmp", "action": "accept", "origin": "action"},
+        {
+            "name": "web",
+            "from": "clients",
+            "to": "caches",
+            "protocol": "tcp",
+            "port": "80",
+            "action": "accept",
+            "origin": "config",
+        },
+        {
+            "name": "ping",
+            "from": "any",
+            "to": "any",
+            "protocol": "icmp",
+            "action": "accept",
+            "origin": "action",
+        },
     ]
     assert ctx.action_results["default-policy"] == "drop"
     assert ctx.action_results["cut-links"] == "[]"
@@ -199,7 +250,11 @@ def test_set_link_refusals(ctx, settled, params, message):
 
 def test_show_routes(ctx, cluster, etc, monkeypatch):
     out = settle(ctx, cluster, etc, relations=_routed_networks())
-    monkeypatch.setattr(charm, "kernel_routes", lambda: [{"prefix": "10.0.3.0/24", "via": "10.0.2.9", "dev": "net1", "by": "l2sm"}])
+    monkeypatch.setattr(
+        charm,
+        "kernel_routes",
+        lambda: [{"prefix": "10.0.3.0/24", "via": "10.0.2.9", "dev": "net1", "by": "l2sm"}],
+    )
     run(ctx, out, "show-routes")
     assert ctx.action_results is not None
     networks = json.loads(ctx.action_results["networks"])
@@ -232,13 +287,17 @@ def test_show_routes_reports_netlink_errors(ctx, settled, monkeypatch):
 
 def test_check_connectivity(ctx, settled, monkeypatch):
     calls = []
-    monkeypatch.setattr(charm.probe, "check", lambda target, count: calls.append((target, count)) or {"reached": "true"})
+    monkeypatch.setattr(
+        charm.probe, "check", lambda target, count: calls.append((target, count)) or {"reached": "true"}
+    )
     run(ctx, settled, "check-connectivity", target="10.0.2.10", count=2)
     assert calls == [("10.0.2.10", 2)] and ctx.action_results == {"reached": "true"}
 
 
 def test_check_connectivity_refuses_a_bad_target(ctx, settled):
-    assert failure(ctx, settled, "check-connectivity", target="cache.example").startswith("parameter 'target': ")
+    assert failure(ctx, settled, "check-connectivity", target="cache.example").startswith(
+        "parameter 'target': "
+    )
 
 
 def _routed_networks():

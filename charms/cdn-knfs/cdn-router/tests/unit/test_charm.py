@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import charm
 import ops
 import pytest
 from conftest import ADDRESSES, APP, NFT_OK, UNIT, networks, nft_runs, router_container, settle
 from ops import testing
 
-import charm
 from l2sm_core.cdn.firewall import build_firewall, parse_rules
 from l2sm_core.cdn.render import render_ruleset
 from l2sm_knf.l2sm_network import network_relation, published_request
@@ -37,7 +37,9 @@ def test_joins_both_networks_as_a_router(ctx, cluster, etc):
     a, b = networks()
     out = ctx.run(
         ctx.on.config_changed(),
-        testing.State(leader=True, relations={a, b}, containers={router_container(etc)}, config={"addresses": ADDRESSES}),
+        testing.State(
+            leader=True, relations={a, b}, containers={router_container(etc)}, config={"addresses": ADDRESSES}
+        ),
     )
     # Each network is offered the other's prefix: its members get a route via the router.
     assert published_request(out.get_relation(a.id)).offered_prefixes == ["10.0.2.0/24"]
@@ -256,7 +258,9 @@ def test_a_cut_link_of_a_network_left_is_kept_but_not_rendered(ctx, cluster, etc
 def test_unreadable_peer_data_is_blocked(ctx, cluster, etc):
     peer = testing.PeerRelation("router-peers", local_app_data={"rules": "not json"})
     out = settle(ctx, cluster, etc, peer=peer)
-    assert out.unit_status == testing.BlockedStatus("unreadable router-peers app data: field 'rules': not JSON")
+    assert out.unit_status == testing.BlockedStatus(
+        "unreadable router-peers app data: field 'rules': not JSON"
+    )
 
 
 def test_a_config_rule_taking_an_action_rule_s_name_is_blocked(ctx, cluster, etc):
@@ -271,7 +275,9 @@ def test_without_trust(ctx, cluster, etc):
     cluster.forbidden = True
     out = ctx.run(
         ctx.on.config_changed(),
-        testing.State(leader=True, relations={network_relation("clients")}, containers={router_container(etc)}),
+        testing.State(
+            leader=True, relations={network_relation("clients")}, containers={router_container(etc)}
+        ),
     )
     assert out.unit_status == testing.BlockedStatus(f"deploy with --trust (juju trust {APP} --scope=cluster)")
 
