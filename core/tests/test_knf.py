@@ -128,6 +128,25 @@ def test_request_is_checked_against_the_published_cidr():
         knf.request_in_cidr("net-l2", "10.0.1.10/24", 0, "")
 
 
+def test_every_unit_asks_from_the_configured_address_with_the_old_exact_hint():
+    # address-from is the configured address for every unit; address is unit N's N-th next,
+    # for a network that does not know address-from.
+    assert knf.unit_request("net-a", "10.0.1.1/24", 0, "10.0.1.0/24") == ("10.0.1.1/24", "10.0.1.1/24")
+    assert knf.unit_request("net-a", "10.0.1.1/24", 1, "10.0.1.0/24") == ("10.0.1.2/24", "10.0.1.1/24")
+    # Unit 2 of .254 would land on the broadcast address: no exact hint (an old network's
+    # pool), and no refusal: the new network grants the first free one from .254.
+    assert knf.unit_request("net-a", "10.0.1.254/24", 2, "10.0.1.0/24") == ("", "10.0.1.254/24")
+
+
+def test_the_start_is_checked_against_the_published_cidr():
+    with pytest.raises(ValueError, match=r"^10\.0\.5\.10/24 is outside net-a's cidr 10\.0\.1\.0/24$"):
+        knf.unit_request("net-a", "10.0.5.10/24", 3, "10.0.1.0/24")
+    with pytest.raises(ValueError, match=r"prefix length /16, but net-a's cidr is 10\.0\.1\.0/24: write /24"):
+        knf.unit_request("net-a", "10.0.1.10/16", 0, "10.0.1.0/24")
+    with pytest.raises(ValueError, match="net-l2 is pure L2"):
+        knf.unit_request("net-l2", "10.0.1.10/24", 0, "")
+
+
 GOOD = knf.Membership(
     "net-a", "net1", "10.0.1.10/24", mtu=1400, routes=(("10.0.9.0/24", "10.0.1.1"),), cidr="10.0.1.0/24"
 )

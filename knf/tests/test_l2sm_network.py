@@ -165,6 +165,7 @@ def test_two_networks_static_and_pool_then_configured(kube, applied):
 
     assert published(out, a).address == "10.0.1.10/24"
     assert published(out, b).address == ""  # from the pool
+    assert published(out, b).address_from == ""
     assert published(out, a).offered_prefixes == []  # not a router: never a next hop
 
     sts = kube.find("StatefulSet", APP, MODEL)
@@ -200,11 +201,14 @@ def test_template_patch_validates_merged_into_a_juju_statefulset():
     }
 
 
-def test_unit_n_asks_for_the_nth_next_address(kube, applied):
+def test_unit_n_asks_from_the_given_address_and_for_the_nth_next_from_an_older_network(kube, applied):
     a = network(**NET_A)
     c = ctx(unit_id=3)
     kube.add(pod(unit=3))
     out = c.run(c.on.config_changed(), state([a], leader=False, config={"addresses": "net-a=10.0.1.10/24"}))
+    # The first free address from .10 (a unit back after a scale to 0 gets .10 again)...
+    assert published(out, a).address_from == "10.0.1.10/24"
+    # ...and, for a network that does not know address-from, the 3rd after it, as before.
     assert published(out, a).address == "10.0.1.13/24"
     assert kube.writes == []  # only the leader patches the shared template
 
@@ -245,9 +249,9 @@ def test_l2sm_error_annotation_blocks(kube, applied):
             "option 'addresses': 'net-a=10.0.1.10': give the prefix length, e.g. net-a=10.0.1.10/24",
         ),
         (
-            "net-b=10.0.2.1/24,net-a=10.0.1.254/24",
+            "net-b=10.0.2.1/24,net-a=10.0.5.10/24",
             2,
-            "option 'addresses': 10.0.1.254/24 for unit 2 would be 10.0.2.0, outside the usable 10.0.1.0/24",
+            "option 'addresses': 10.0.5.10/24 is outside net-a's cidr 10.0.1.0/24",
         ),
     ],
 )
@@ -610,11 +614,11 @@ def test_a_departing_network_unit_is_not_a_lost_network(kube, applied):
     [
         (
             "net-a=10.0.5.10/24",
-            "option 'addresses': 10.0.5.10/24 (unit 0) is outside net-a's cidr 10.0.1.0/24",
+            "option 'addresses': 10.0.5.10/24 is outside net-a's cidr 10.0.1.0/24",
         ),
         (
             "net-a=10.0.1.10/16",
-            "option 'addresses': 10.0.1.10/16 (unit 0) has prefix length /16, but net-a's cidr is "
+            "option 'addresses': 10.0.1.10/16 has prefix length /16, but net-a's cidr is "
             "10.0.1.0/24: write /24",
         ),
         ("net-a=10.0.1.10/24\n", "option 'addresses': 'net-a=10.0.1.10/24\\n' contains a newline"),

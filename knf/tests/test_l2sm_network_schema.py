@@ -24,8 +24,16 @@ def test_network_databags_round_trip():
     unit = NetworkRequirerUnitData.model_validate(
         {"address": "10.0.1.10/24", "offered-prefixes": ["10.0.2.0/24"]}
     )
-    assert unit.model_dump(by_alias=True) == {"address": "10.0.1.10/24", "offered-prefixes": ["10.0.2.0/24"]}
+    assert unit.model_dump(by_alias=True) == {
+        "address": "10.0.1.10/24",
+        "address-from": "",  # an older member's data: no from-request
+        "offered-prefixes": ["10.0.2.0/24"],
+    }
     assert NetworkRequirerUnitData().address == ""
+    newer = NetworkRequirerUnitData.model_validate(
+        {"address": "10.0.1.11/24", "address-from": "10.0.1.10/24"}
+    )
+    assert newer.address_from == "10.0.1.10/24"
     app = NetworkProviderAppData.model_validate(
         {
             "network": {"name": "net-a", "cidr": "10.0.1.0/24", "mtu": 1400, "type": "vnet"},
@@ -42,6 +50,8 @@ def test_network_databags_round_trip():
     [
         ({"address": "10.0.1.10"}, "needs its prefix length"),
         ({"address": "banana/24"}, "not an IPv4 address"),
+        ({"address-from": "10.0.1.10"}, "needs its prefix length"),
+        ({"address-from": "127.0.0.1/24"}, "not a usable host address"),
         ({"offered-prefixes": ["10.0.2.1/24"]}, "host bits set"),
     ],
 )

@@ -141,7 +141,9 @@ def test_members_relation_holds_what_the_knf_library_writes(network_charm):
         )
     written = out.get_relation(net.id).local_unit_data
     # ...is what members_relation builds for that unit.
-    built = members_relation(APP, {1: {"address": "10.0.1.11/24"}, 2: {}, 3: None})
+    built = members_relation(
+        APP, {1: {"address": "10.0.1.11/24", "address-from": "10.0.1.10/24"}, 2: {}, 3: None}
+    )
     juju = set(JUJU_UNIT_KEYS)
     assert {k: v for k, v in built.remote_units_data[1].items() if k not in juju} == {
         k: v for k, v in written.items() if k not in juju
@@ -151,7 +153,7 @@ def test_members_relation_holds_what_the_knf_library_writes(network_charm):
     ctx = testing.Context(network_charm, meta=NETWORK_META)
     ctx.run(ctx.on.config_changed(), testing.State(leader=True, relations={built}))
     assert network_charm.requests == {
-        f"{APP}/1": NetworkRequirerUnitData(address="10.0.1.11/24"),
+        f"{APP}/1": NetworkRequirerUnitData(address="10.0.1.11/24", address_from="10.0.1.10/24"),
         f"{APP}/2": NetworkRequirerUnitData(),
         f"{APP}/3": NetworkRequirerUnitData(),  # nothing written reads as the defaults
     }

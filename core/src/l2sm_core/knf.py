@@ -112,18 +112,39 @@ def address_for_unit(base: str, unit_number: int) -> str:
 
 
 def request_in_cidr(network: str, base: str, unit_number: int, cidr: str) -> str:
-    """The address this unit asks `network` for, checked against the CIDR the network has
-    published: asking outside it would make the network revoke the address it holds."""
-    address = address_for_unit(base, unit_number)
+    """The address unit N asks `network` for exactly (the N-th after `base`), checked against
+    the CIDR the network has published: asking outside it would make the network revoke the
+    address it holds."""
+    return _in_cidr(network, address_for_unit(base, unit_number), cidr, f" (unit {unit_number})")
+
+
+def unit_request(network: str, base: str, unit_number: int, cidr: str) -> tuple[str, str]:
+    """What unit N sends `network` for the `addresses` entry `base`: (`address`, `address-from`).
+
+    `address-from` is `base` for every unit: the first free address from there, so a unit
+    that comes back after a scale to 0 (router/1 after router/0) gets its predecessor's
+    address and the routes via it stay valid. `address` is what unit N asked before
+    `address-from` existed, the N-th address after `base`: a network that does not know
+    `address-from` grants that, as it always did; "" (its pool) when that address falls
+    outside the network. A `base` off the published cidr is a ValueError naming it."""
+    start = _in_cidr(network, base, cidr, "")
+    try:
+        exact = address_for_unit(base, unit_number)
+    except ValueError:
+        exact = ""  # only an old network reads it; the new one grants from `start`
+    return exact, start
+
+
+def _in_cidr(network: str, address: str, cidr: str, who: str) -> str:
     if not cidr:
         raise ValueError(f"{network} is pure L2 (no cidr): it hands out no addresses; leave it out")
     iface = ipaddress.IPv4Interface(address)
     published = ipaddress.IPv4Network(cidr)
     if iface.ip not in published:
-        raise ValueError(f"{address} (unit {unit_number}) is outside {network}'s cidr {cidr}")
+        raise ValueError(f"{address}{who} is outside {network}'s cidr {cidr}")
     if iface.network != published:
         raise ValueError(
-            f"{address} (unit {unit_number}) has prefix length /{iface.network.prefixlen}, "
+            f"{address}{who} has prefix length /{iface.network.prefixlen}, "
             f"but {network}'s cidr is {cidr}: write /{published.prefixlen}"
         )
     return address

@@ -148,12 +148,16 @@ class NetworkRequirerUnitData(Databag):
 
     # The address wanted, with prefix length; "" takes one from the pool.
     address: str = ""
+    # Added in v0 without a version change: the first free address at or after this one
+    # (with prefix length), superseding `address`; "" (or absent: an older member) for none.
+    # Networks that do not know it ignore it (unknown keys are ignored) and grant `address`.
+    address_from: str = pydantic.Field("", alias="address-from")
     # Prefixes this unit routes to (a router offers its other networks); others offer none.
     offered_prefixes: list[str] = pydantic.Field(
         default_factory=list, alias="offered-prefixes", max_length=MAX_OFFERED_PREFIXES
     )
 
-    @pydantic.field_validator("address")
+    @pydantic.field_validator("address", "address_from")
     @classmethod
     def _address(cls, value: str) -> str:
         return _interface_address(value) if value else ""
@@ -607,7 +611,11 @@ class L2smNetworks(ops.Object):
                     continue
                 info = answer.network
                 base = requests.get(info.name) or requests.get(relation.app.name)
-                address = knf.request_in_cidr(info.name, base, self._unit_number(), info.cidr) if base else ""
+                # Every unit asks from `base` (a unit back after a scale to 0 gets its
+                # predecessor's address); `address` keeps an older network granting as before.
+                address, start = (
+                    knf.unit_request(info.name, base, self._unit_number(), info.cidr) if base else ("", "")
+                )
                 offered: list[str] = []
                 if forwards:
                     offered = sorted(
@@ -626,7 +634,7 @@ class L2smNetworks(ops.Object):
                     )
                     return
                 data = NetworkRequirerUnitData.model_validate(
-                    {"address": address, "offered-prefixes": offered}
+                    {"address": address, "address-from": start, "offered-prefixes": offered}
                 )
                 outgoing.append((relation, data))
         except ValueError as exc:
