@@ -104,7 +104,7 @@ class L2smNetworkCharm(ReconcilingCharm):
                     continue
                 relation_of[unit.name] = relation.id
                 held = existing.get(unit.name, "")
-                if "address" not in relation.data[unit]:
+                if "address" not in relation.data[unit] and "address-from" not in relation.data[unit]:
                     # Not asked yet: no pool grant that would take an address a peer is about
                     # to ask for; what it holds stays held.
                     if held:
@@ -118,7 +118,11 @@ class L2smNetworkCharm(ReconcilingCharm):
                         # Bad data once loses nothing: the address, and the routes via it.
                         members.append(Member(unit.name, held, offers_routed_via(routed, held)))
                     continue
-                members.append(Member(unit.name, data.address, tuple(data.offered_prefixes)))
+                # `address-from`, when sent, supersedes `address` (kept for older networks);
+                # an older member sends `address` alone and is served as it always was.
+                members.append(
+                    Member(unit.name, data.address, tuple(data.offered_prefixes), start=data.address_from)
+                )
         held_now = {u: a for u, a in existing.items() if u in relation_of}
         _refuse_taking_addresses(config, held_now)
         allocation = allocate(config.cidr, config.reserved_addresses, members, existing)

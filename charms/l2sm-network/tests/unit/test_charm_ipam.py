@@ -216,3 +216,77 @@ def test_router_offering_the_network_itself_is_reported(ctx, kube):
     assert provider_data(out, rel).routes == []
     ctx.run(ctx.on.action("show"), out)
     assert json.loads(ctx.action_results["ignored-offers"]) == {"10.0.0.0/16": ["r/0"]}
+
+
+def _raw(**fields):
+    """A member's unit databag written by hand: what that member's version writes."""
+    return {key.replace("_", "-"): json.dumps(value) for key, value in fields.items()}
+
+
+def test_a_from_request_gets_the_first_free_address_from_its_start(ctx, kube):
+    cache = members("cdn-cache", {0: ("10.0.1.1/24", [])})
+    router = testing.Relation(
+        "network",
+        remote_app_name="cdn-router",
+        remote_units_data={
+            0: _raw(address="10.0.1.1/24", address_from="10.0.1.1/24", offered_prefixes=[]),
+            1: _raw(address="10.0.1.2/24", address_from="10.0.1.1/24", offered_prefixes=[]),
+        },
+    )
+    out = ctx.run(ctx.on.relation_changed(router), make_state([cache, router], config=CIDR))
+    # cdn-cache/0's exact request goes first; the routers take the first free ones from .1.
+    assert provider_data(out, cache).assignments == {"cdn-cache/0": "10.0.1.1/24"}
+    assert provider_data(out, router).assignments == {
+        "cdn-router/0": "10.0.1.2/24",
+        "cdn-router/1": "10.0.1.3/24",
+    }
+    assert provider_data(out, router).rejections == {}
+
+
+def test_an_older_member_without_address_from_is_served_as_before(ctx, kube):
+    # A member from before address-from: `address` alone is an exact request, refused by
+    # name when held; its pool peer takes the lowest free address.
+    earlier = {"assignments": json.dumps({"new/0": "10.0.1.5/24"})}
+    new = testing.Relation(
+        "network",
+        remote_app_name="new",
+        remote_units_data={0: _raw(address="10.0.1.5/24", address_from="10.0.1.5/24")},
+        local_app_data=earlier,
+    )
+    old = testing.Relation(
+        "network",
+        remote_app_name="old",
+        remote_units_data={
+            0: _raw(address="10.0.1.5/24", offered_prefixes=[]),
+            1: _raw(address="10.0.1.7/24", offered_prefixes=[]),
+            2: _raw(address="", offered_prefixes=[]),
+        },
+    )
+    out = ctx.run(ctx.on.relation_changed(old), make_state([new, old], config=CIDR))
+    assert provider_data(out, old).assignments == {"old/1": "10.0.1.7/24", "old/2": "10.0.1.1/24"}
+    assert provider_data(out, old).rejections == {"old/0": "10.0.1.5 is held by new/0"}
+
+
+def test_a_member_sending_only_address_from_has_asked(ctx, kube):
+    knf = testing.Relation(
+        "network", remote_app_name="knf", remote_units_data={0: _raw(address_from="10.0.1.9/24")}
+    )
+    out = ctx.run(ctx.on.relation_changed(knf), make_state([knf], config=CIDR))
+    assert provider_data(out, knf).assignments == {"knf/0": "10.0.1.9/24"}
+
+
+def test_a_from_request_with_no_free_address_left_is_refused_and_keeps_what_it_holds(ctx, kube):
+    earlier = {"assignments": json.dumps({"knf/0": "10.0.1.3/24", "knf/1": "10.0.1.254/24"})}
+    knf = testing.Relation(
+        "network",
+        remote_app_name="knf",
+        remote_units_data={
+            0: _raw(address="10.0.1.254/24", address_from="10.0.1.254/24"),
+            1: _raw(address="10.0.1.254/24", address_from="10.0.1.254/24"),
+        },
+        local_app_data=earlier,
+    )
+    out = ctx.run(ctx.on.relation_changed(knf), make_state([knf], config=CIDR))
+    answer = provider_data(out, knf)
+    assert answer.assignments == {"knf/0": "10.0.1.3/24", "knf/1": "10.0.1.254/24"}
+    assert answer.rejections == {"knf/0": "no free address from 10.0.1.254 in 10.0.1.0/24"}
