@@ -178,6 +178,21 @@ def test_action_runs_on_the_leader(kube):
     assert act({"depth": 3}) == {"pods": 0, "depth": 3}
 
 
+class Route(pydantic.BaseModel):
+    source: str = pydantic.Field(alias="from")
+
+
+def test_a_parameter_python_cannot_spell_is_known_by_its_alias(kube):
+    class Router(Probe):
+        def _on_look(self, event):
+            self.run_action(event, Route, lambda params: {"from": params.source}, leader_only=False)
+
+    actions = {"look": {"params": {"from": {"type": "string"}}}}
+    ctx = testing.Context(Router, meta=META, config=CONFIG, actions={**ACTIONS, **actions})
+    ctx.run(ctx.on.action("look", params={"from": "net-a"}), testing.State())
+    assert ctx.action_results == {"from": "net-a"}
+
+
 def test_a_unit_level_action_runs_on_any_unit(kube):
     ctx = testing.Context(Probe, meta=META, config=CONFIG, actions=ACTIONS)
     ctx.run(ctx.on.action("look", params={"depth": 2}), testing.State(leader=False))

@@ -122,7 +122,9 @@ class ReconcilingCharm(ops.CharmBase):
         namespace), which every unit answers for itself."""
         # ops drops parameters the model does not name; Juju refuses them first
         # (additionalProperties: false), and so does the charm, should one get through.
-        known = {name.replace("_", "-") for name in getattr(params_cls, "model_fields", {})}
+        fields = getattr(params_cls, "model_fields", {})
+        # A field's alias is its parameter's name where Python cannot spell it (`from`).
+        known = {(field.alias or name).replace("_", "-") for name, field in fields.items()}
         unknown = sorted(str(k) for k in event.params if k not in known)
         if known and unknown:
             event.fail(
