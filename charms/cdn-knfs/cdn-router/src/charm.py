@@ -377,7 +377,7 @@ class CdnRouterCharm(ReconcilingCharm):
         return {"network": params.network, "state": params.state, "cut-links": json.dumps(sorted(cut))}
 
     def _on_show_routes(self, event: ops.ActionEvent) -> None:
-        self.run_action(event, ShowRoutesParams, self._show_routes)
+        self.run_action(event, ShowRoutesParams, self._show_routes, leader_only=False)
 
     def _show_routes(self, _: ShowRoutesParams) -> dict[str, Any]:
         results: dict[str, Any] = {"networks": json.dumps(self._memberships())}
@@ -388,7 +388,7 @@ class CdnRouterCharm(ReconcilingCharm):
         return results
 
     def _on_check_connectivity(self, event: ops.ActionEvent) -> None:
-        self.run_action(event, CheckConnectivityParams, self._check_connectivity)
+        self.run_action(event, CheckConnectivityParams, self._check_connectivity, leader_only=False)
 
     def _check_connectivity(self, params: CheckConnectivityParams) -> dict[str, Any]:
         try:

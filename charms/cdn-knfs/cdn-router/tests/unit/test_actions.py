@@ -162,6 +162,13 @@ def test_add_rule_on_a_follower_is_refused(ctx, cluster, etc, juju_version):
     assert message.startswith("run this on the leader unit: juju run")
 
 
+def test_every_unit_shows_its_own_routes(ctx, cluster, etc):
+    # Routes and reachability are the unit's own network namespace: no leader needed.
+    out = settle(ctx, cluster, etc, leader=False)
+    ctx.run(ctx.on.action("show-routes"), out)
+    assert "networks" in (ctx.action_results or {})
+
+
 def test_remove_rule(ctx, settled):
     out = run(ctx, settled, "add-rule", name="ping", **{"from": "any"}, to="any", protocol="icmp")
     nft_runs(ctx)
