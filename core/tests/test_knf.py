@@ -287,3 +287,53 @@ def test_the_template_patch_takes_only_network_names_once():
     assert json.loads(annotation) == [{"name": "net-a"}, {"name": "net-b"}]
     with pytest.raises(ValueError, match="DNS-1123"):
         pod_template_patch("knf", "cdn", ["net-a\n"], ("charm",))
+
+
+def _statefulset() -> dict:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "router"},
+        "spec": {"template": {"metadata": {}, "spec": {"containers": [{"name": "charm", "image": "c"}]}}},
+    }
+
+
+def test_a_forwarding_pod_template_gets_the_ip_forward_sysctl():
+    from l2sm_core.manifests.knf import merge_into, pod_template_patch, template_satisfies
+
+    plain = pod_template_patch("router", "cdn", ["net-a"], ("charm",))
+    forwarding = pod_template_patch("router", "cdn", ["net-a"], ("charm",), forwarding=True)
+    assert "securityContext" not in plain["spec"]["template"]["spec"]
+    assert forwarding["spec"]["template"]["spec"]["securityContext"] == {
+        "sysctls": [{"name": "net.ipv4.ip_forward", "value": "1"}]
+    }
+    live = merge_into(_statefulset(), forwarding)
+    assert live["spec"]["template"]["spec"]["securityContext"]["sysctls"] == [
+        {"name": "net.ipv4.ip_forward", "value": "1"}
+    ]
+    assert template_satisfies(live, forwarding)
+    # Forwarding on, the template without it: patched. Forwarding off, the sysctl still
+    # there: patched too (the apply leaves it out, which removes it).
+    assert not template_satisfies(merge_into(_statefulset(), plain), forwarding)
+    assert not template_satisfies(live, plain)
+    assert template_satisfies(merge_into(_statefulset(), plain), plain)
+    # A sysctl someone else set (not ours) is not the patch's business.
+    other = merge_into(_statefulset(), plain)
+    other["spec"]["template"]["spec"]["securityContext"] = {
+        "sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]
+    }
+    assert template_satisfies(other, plain)
+    assert not template_satisfies(other, forwarding)
+
+
+def test_a_forwarding_template_validates_as_a_statefulset():
+    import kubernetes_validate
+
+    from l2sm_core.manifests.knf import merge_into, pod_template_patch
+
+    merged = merge_into(
+        _statefulset(), pod_template_patch("router", "cdn", ["net-a"], ("charm",), forwarding=True)
+    )
+    merged["spec"] |= {"selector": {"matchLabels": {"app": "router"}}, "serviceName": "router"}
+    merged["spec"]["template"]["metadata"]["labels"] |= {"app": "router"}
+    kubernetes_validate.validate(merged, "1.31", strict=True)

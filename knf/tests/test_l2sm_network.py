@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 import kubernetes_validate
+import ops
 import pytest
 from ops import testing
 
 from l2sm_core.knf import InterfacePlan
 from l2sm_core.manifests.knf import merge_into, pod_template_patch
 from l2sm_knf import l2sm_network as library
-from l2sm_knf.l2sm_network import NetworkRequirerUnitData
+from l2sm_knf.l2sm_network import INTERFACE, NetworkRequirerUnitData
 from l2sm_testing.fake_kube import FakeKube
 
 _spec = importlib.util.spec_from_file_location(
@@ -219,6 +220,65 @@ def test_router_offers_its_other_networks(kube, applied):
     out = c.run(c.on.config_changed(), state([a, b], config={"forwards": True}))
     assert published(out, a).offered_prefixes == ["10.0.2.0/24"]
     assert published(out, b).offered_prefixes == ["10.0.1.0/24"]
+
+
+def _sysctls(kube) -> list:
+    spec = kube.find("StatefulSet", APP, MODEL)["spec"]["template"]["spec"]
+    return (spec.get("securityContext") or {}).get("sysctls") or []
+
+
+def test_a_router_pod_gets_ip_forwarding_and_loses_it_when_it_stops_forwarding(kube, applied):
+    a, b = network(**NET_A), network(**NET_B)
+    c = ctx()
+    out = c.run(c.on.config_changed(), state([a, b], config={"forwards": True}))
+    assert _sysctls(kube) == [{"name": "net.ipv4.ip_forward", "value": "1"}]
+    merged = kube.find("StatefulSet", APP, MODEL)
+    kubernetes_validate.validate(merged, "1.31", strict=True)
+    kube.writes.clear()
+    out = c.run(c.on.update_status(), out)
+    assert kube.writes == []  # satisfied: not applied again
+    out = c.run(c.on.config_changed(), dataclasses.replace(out, config={"forwards": False}))
+    assert _sysctls(kube) == []  # left out of the apply: removed
+
+
+def test_a_forwards_flag_that_is_no_boolean_leaves_the_template_alone(kube, applied):
+    kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a"], ("charm",))))
+    kube.writes.clear()
+    c = ctx()
+    with c(c.on.config_changed(), state([network(**NET_A)])) as mgr:
+        mgr.charm.networks._forwards = "maybe"  # what a charm passing its raw option might
+        out = mgr.run()
+    assert kube.writes == []
+    assert out.unit_status == testing.BlockedStatus(
+        "option 'forwards': 'maybe' is not a boolean: use true or false"
+    )
+
+
+@pytest.mark.parametrize(("content", "enabled"), [("1\n", True), ("0\n", False), (None, False), ("x", False)])
+def test_forwarding_enabled_reads_the_pods_ip_forward(tmp_path, monkeypatch, kube, applied, content, enabled):
+    path = tmp_path / "ip_forward"
+    if content is not None:
+        path.write_text(content)
+    monkeypatch.setattr(library, "IP_FORWARD_PATH", str(path))
+    c = ctx()
+    with c(c.on.update_status(), state([])) as mgr:
+        assert mgr.charm.networks.forwarding_enabled() is enabled
+    # A path of the charm's own choosing.
+    monkeypatch.setattr(library, "IP_FORWARD_PATH", str(tmp_path / "not-read"))
+    _OwnPathCharm.path = path
+    own = testing.Context(
+        _OwnPathCharm, meta={"name": "fwd", "requires": {"networks": {"interface": INTERFACE}}}
+    )
+    with own(own.on.update_status(), testing.State()) as mgr:
+        assert mgr.charm.networks.forwarding_enabled() is enabled
+
+
+class _OwnPathCharm(ops.CharmBase):
+    path: Path = Path("/nonexistent")
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self.networks = library.L2smNetworks(self, "networks", ip_forward_path=self.path)
 
 
 def test_rejection_blocks_with_the_reason(kube, applied):

@@ -3,6 +3,7 @@ the real sides could not write they refuse."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import re
@@ -287,3 +288,17 @@ def test_fake_cluster_holds_only_its_own_objects():
         cluster.get(Service, APP)
     with pytest.raises(KubeNotFound):
         cluster.apply_patch(StatefulSet, "other", None, {})
+
+
+def test_fake_cluster_shows_a_routers_ip_forward_sysctl_and_its_removal():
+    cluster = FakeCluster(APP, containers=("charm", "workload"))
+    knf_ctx = testing.Context(_test_knf_charm(), app_name=APP, unit_id=0)
+    net = network_relation("net-a", "10.0.1.0/24")
+    with cluster.installed():
+        out = knf_ctx.run(
+            knf_ctx.on.config_changed(),
+            testing.State(leader=True, relations={net}, config={"forwards": True}),
+        )
+        assert cluster.sysctls() == {"net.ipv4.ip_forward": "1"}
+        knf_ctx.run(knf_ctx.on.config_changed(), dataclasses.replace(out, config={"forwards": False}))
+    assert cluster.sysctls() == {}

@@ -31,10 +31,10 @@ either side's unit tests.
     if __name__ == "__main__":
         ops.main(MyKnfCharm)
 
-What it does, on every event of interest: publishes each unit's address request (static,
-unit N taking the N-th address after the given one, or from the pool) and, for a router,
-the prefixes it forwards to; patches the application's StatefulSet pod template (label,
-`l2sm/networks` annotation for the networks that exist, NET_ADMIN for the charm container);
+What it does, on every event of interest: publishes each unit's address request and, for
+a router, the prefixes it forwards to; patches the application's StatefulSet pod template
+(label, `l2sm/networks` annotation for the networks that exist, NET_ADMIN for the charm
+container and, for a router, the sysctl net.ipv4.ip_forward=1);
 then, once the pod has its interfaces, configures each one's address, MTU and routes with
 netlink from the charm container, which shares the pod's network namespace. Pod recreated
 by Kubernetes: same unit, same addresses (they live in the network's databag).
@@ -51,6 +51,21 @@ go; what cannot be configured (an own address off the cidr, an MTU outside 576-1
 off-link gateway, a route to a special range) keeps the last applied value; pod annotations
 that cannot be read, or were edited on the running pod, keep the last good interfaces of
 that pod.
+
+Addresses: an `addresses` entry `net-a=10.0.1.1/24` asks, for every unit, for the first
+free address from 10.0.1.1 (`address-from`): unit 0 of a fresh application gets .1, unit 1
+the next free one, and a unit that comes back after a scale to 0 (router/1 after router/0)
+gets .1 again, so the routes other members have via it stay valid. A unit that holds an
+address at or after .1 keeps it. `address` carries what unit N asked before `address-from`
+existed (the N-th address after .1, or "" when that is off the network), which a network
+charm that does not know `address-from` grants as it always did. Networks not named in
+`addresses` hand out pool addresses.
+
+Routers (`forwards=True`): the pod template gets the pod-level sysctl net.ipv4.ip_forward=1
+(/proc/sys is read-only in the containers). Kubernetes counts it unsafe: each kubelet that
+may run the pod needs `--allowed-unsafe-sysctls=net.ipv4.ip_forward` (kubelet config
+`allowedUnsafeSysctls`), or the pod fails with SysctlForbidden. `forwarding_enabled()`
+tells the charm whether the pod forwards, e.g. to set Blocked while it does not.
 """
 
 from __future__ import annotations
@@ -61,8 +76,10 @@ import ipaddress
 import itertools
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import ops
@@ -110,6 +127,7 @@ MAX_OFFERED_PREFIXES = 32
 # Bounds on what a network may send, so a broken or hostile provider cannot flood a member.
 MAX_REJECTION = 1024
 MAX_ROUTES = 1024
+IP_FORWARD_PATH = "/proc/sys/net/ipv4/ip_forward"  # per network namespace: the pod's
 NETWORK_TYPES = ("vnet", "ext-vnet", "vlink")  # upstream's L2Network types
 # A JSON number only: an MTU sent as "1400" or true is a mistake on the other side.
 Mtu = Annotated[int, pydantic.Field(strict=True, ge=MIN_MTU, le=ATTACHMENT_MTU)]
@@ -336,6 +354,7 @@ class L2smNetworks(ops.Object):
         container: str | None = None,
         workload_net_admin: bool = False,
         applier: Applier | None = None,
+        ip_forward_path: str | os.PathLike[str] | None = None,
     ):
         super().__init__(charm, relation_name)
         self._charm = charm
@@ -347,6 +366,7 @@ class L2smNetworks(ops.Object):
         self._container = container
         self._workload_net_admin = workload_net_admin
         self._applier = applier or _default_applier
+        self._ip_forward_path = ip_forward_path  # None: IP_FORWARD_PATH, read when asked
         self._kube: Kube | None = None
         self._blocked: list[str] = []
         self._waiting: str | None = None
@@ -386,6 +406,16 @@ class L2smNetworks(ops.Object):
             self._kube = Kube.connect(f"{app}-l2sm")
         return self._kube
 
+    def forwarding_enabled(self) -> bool:
+        """Whether this pod forwards IPv4 (net.ipv4.ip_forward is 1), as a router must: the
+        charm container shares the pod's network namespace, so it reads the workload's value.
+        With `forwards` the library sets the sysctl in the pod template; it stays 0 when the
+        pod has not restarted with it yet. False when it cannot be read."""
+        try:
+            return Path(self._ip_forward_path or IP_FORWARD_PATH).read_text().strip() == "1"
+        except (OSError, UnicodeDecodeError):
+            return False
+
     @property
     def memberships(self) -> list[knf.Membership]:
         """The networks this unit is on, as the last reconcile read them: how a KNF charm
@@ -412,7 +442,7 @@ class L2smNetworks(ops.Object):
             self._unmatched = sorted(set(requests) - {r.app.name for r in relations if r.app})
             self._publish(relations, answers, requests, forwards)
         try:
-            pod = self._patch_template_and_read_pod(answers, departed, self._net_admin_containers())
+            pod = self._patch_template_and_read_pod(answers, departed, self._net_admin_containers(), forwards)
         except KubeForbidden:
             self._blocked.append(trust_message(self._charm.app.name))
             return
@@ -653,9 +683,11 @@ class L2smNetworks(ops.Object):
         answers: dict[int, _Answer | None],
         departed: set[str],
         net_admin: tuple[str, ...] | None,
+        forwards: bool | None,
     ) -> dict[str, Any]:
         app, namespace = self._charm.app.name, self.model.name
-        if self.model.unit.is_leader() and net_admin is not None:
+        # A flag that is no boolean leaves the template alone (the status says why).
+        if self.model.unit.is_leader() and net_admin is not None and forwards is not None:
             live = self.kube.get(StatefulSet, app, namespace) or {}
             have = {
                 c["name"]
@@ -665,7 +697,9 @@ class L2smNetworks(ops.Object):
             }
             networks = self._template_networks(answers, departed, live)
             if networks is not None:
-                patch = pod_template_patch(app, namespace, networks, tuple(c for c in net_admin if c in have))
+                patch = pod_template_patch(
+                    app, namespace, networks, tuple(c for c in net_admin if c in have), forwarding=forwards
+                )
                 # No network yet and none to detach: leave the pod alone (a patch restarts it).
                 wanted = bool(networks) or _carries_l2sm(live)
                 if live and wanted and not template_satisfies(live, patch):
@@ -1092,6 +1126,11 @@ class FakeCluster:
             if "NET_ADMIN" in ((c.get("securityContext") or {}).get("capabilities") or {}).get("add", [])
         ]
 
+    def sysctls(self) -> dict[str, str]:
+        """The pod template's sysctls, name -> value (a router's: net.ipv4.ip_forward=1)."""
+        context = self.statefulset["spec"]["template"]["spec"].get("securityContext") or {}
+        return {s["name"]: s["value"] for s in context.get("sysctls") or []}
+
     def restart_pods(self) -> None:
         """What Kubernetes and L2S-M do after a template change: each pod read so far is made
         anew (a new uid) and gets an interface per network the template names, net1, net2, ...
@@ -1128,6 +1167,9 @@ class FakeCluster:
         for section, key in (("labels", L2SM_POD_LABEL), ("annotations", L2SM_NETWORKS_ANNOTATION)):
             if key not in (wanted.get(section) or {}):
                 (meta.get(section) or {}).pop(key, None)
+        if "securityContext" not in patch["spec"]["template"]["spec"]:
+            context = merged["spec"]["template"]["spec"].get("securityContext") or {}
+            context.pop("sysctls", None)
         self.statefulset = merged
 
     def _guard(self) -> None:
