@@ -1,0 +1,522 @@
+#!/usr/bin/env python3
+"""The CDN's origin: serves the files of its content storage with nginx (byte ranges on, an
+optional per-connection rate limit), next to manifest.json, and tells the caches integrated on
+`origin` where: `http://<address>:<port>/` for each of the unit's L2S-M network addresses.
+
+Two workload containers share the `content` storage: `nginx` serves it, `jobs` (a python
+image) runs l2sm_core.cdn.jobs: the one-shot `generate` and `fetch` services the actions start
+under Pebble, and `manifest`, which the charm runs whenever the directory's listing (names and
+sizes) no longer matches manifest.json: after a job ends, a file is removed, or on
+update-status for a job an action did not wait for.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import shlex
+import time
+import urllib.parse
+from typing import Any
+
+import ops
+from models import AddParams, ConnectivityParams, GenerateParams, ListParams, RemoveParams, ServerConfig
+
+from l2sm_charmlib.hints import integrate_command
+from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting
+from l2sm_core import probe
+from l2sm_core.cdn import content, jobs, render, values
+from l2sm_core.cdn.origin import OriginProviderAppData
+from l2sm_core.validation import clip
+from l2sm_knf import L2smNetworks
+from l2sm_knf.databag import canonical_json
+from l2sm_knf.kube import KubeForbidden, KubeNotFound
+
+logger = logging.getLogger(__name__)
+
+ORIGIN = "origin"
+NGINX = "nginx"
+JOBS = "jobs"
+LAYER = "cdn-content-server"
+
+CONTENT_DIR = "/srv/content"  # the `content` storage, in both workload containers
+MANIFEST = values.MANIFEST_NAME
+MANIFEST_PATH = f"{CONTENT_DIR}/{MANIFEST}"
+NGINX_CONF = "/etc/nginx/cdn-content-server.conf"
+RUNTIME_DIR = "/run/cdn-content-server"
+STATUS_DIR = "/var/lib/cdn-content-server"  # job status files, in the jobs container (not served)
+GENERATE = "generate"
+FETCH = "fetch"
+CONTENT_JOBS = (GENERATE, FETCH)
+RETRIES = 5  # a cut download resumes this many times within one job
+POLL = 0.5  # seconds between reads of a job's status file while an action waits
+FINISHED = ("done", "failed", "stopped")
+# manifest hashes every file again (the CLI keeps no digests between runs): bounded, so a
+# hook never hangs on a huge directory; it is tried again on the next hook.
+MANIFEST_TIMEOUT = 120
+LISTED_MAX = 100  # files named in list-content's result; count and bytes cover all
+
+
+def status_file(job: str) -> str:
+    return f"{STATUS_DIR}/{job}.json"
+
+
+def _text(value: Any) -> str:
+    # Juju action results are strings; JSON's null and booleans read as the CLI writes them.
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class CdnContentServerCharm(ReconcilingCharm):
+    _stored = ops.StoredState()
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self._stored.set_default(addresses="[]")
+        self.networks = L2smNetworks(
+            self, "networks", addresses=lambda: str(self.config.get("addresses", ""))
+        )
+        for event in (
+            self.on.config_changed,
+            self.on.upgrade_charm,
+            self.on.start,
+            self.on.update_status,
+            self.on.leader_elected,
+            self.on[NGINX].pebble_ready,
+            self.on[JOBS].pebble_ready,
+            self.on[NGINX].pebble_check_failed,
+            self.on[NGINX].pebble_check_recovered,
+            self.on.content_storage_attached,
+            self.on[ORIGIN].relation_created,
+            self.on[ORIGIN].relation_joined,
+        ):
+            framework.observe(event, self._reconcile)
+        for event in (self.networks.on.ready, self.networks.on.changed, self.networks.on.lost):
+            framework.observe(event, self._on_network)
+        framework.observe(self.on.generate_content_action, self._on_generate)
+        framework.observe(self.on.add_content_action, self._on_add)
+        framework.observe(self.on.list_content_action, self._on_list)
+        framework.observe(self.on.remove_content_action, self._on_remove)
+        framework.observe(self.on.check_connectivity_action, self._on_check_connectivity)
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def _config(self) -> ServerConfig:
+        return self.typed_config(ServerConfig)
+
+    def _addresses(self) -> list[str]:
+        return json.loads(self._stored.addresses)
+
+    def _urls(self, config: ServerConfig) -> list[str]:
+        return [f"http://{address}:{config.port}/" for address in self._addresses()]
+
+    # -- reconcile ----------------------------------------------------------------------------
+
+    def _on_network(self, event: ops.EventBase) -> None:
+        # Memberships are read only in dispatches the KNF library reconciles: keep this unit's
+        # addresses for the others (pebble-ready, an origin relation joining).
+        addresses = [
+            str(ipaddress.IPv4Interface(m.address).ip) for m in self.networks.memberships if m.address
+        ]
+        self._stored.addresses = json.dumps(addresses)
+        self._reconcile(event)
+
+    def _reconcile(self, event: ops.EventBase) -> None:
+        try:
+            config = self._config()
+            self._configure_nginx(config)
+            self._publish(config)
+            self._refresh_manifest(self._jobs_container())
+        except (Blocked, Waiting, KubeNotFound, KubeForbidden) as exc:
+            self.record_stop(exc)
+
+    def _site(self, config: ServerConfig) -> render.ContentServerSite:
+        return render.ContentServerSite(
+            port=config.port,
+            content_dir=CONTENT_DIR,
+            runtime_dir=RUNTIME_DIR,
+            limit_rate=config.rate_limit,
+            manifest=MANIFEST,
+            autoindex=config.autoindex,
+        )
+
+    def _configure_nginx(self, config: ServerConfig) -> None:
+        nginx = self.unit.get_container(NGINX)
+        if not nginx.can_connect():
+            raise Waiting("waiting for the nginx container")
+        site = self._site(config)
+        changed = _push_if_changed(nginx, NGINX_CONF, render.render_content_server(site), 0o644)
+        nginx.make_dir(RUNTIME_DIR, make_parents=True)
+        layer = self._nginx_layer(site)
+        running = _running(nginx, NGINX)
+        if changed and running:
+            # A new config: nginx re-reads it without dropping downloads in flight.
+            _run(nginx, render.nginx_test_command(NGINX_CONF), "nginx refuses the config")
+            _run(nginx, render.nginx_reload_command(NGINX_CONF), "nginx did not reload")
+        if _differs(nginx, layer):
+            nginx.add_layer(LAYER, layer, combine=True)
+            nginx.replan()
+        elif not running:
+            nginx.start(NGINX)
+
+    def _nginx_layer(self, site: render.ContentServerSite) -> ops.pebble.Layer:
+        layer: ops.pebble.LayerDict = {
+            "summary": "cdn-content-server nginx",
+            "services": {
+                NGINX: {
+                    "override": "replace",
+                    "summary": "serves the content storage and its manifest",
+                    "command": shlex.join(render.nginx_command(NGINX_CONF)),
+                    "startup": "enabled",
+                }
+            },
+            "checks": {
+                "nginx-up": {
+                    "override": "replace",
+                    "level": "alive",
+                    "period": "10s",
+                    "threshold": 3,
+                    "http": {"url": f"http://localhost:{site.port}{render.HEALTHZ}"},
+                }
+            },
+        }
+        return ops.pebble.Layer(layer)
+
+    def _publish(self, config: ServerConfig) -> None:
+        """The leader's URLs on every origin relation; none until the unit has an address (a
+        cache could not reach the pod's cluster address over L2S-M)."""
+        if not self.unit.is_leader():
+            return
+        urls = self._urls(config)
+        for relation in self.model.relations[ORIGIN]:
+            if urls:
+                data = OriginProviderAppData(urls=urls, manifest=MANIFEST)
+                relation.save(data, self.app, encoder=canonical_json)
+            else:
+                relation.data[self.app].clear()  # the addresses are gone: stale URLs mislead
+
+    def _jobs_container(self) -> ops.Container:
+        worker = self.unit.get_container(JOBS)
+        if not worker.can_connect():
+            raise Waiting("waiting for the jobs container")
+        for rel, local in jobs.job_files().items():
+            _push_if_changed(worker, f"{jobs.JOB_ROOT}/{rel}", local.read_text(), 0o644)
+        worker.make_dir(STATUS_DIR, make_parents=True)
+        return worker
+
+    # -- the manifest -------------------------------------------------------------------------
+
+    def _listing(self, worker: ops.Container) -> dict[str, int]:
+        """The files the manifest should list (the rules of content.scan): name -> bytes."""
+        try:
+            entries = worker.list_files(CONTENT_DIR)
+        except ops.pebble.APIError:
+            return {}
+        listing = {}
+        for entry in entries:
+            name = entry.name
+            if entry.type != ops.pebble.FileType.FILE or name.startswith(".") or name == MANIFEST:
+                continue
+            if name.endswith(values.PARTIAL_SUFFIX):
+                continue
+            try:
+                values.content_name(name)
+            except ValueError:
+                continue  # the manifest job leaves it out too (and says why in its log)
+            listing[name] = entry.size or 0
+        return listing
+
+    def _partials(self, worker: ops.Container) -> set[str]:
+        try:
+            entries = worker.list_files(CONTENT_DIR, pattern=f"*{values.PARTIAL_SUFFIX}")
+        except ops.pebble.APIError:
+            return set()
+        return {e.name.removesuffix(values.PARTIAL_SUFFIX) for e in entries}
+
+    def _read_manifest(self, worker: ops.Container) -> content.Manifest | None:
+        try:
+            return content.parse_manifest(worker.pull(MANIFEST_PATH).read())
+        except (ops.pebble.PathError, ops.pebble.ProtocolError, ValueError):
+            return None
+
+    def _current_manifest(self, worker: ops.Container) -> content.Manifest | None:
+        """manifest.json, if it lists what the directory holds (by name and size)."""
+        manifest = self._read_manifest(worker)
+        if manifest is None or {e.name: e.size for e in manifest.entries} != self._listing(worker):
+            return None
+        return manifest
+
+    def _refresh_manifest(self, worker: ops.Container) -> content.Manifest:
+        manifest = self._current_manifest(worker)
+        if manifest is not None:
+            return manifest
+        argv = shlex.split(jobs.job_command("manifest", dir=CONTENT_DIR))
+        try:
+            _write_manifest(worker, argv)
+        except ops.pebble.ExecError as exc:
+            raise Blocked(clip(f"the manifest job failed: {str(exc.stderr or '').strip()}", 300)) from None
+        except (ops.pebble.TimeoutError, ops.pebble.ChangeError, ops.pebble.APIError) as exc:
+            raise Blocked(
+                clip(f"the manifest job did not finish: {exc} (tried again on the next hook)", 300)
+            ) from None
+        manifest = self._read_manifest(worker)
+        if manifest is None:
+            raise Blocked(f"the manifest job wrote no readable {MANIFEST_PATH}: see `juju debug-log`")
+        return manifest
+
+    # -- status -------------------------------------------------------------------------------
+
+    def assess(self) -> ops.StatusBase:
+        config = self._config()
+        network = self.networks.status()
+        if isinstance(network, ops.BlockedStatus):
+            raise Blocked(network.message)
+        if isinstance(network, (ops.WaitingStatus, ops.MaintenanceStatus)):
+            return network
+        nginx = self.unit.get_container(NGINX)
+        if not nginx.can_connect():
+            raise Waiting("waiting for the nginx container")
+        for check in nginx.get_checks("nginx-up").values():
+            if check.status == ops.pebble.CheckStatus.DOWN:
+                raise Blocked(
+                    "nginx fails its health check: see `juju debug-log` (Pebble logs nginx's errors)"
+                )
+        worker = self.unit.get_container(JOBS)
+        if not worker.can_connect():
+            raise Waiting("waiting for the jobs container")
+        manifest = self._current_manifest(worker)
+        if manifest is None:
+            files = "manifest refreshed on the next hook"
+        else:
+            files = f"{len(manifest.entries)} files, {manifest.total_bytes} bytes"
+        served = f"HTTP :{config.port}, {files}"
+        urls = self._urls(config)
+        if not urls:
+            hint = integrate_command(self, f"{self.app.name}:networks", "<l2sm-network>")
+            raise Blocked(
+                f"{served}; no L2S-M network address to publish on '{ORIGIN}': join a network ({hint})"
+            )
+        parts = [f"{served} at {' '.join(urls)}"]
+        if config.rate_limit:
+            parts.append(f"rate-limit {values.render_rate(config.rate_limit)}")
+        for job in CONTENT_JOBS:
+            status = self._job_status(worker, job)
+            if status and status.get("state") == "running" and _running(worker, job):
+                parts.append(
+                    f"{job} {status.get('name')}: {_text(status.get('bytes'))}/{_text(status.get('total'))} bytes"
+                )
+        parts.append(network.message)
+        return ops.ActiveStatus(clip("; ".join(parts), 400))
+
+    def _job_status(self, worker: ops.Container, job: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(worker.pull(status_file(job)).read())
+        except (ops.pebble.PathError, ops.pebble.ProtocolError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def _on_generate(self, event: ops.ActionEvent) -> None:
+        self.run_action(event, GenerateParams, self._generate, leader_only=False)
+
+    def _on_add(self, event: ops.ActionEvent) -> None:
+        self.run_action(event, AddParams, self._add, leader_only=False)
+
+    def _on_list(self, event: ops.ActionEvent) -> None:
+        self.run_action(event, ListParams, self._list, leader_only=False)
+
+    def _on_remove(self, event: ops.ActionEvent) -> None:
+        self.run_action(event, RemoveParams, self._remove, leader_only=False)
+
+    def _on_check_connectivity(self, event: ops.ActionEvent) -> None:
+        self.run_action(event, ConnectivityParams, self._check_connectivity, leader_only=False)
+
+    def _worker(self) -> ops.Container:
+        try:
+            return self._jobs_container()
+        except Waiting:
+            raise Refused("the jobs container is not up yet: try again in a moment") from None
+
+    def _writing(self, worker: ops.Container) -> dict[str, str]:
+        """The content jobs running now: job -> the name it writes."""
+        writing = {}
+        for job in CONTENT_JOBS:
+            if _running(worker, job):
+                writing[job] = str((self._job_status(worker, job) or {}).get("name", ""))
+        return writing
+
+    def _check_new(self, worker: ops.Container, job: str, name: str) -> None:
+        # Refused before anything starts: a job replaces its file, and caches verify the old one.
+        if name in self._listing(worker):
+            raise Refused(f"parameter 'name': {name!r} is already in the content: remove-content it first")
+        writing = self._writing(worker)
+        if job in writing:
+            raise Refused(f"a {job} job writing {writing[job] or 'a file'} is running: wait for it")
+        if name in writing.values():
+            raise Refused(f"parameter 'name': {name!r} is being written by a running job: wait for it")
+
+    def _generate(self, params: GenerateParams) -> dict[str, Any]:
+        worker = self._worker()
+        self._check_new(worker, GENERATE, params.name)
+        command = jobs.job_command(
+            "generate", dest=CONTENT_DIR, name=params.name, size=params.size, status=status_file(GENERATE)
+        )
+        status = self._start_job(worker, GENERATE, command, params.wait)
+        return self._job_results(worker, GENERATE, params.name, status)
+
+    def _add(self, params: AddParams) -> dict[str, Any]:
+        name = params.name
+        if name is None:
+            last = urllib.parse.unquote(urllib.parse.urlsplit(params.url).path.rpartition("/")[2])
+            try:
+                name = values.content_name(last)
+            except ValueError as exc:
+                raise Refused(f"parameter 'url': its file name {exc}; or give parameter 'name'") from None
+        worker = self._worker()
+        self._check_new(worker, FETCH, name)
+        command = jobs.job_command(
+            "fetch", url=params.url, dest=CONTENT_DIR, name=name, retries=RETRIES, status=status_file(FETCH)
+        )
+        status = self._start_job(worker, FETCH, command, params.wait)
+        results = self._job_results(worker, FETCH, name, status)
+        results["url"] = params.url
+        return results
+
+    def _job_results(
+        self, worker: ops.Container, job: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        state = status.get("state", "starting")
+        if state in ("failed", "stopped"):
+            raise Refused(clip(f"{job} of {name} {state}: {status.get('error')}", 400))
+        results = {"name": name, "state": state}
+        for key in ("bytes", "total", "sha256", "seconds", "attempts"):
+            if key in status:
+                results[key] = _text(status[key])
+        if state == "done":
+            entry = self._refresh_manifest_for_action(worker).get(name)
+            results["manifest"] = "refreshed" if entry is not None else f"{name} not listed"
+        else:
+            results["manifest"] = "refreshed when the job ends (update-status, or list-content)"
+        return results
+
+    def _refresh_manifest_for_action(self, worker: ops.Container) -> content.Manifest:
+        try:
+            return self._refresh_manifest(worker)
+        except Blocked as exc:
+            raise Refused(str(exc)) from None
+
+    def _start_job(self, worker: ops.Container, job: str, command: str, wait: int) -> dict[str, Any]:
+        """Start a one-shot job as a Pebble service and read its status file, waiting up to
+        `wait` seconds for it to end."""
+        # The last run's status must not pass for this one's.
+        if worker.exists(status_file(job)):
+            worker.remove_path(status_file(job))
+        layer: ops.pebble.LayerDict = {
+            "services": {
+                job: {
+                    "override": "replace",
+                    "summary": f"cdn-content-server {job} (started by an action)",
+                    "command": command,
+                    "startup": "disabled",
+                    "on-success": "ignore",
+                    "on-failure": "ignore",
+                }
+            }
+        }
+        worker.add_layer(job, ops.pebble.Layer(layer), combine=True)
+        worker.start(job)
+        deadline = time.monotonic() + wait
+        while True:
+            status = self._job_status(worker, job) or {}
+            if status.get("state") in FINISHED or time.monotonic() >= deadline:
+                return status
+            _sleep(POLL)
+
+    def _list(self, _: ListParams) -> dict[str, Any]:
+        manifest = self._refresh_manifest_for_action(self._worker())
+        # Action result keys cannot hold file names (dots): one "name bytes sha256" line per file.
+        return {
+            "count": str(len(manifest.entries)),
+            "bytes": str(manifest.total_bytes),
+            "files": "\n".join(f"{e.name} {e.size} {e.sha256}" for e in manifest.entries[:LISTED_MAX]),
+        }
+
+    def _remove(self, params: RemoveParams) -> dict[str, Any]:
+        worker = self._worker()
+        listing = self._listing(worker)
+        partial = params.name in self._partials(worker)
+        if params.name not in listing and not partial:
+            raise Refused(
+                f"parameter 'name': {params.name!r} is not in the content (list-content shows what is)"
+            )
+        if params.name in self._writing(worker).values():
+            raise Refused(f"parameter 'name': {params.name!r} is being written by a running job: wait for it")
+        freed = listing.get(params.name, 0)
+        if params.name in listing:
+            worker.remove_path(f"{CONTENT_DIR}/{params.name}")
+        if partial:
+            worker.remove_path(f"{CONTENT_DIR}/{params.name}{values.PARTIAL_SUFFIX}")
+        manifest = self._refresh_manifest_for_action(worker)
+        return {
+            "removed": params.name,
+            "bytes-freed": str(freed),
+            "count": str(len(manifest.entries)),
+        }
+
+    def _check_connectivity(self, params: ConnectivityParams) -> dict[str, Any]:
+        try:
+            return probe.check(params.target, params.count)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)  # one place for the tests to stand in for the job
+
+
+def _write_manifest(container: ops.Container, argv: list[str]) -> None:
+    # One place for the tests to stand in for the job (ops.testing's Exec writes no files).
+    container.exec(argv, timeout=MANIFEST_TIMEOUT).wait_output()
+
+
+def _running(container: ops.Container, service: str) -> bool:
+    services = container.get_services(service)
+    return service in services and services[service].is_running()
+
+
+def _push_if_changed(container: ops.Container, path: str, text: str, permissions: int) -> bool:
+    try:
+        if container.pull(path).read() == text:
+            return False
+    except ops.pebble.PathError:
+        pass
+    container.push(path, text, make_dirs=True, permissions=permissions)
+    return True
+
+
+def _differs(container: ops.Container, layer: ops.pebble.Layer) -> bool:
+    """Whether the plan lacks any of the layer's services or checks as written."""
+    plan = container.get_plan()
+    for name, service in layer.services.items():
+        if name not in plan.services or plan.services[name].to_dict() != service.to_dict():
+            return True
+    for name, check in layer.checks.items():
+        if name not in plan.checks or plan.checks[name].to_dict() != check.to_dict():
+            return True
+    return False
+
+
+def _run(container: ops.Container, command: list[str], failure: str) -> None:
+    try:
+        container.exec(command).wait_output()
+    except ops.pebble.ExecError as exc:
+        raise Blocked(clip(f"{failure}: {str(exc.stderr or '').strip()}", 300)) from None
+
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(CdnContentServerCharm)
