@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from pathlib import Path
 from typing import Any
 
 import ops
@@ -41,7 +40,6 @@ ROUTER = "router"  # the workload container, and its one service
 CHECK = "ruleset"
 RULESET_PATH = "/etc/cdn-router/ruleset.nft"  # what is loaded: pushed only once nft took it
 # The charm container shares the pod's network namespace: this is the router's own setting.
-FORWARDING_PATH = "/proc/sys/net/ipv4/ip_forward"
 FORWARDING_SYSCTL = "net.ipv4.ip_forward"
 NFT_TIMEOUT = 30.0  # seconds: loading even the largest ruleset takes well under one
 STATUS_MAX = 480
@@ -71,18 +69,10 @@ def router_layer() -> ops.pebble.LayerDict:
     }
 
 
-def forwarding_problem() -> str | None:
-    """Why the pod does not forward, or None when it does."""
-    try:
-        value = Path(FORWARDING_PATH).read_text().strip()
-    except OSError as exc:
-        return f"cannot read {FORWARDING_PATH} ({exc.strerror or exc}): IP forwarding unknown"
-    if value == "1":
-        return None
-    return (
-        f"IP forwarding is off in the pod: it needs the sysctl {FORWARDING_SYSCTL}=1, which the "
-        f"nodes must allow (kubelet --allowed-unsafe-sysctls={FORWARDING_SYSCTL}); see README"
-    )
+FORWARDING_OFF = (
+    f"IP forwarding is off in the pod: it needs the sysctl {FORWARDING_SYSCTL}=1, which the "
+    f"nodes must allow (kubelet --allowed-unsafe-sysctls={FORWARDING_SYSCTL}); see README"
+)
 
 
 def kernel_routes() -> list[dict[str, str]]:
@@ -279,9 +269,8 @@ class CdnRouterCharm(ReconcilingCharm):
         if isinstance(network_status, ops.BlockedStatus):
             return network_status  # the library's refusals name the option or network
         firewall = self._checked_firewall()
-        problem = forwarding_problem()
-        if problem:
-            raise Blocked(problem)
+        if not self.networks.forwarding_enabled():
+            raise Blocked(FORWARDING_OFF)
         if self._stored.apply_error:
             raise Blocked(self._stored.apply_error)
         if _loaded(self._router()) != render_ruleset(firewall):

@@ -33,7 +33,7 @@ def forwarding(tmp_path, monkeypatch):
     """The pod's ip_forward, on unless a test writes 0."""
     path = tmp_path / "ip_forward"
     path.write_text("1\n")
-    monkeypatch.setattr(charm, "FORWARDING_PATH", str(path))
+    monkeypatch.setattr("l2sm_knf.l2sm_network.IP_FORWARD_PATH", str(path))
     return path
 
 
