@@ -306,9 +306,8 @@ class CdnContentServerCharm(ReconcilingCharm):
         for job in CONTENT_JOBS:
             status = self._job_status(worker, job)
             if status and status.get("state") == "running" and _running(worker, job):
-                parts.append(
-                    f"{job} {status.get('name')}: {_text(status.get('bytes'))}/{_text(status.get('total'))} bytes"
-                )
+                done, total = _text(status.get("bytes")), _text(status.get("total"))
+                parts.append(f"{job} {status.get('name')}: {done}/{total} bytes")
         parts.append(network.message)
         return ops.ActiveStatus(clip("; ".join(parts), 400))
 
