@@ -23,6 +23,7 @@ import charmlibs.interfaces.tls_certificates as tls
 import ops
 from models import CacheConfig, ConnectivityParams, FetchParams, ListParams, PurgeParams, SyncParams
 
+from l2sm_charmlib import workload
 from l2sm_charmlib.hints import integrate_command
 from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting
 from l2sm_core import probe
@@ -55,7 +56,6 @@ SYNC = "sync"
 SYNC_NOW = "sync-now"
 RETRIES = 5  # a cut transfer resumes this many times within one job
 POLL = 0.5  # seconds between reads of a job's status file while an action waits
-FINISHED = ("done", "failed", "stopped")
 LISTED_MAX = 100  # files named in list-content's result; the counts cover all
 
 
@@ -64,7 +64,7 @@ def health_port(port: int) -> int:
 
 
 def status_file(job: str) -> str:
-    return f"{STATUS_DIR}/{job}.json"
+    return workload.status_path(STATUS_DIR, job)
 
 
 def pick_url(urls: list[str], routable: list[str]) -> str:
@@ -80,15 +80,6 @@ def pick_url(urls: list[str], routable: list[str]) -> str:
         if any(host in network for network in networks):
             return url
     return urls[0]
-
-
-def _text(value: Any) -> str:
-    # Juju action results are strings; JSON's null and booleans read as the CLI writes them.
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 class CdnCacheCharm(ReconcilingCharm):
@@ -239,17 +230,17 @@ class CdnCacheCharm(ReconcilingCharm):
         site = self._site(config, certificate is not None)
         changed = False
         if certificate is not None:
-            changed |= _push_if_changed(nginx, CERT_FILE, certificate[0], 0o644)
-            changed |= _push_if_changed(nginx, KEY_FILE, certificate[1], 0o600)
-        changed |= _push_if_changed(nginx, NGINX_CONF, render.render_cache(site), 0o644)
+            changed |= workload.push_if_changed(nginx, CERT_FILE, certificate[0], 0o644)
+            changed |= workload.push_if_changed(nginx, KEY_FILE, certificate[1], 0o600)
+        changed |= workload.push_if_changed(nginx, NGINX_CONF, render.render_cache(site), 0o644)
         nginx.make_dir(RUNTIME_DIR, make_parents=True)
         layer = self._nginx_layer(site)
         running = NGINX in nginx.get_services(NGINX) and nginx.get_services(NGINX)[NGINX].is_running()
         if changed and running:
             # A renewed certificate or a new config: nginx re-reads both, without dropping users.
-            _run(nginx, render.nginx_test_command(NGINX_CONF), "nginx refuses the config")
-            _run(nginx, render.nginx_reload_command(NGINX_CONF), "nginx did not reload")
-        if _differs(nginx, layer):
+            workload.run_or_blocked(nginx, render.nginx_test_command(NGINX_CONF), "nginx refuses the config")
+            workload.run_or_blocked(nginx, render.nginx_reload_command(NGINX_CONF), "nginx did not reload")
+        if workload.plan_differs(nginx, layer):
             nginx.add_layer(LAYER, layer, combine=True)
             nginx.replan()
         elif not running:
@@ -283,7 +274,7 @@ class CdnCacheCharm(ReconcilingCharm):
         if not worker.can_connect():
             raise Waiting("waiting for the jobs container")
         for rel, local in jobs.job_files().items():
-            _push_if_changed(worker, f"{jobs.JOB_ROOT}/{rel}", local.read_text(), 0o644)
+            workload.push_if_changed(worker, f"{jobs.JOB_ROOT}/{rel}", local.read_text(), 0o644)
         worker.make_dir(STATUS_DIR, make_parents=True)
         if origin is None:
             # Nothing to follow: a sync left running from an earlier origin stops.
@@ -291,7 +282,7 @@ class CdnCacheCharm(ReconcilingCharm):
                 worker.stop(SYNC)
             return
         layer = self._jobs_layer(config, origin)
-        if _differs(worker, layer):
+        if workload.plan_differs(worker, layer):
             worker.add_layer(LAYER, layer, combine=True)
             worker.replan()
         if not config.sync_interval and worker.get_services(SYNC)[SYNC].is_running():
@@ -366,15 +357,13 @@ class CdnCacheCharm(ReconcilingCharm):
     def _complete_count(self, container: ops.Container) -> int:
         return len(self._scan(container)[0])
 
+    def _jobs(self, worker: ops.Container) -> workload.Jobs:
+        # _sleep looked up at call time: the tests stand in for the job's progress there.
+        return workload.Jobs(worker, STATUS_DIR, self.app.name, poll=POLL, sleep=lambda s: _sleep(s))
+
     def _job_status(self, job: str) -> dict[str, Any] | None:
         worker = self.unit.get_container(JOBS)
-        if not worker.can_connect():
-            return None
-        try:
-            data = json.loads(worker.pull(status_file(job)).read())
-        except (ops.pebble.PathError, ops.pebble.ProtocolError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+        return self._jobs(worker).status(job) if worker.can_connect() else None
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -438,18 +427,18 @@ class CdnCacheCharm(ReconcilingCharm):
             retries=RETRIES,
             status=status_file(FETCH),
         )
-        status = self._start_job(worker, FETCH, command, params.wait)
+        status = self._jobs(worker).start(FETCH, command, params.wait)
         if status.get("state") in ("failed", "stopped"):
             raise Refused(
                 f"fetch of {name} {status['state']}: {status.get('error')} "
-                f"({_text(status.get('bytes', 0))} bytes kept: run it again to resume)"
+                f"({workload.result_text(status.get('bytes', 0))} bytes kept: run it again to resume)"
             )
         resumed_from = int(status.get("resumed-from") or 0)
         results = {"name": name, "url": url, "state": status.get("state", "starting")}
         for key in ("bytes", "total", "sha256", "seconds", "verified", "already", "attempts"):
             if key in status:
-                results[key] = _text(status[key])
-        results["resumed"] = _text(resumed_from > 0)
+                results[key] = workload.result_text(status[key])
+        results["resumed"] = workload.result_text(resumed_from > 0)
         results["resumed-from"] = str(resumed_from)
         return results
 
@@ -466,41 +455,14 @@ class CdnCacheCharm(ReconcilingCharm):
             retries=RETRIES,
             status=status_file(SYNC_NOW),
         )
-        status = self._start_job(worker, SYNC_NOW, command, params.wait)
+        status = self._jobs(worker).start(SYNC_NOW, command, params.wait)
         if status.get("state") == "stopped":
             raise Refused(f"sync-now stopped: {status.get('error')}")
         results = {"manifest": self._manifest_url(origin), "state": status.get("state", "starting")}
         for key in ("listed", "missing", "stale", "extra", "fetched", "failed", "bytes", "seconds", "error"):
             if key in status:
-                results[key] = _text(status[key])
+                results[key] = workload.result_text(status[key])
         return results
-
-    def _start_job(self, worker: ops.Container, job: str, command: str, wait: int) -> dict[str, Any]:
-        """Start a one-shot job as a Pebble service and read its status file, waiting up to
-        `wait` seconds for it to end."""
-        # The last run's status must not pass for this one's.
-        if worker.exists(status_file(job)):
-            worker.remove_path(status_file(job))
-        layer: ops.pebble.LayerDict = {
-            "services": {
-                job: {
-                    "override": "replace",
-                    "summary": f"cdn-cache {job} (started by an action)",
-                    "command": command,
-                    "startup": "disabled",
-                    "on-success": "ignore",
-                    "on-failure": "ignore",
-                }
-            }
-        }
-        worker.add_layer(job, ops.pebble.Layer(layer), combine=True)
-        worker.start(job)
-        deadline = time.monotonic() + wait
-        while True:
-            status = self._job_status(job) or {}
-            if status.get("state") in FINISHED or time.monotonic() >= deadline:
-                return status
-            _sleep(POLL)
 
     def _scan(self, container: ops.Container) -> tuple[dict[str, int], dict[str, int]]:
         """(complete files, partial downloads) of the content directory: name -> bytes."""
@@ -560,35 +522,6 @@ class CdnCacheCharm(ReconcilingCharm):
 
 def _sleep(seconds: float) -> None:
     time.sleep(seconds)  # one place for the tests to stand in for the job
-
-
-def _push_if_changed(container: ops.Container, path: str, text: str, permissions: int) -> bool:
-    try:
-        if container.pull(path).read() == text:
-            return False
-    except ops.pebble.PathError:
-        pass
-    container.push(path, text, make_dirs=True, permissions=permissions)
-    return True
-
-
-def _differs(container: ops.Container, layer: ops.pebble.Layer) -> bool:
-    """Whether the plan lacks any of the layer's services or checks as written."""
-    plan = container.get_plan()
-    for name, service in layer.services.items():
-        if name not in plan.services or plan.services[name].to_dict() != service.to_dict():
-            return True
-    for name, check in layer.checks.items():
-        if name not in plan.checks or plan.checks[name].to_dict() != check.to_dict():
-            return True
-    return False
-
-
-def _run(container: ops.Container, command: list[str], failure: str) -> None:
-    try:
-        container.exec(command).wait_output()
-    except ops.pebble.ExecError as exc:
-        raise Blocked(clip(f"{failure}: {str(exc.stderr or '').strip()}", 300)) from None
 
 
 if __name__ == "__main__":  # pragma: nocover

@@ -23,6 +23,7 @@ from typing import Any
 import ops
 from models import AddParams, ConnectivityParams, GenerateParams, ListParams, RemoveParams, ServerConfig
 
+from l2sm_charmlib import workload
 from l2sm_charmlib.hints import integrate_command
 from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting
 from l2sm_core import probe
@@ -51,7 +52,6 @@ FETCH = "fetch"
 CONTENT_JOBS = (GENERATE, FETCH)
 RETRIES = 5  # a cut download resumes this many times within one job
 POLL = 0.5  # seconds between reads of a job's status file while an action waits
-FINISHED = ("done", "failed", "stopped")
 # manifest hashes every file again (the CLI keeps no digests between runs): bounded, so a
 # hook never hangs on a huge directory; it is tried again on the next hook.
 MANIFEST_TIMEOUT = 120
@@ -59,16 +59,7 @@ LISTED_MAX = 100  # files named in list-content's result; count and bytes cover 
 
 
 def status_file(job: str) -> str:
-    return f"{STATUS_DIR}/{job}.json"
-
-
-def _text(value: Any) -> str:
-    # Juju action results are strings; JSON's null and booleans read as the CLI writes them.
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    return workload.status_path(STATUS_DIR, job)
 
 
 class CdnContentServerCharm(ReconcilingCharm):
@@ -149,15 +140,15 @@ class CdnContentServerCharm(ReconcilingCharm):
         if not nginx.can_connect():
             raise Waiting("waiting for the nginx container")
         site = self._site(config)
-        changed = _push_if_changed(nginx, NGINX_CONF, render.render_content_server(site), 0o644)
+        changed = workload.push_if_changed(nginx, NGINX_CONF, render.render_content_server(site), 0o644)
         nginx.make_dir(RUNTIME_DIR, make_parents=True)
         layer = self._nginx_layer(site)
         running = _running(nginx, NGINX)
         if changed and running:
             # A new config: nginx re-reads it without dropping downloads in flight.
-            _run(nginx, render.nginx_test_command(NGINX_CONF), "nginx refuses the config")
-            _run(nginx, render.nginx_reload_command(NGINX_CONF), "nginx did not reload")
-        if _differs(nginx, layer):
+            workload.run_or_blocked(nginx, render.nginx_test_command(NGINX_CONF), "nginx refuses the config")
+            workload.run_or_blocked(nginx, render.nginx_reload_command(NGINX_CONF), "nginx did not reload")
+        if workload.plan_differs(nginx, layer):
             nginx.add_layer(LAYER, layer, combine=True)
             nginx.replan()
         elif not running:
@@ -204,7 +195,7 @@ class CdnContentServerCharm(ReconcilingCharm):
         if not worker.can_connect():
             raise Waiting("waiting for the jobs container")
         for rel, local in jobs.job_files().items():
-            _push_if_changed(worker, f"{jobs.JOB_ROOT}/{rel}", local.read_text(), 0o644)
+            workload.push_if_changed(worker, f"{jobs.JOB_ROOT}/{rel}", local.read_text(), 0o644)
         worker.make_dir(STATUS_DIR, make_parents=True)
         return worker
 
@@ -306,17 +297,20 @@ class CdnContentServerCharm(ReconcilingCharm):
         for job in CONTENT_JOBS:
             status = self._job_status(worker, job)
             if status and status.get("state") == "running" and _running(worker, job):
-                done, total = _text(status.get("bytes")), _text(status.get("total"))
+                done, total = (
+                    workload.result_text(status.get("bytes")),
+                    workload.result_text(status.get("total")),
+                )
                 parts.append(f"{job} {status.get('name')}: {done}/{total} bytes")
         parts.append(network.message)
         return ops.ActiveStatus(clip("; ".join(parts), 400))
 
+    def _jobs(self, worker: ops.Container) -> workload.Jobs:
+        # _sleep looked up at call time: the tests stand in for the job's progress there.
+        return workload.Jobs(worker, STATUS_DIR, self.app.name, poll=POLL, sleep=lambda s: _sleep(s))
+
     def _job_status(self, worker: ops.Container, job: str) -> dict[str, Any] | None:
-        try:
-            data = json.loads(worker.pull(status_file(job)).read())
-        except (ops.pebble.PathError, ops.pebble.ProtocolError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+        return self._jobs(worker).status(job)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -365,7 +359,7 @@ class CdnContentServerCharm(ReconcilingCharm):
         command = jobs.job_command(
             "generate", dest=CONTENT_DIR, name=params.name, size=params.size, status=status_file(GENERATE)
         )
-        status = self._start_job(worker, GENERATE, command, params.wait)
+        status = self._jobs(worker).start(GENERATE, command, params.wait)
         return self._job_results(worker, GENERATE, params.name, status)
 
     def _add(self, params: AddParams) -> dict[str, Any]:
@@ -381,7 +375,7 @@ class CdnContentServerCharm(ReconcilingCharm):
         command = jobs.job_command(
             "fetch", url=params.url, dest=CONTENT_DIR, name=name, retries=RETRIES, status=status_file(FETCH)
         )
-        status = self._start_job(worker, FETCH, command, params.wait)
+        status = self._jobs(worker).start(FETCH, command, params.wait)
         results = self._job_results(worker, FETCH, name, status)
         results["url"] = params.url
         return results
@@ -395,7 +389,7 @@ class CdnContentServerCharm(ReconcilingCharm):
         results = {"name": name, "state": state}
         for key in ("bytes", "total", "sha256", "seconds", "attempts"):
             if key in status:
-                results[key] = _text(status[key])
+                results[key] = workload.result_text(status[key])
         if state == "done":
             entry = self._refresh_manifest_for_action(worker).get(name)
             results["manifest"] = "refreshed" if entry is not None else f"{name} not listed"
@@ -408,33 +402,6 @@ class CdnContentServerCharm(ReconcilingCharm):
             return self._refresh_manifest(worker)
         except Blocked as exc:
             raise Refused(str(exc)) from None
-
-    def _start_job(self, worker: ops.Container, job: str, command: str, wait: int) -> dict[str, Any]:
-        """Start a one-shot job as a Pebble service and read its status file, waiting up to
-        `wait` seconds for it to end."""
-        # The last run's status must not pass for this one's.
-        if worker.exists(status_file(job)):
-            worker.remove_path(status_file(job))
-        layer: ops.pebble.LayerDict = {
-            "services": {
-                job: {
-                    "override": "replace",
-                    "summary": f"cdn-content-server {job} (started by an action)",
-                    "command": command,
-                    "startup": "disabled",
-                    "on-success": "ignore",
-                    "on-failure": "ignore",
-                }
-            }
-        }
-        worker.add_layer(job, ops.pebble.Layer(layer), combine=True)
-        worker.start(job)
-        deadline = time.monotonic() + wait
-        while True:
-            status = self._job_status(worker, job) or {}
-            if status.get("state") in FINISHED or time.monotonic() >= deadline:
-                return status
-            _sleep(POLL)
 
     def _list(self, _: ListParams) -> dict[str, Any]:
         manifest = self._refresh_manifest_for_action(self._worker())
@@ -486,35 +453,6 @@ def _write_manifest(container: ops.Container, argv: list[str]) -> None:
 def _running(container: ops.Container, service: str) -> bool:
     services = container.get_services(service)
     return service in services and services[service].is_running()
-
-
-def _push_if_changed(container: ops.Container, path: str, text: str, permissions: int) -> bool:
-    try:
-        if container.pull(path).read() == text:
-            return False
-    except ops.pebble.PathError:
-        pass
-    container.push(path, text, make_dirs=True, permissions=permissions)
-    return True
-
-
-def _differs(container: ops.Container, layer: ops.pebble.Layer) -> bool:
-    """Whether the plan lacks any of the layer's services or checks as written."""
-    plan = container.get_plan()
-    for name, service in layer.services.items():
-        if name not in plan.services or plan.services[name].to_dict() != service.to_dict():
-            return True
-    for name, check in layer.checks.items():
-        if name not in plan.checks or plan.checks[name].to_dict() != check.to_dict():
-            return True
-    return False
-
-
-def _run(container: ops.Container, command: list[str], failure: str) -> None:
-    try:
-        container.exec(command).wait_output()
-    except ops.pebble.ExecError as exc:
-        raise Blocked(clip(f"{failure}: {str(exc.stderr or '').strip()}", 300)) from None
 
 
 if __name__ == "__main__":  # pragma: nocover

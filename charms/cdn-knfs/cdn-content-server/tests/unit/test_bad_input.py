@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import charm
 import models
 import pydantic
 import pytest
@@ -155,7 +154,3 @@ def test_bad_option_values_the_juju_types_let_through(option, value):
     with pytest.raises(pydantic.ValidationError) as failed:
         models.ServerConfig.model_validate({option.replace("-", "_"): value})
     assert failed.value.errors()[0]["loc"] == (option.replace("-", "_"),)
-
-
-def test_text_of_job_values():
-    assert [charm._text(v) for v in (None, True, False, 3, "x")] == ["", "true", "false", "3", "x"]
