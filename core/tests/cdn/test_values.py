@@ -310,3 +310,14 @@ def test_pydantic_types_raise_validation_errors_only(value):
             _FetchParams(**fields)
         except pydantic.ValidationError as exc:
             assert len(describe_validation_error(exc)) < 400
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(None, 0), ("", 0), (0, 0), (300, 300), ("42", 42)])
+def test_wait_seconds_takes_numbers_and_their_digits(value, seconds):
+    assert values.wait_seconds(value) == seconds
+
+
+@pytest.mark.parametrize("value", [-1, 301, "301", "1.5", 2.0, True, "x", "٣"])
+def test_wait_seconds_refuses_the_rest(value):
+    with pytest.raises(ValueError, match="number of seconds"):
+        values.wait_seconds(value)

@@ -7,27 +7,15 @@ from typing import Annotated, Any
 import pydantic
 
 from l2sm_core.cdn.origin import base_url
-from l2sm_core.cdn.values import Interval, OptionalContentName, OptionalHttpURL, OptionalRate, Rate
+from l2sm_core.cdn.values import (
+    Interval,
+    OptionalContentName,
+    OptionalHttpURL,
+    OptionalRate,
+    Rate,
+    WaitSeconds,
+)
 from l2sm_core.validation import ActionParams, Flag
-
-# An action waits at most this long for its job: longer work is followed with list-content
-# or a second call, never minutes inside one action.
-MAX_WAIT = 300
-# JSON numbers only, or their digits as OSM sends them; "" = do not wait.
-Wait = Annotated[int, pydantic.Field(ge=0, le=MAX_WAIT, strict=True)]
-
-
-def _wait(value: object) -> object:
-    if value is None or value == "":
-        return 0
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 6:
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{value!r:.40} is not a number of seconds: use a whole number 0-{MAX_WAIT}")
-    return value
-
-
-WaitSeconds = Annotated[Wait, pydantic.BeforeValidator(_wait)]
 
 
 def _base_url(value: object) -> object:

@@ -34,6 +34,9 @@ KIB = 1024
 MAX_SIZE = 64 * KIB**3
 MAX_RATE = 10 * KIB**3
 MAX_INTERVAL = 24 * 60 * 60
+# An action waits at most this long for its job: longer work is followed with a second call,
+# never minutes inside one action.
+MAX_WAIT = 300
 MAX_NAME = 128
 MAX_URL = 2048
 # The largest integer every JSON reader keeps exact: a manifest's byte counts stay below it.
@@ -206,6 +209,17 @@ def interval(value: Any) -> int:
     return value
 
 
+def wait_seconds(value: Any) -> int:
+    """Seconds an action waits for its job: 0 (absent, or "") to MAX_WAIT; a JSON number, or
+    its digits as OSM sends every primitive parameter."""
+    if value is None or value == "":
+        return 0
+    seconds = int(value) if isinstance(value, str) and _DIGITS.fullmatch(value) else value
+    if not _is_int(seconds) or not 0 <= seconds <= MAX_WAIT:
+        raise ValueError(f"{_shown(value)} is not a number of seconds: use a whole number 0-{MAX_WAIT}")
+    return seconds
+
+
 def byte_count(value: Any) -> int:
     """A number of bytes, 0 allowed (an empty file): an integer or its decimal digits."""
     count = int(value) if isinstance(value, str) and _DIGITS.fullmatch(value) else value
@@ -243,6 +257,7 @@ _RULES: dict[str, tuple[type, Callable[[Any], Any]]] = {
     "HttpURL": (str, http_url),
     "TcpPort": (int, tcp_port),
     "Interval": (int, interval),
+    "WaitSeconds": (int, wait_seconds),
     "ByteCount": (int, byte_count),
     "Sha256": (str, sha256_hex),
 }
@@ -257,6 +272,7 @@ if TYPE_CHECKING:
     HttpURL = Annotated[str, pydantic.BeforeValidator(http_url)]
     TcpPort = Annotated[int, pydantic.BeforeValidator(tcp_port)]
     Interval = Annotated[int, pydantic.BeforeValidator(interval)]
+    WaitSeconds = Annotated[int, pydantic.BeforeValidator(wait_seconds)]
     ByteCount = Annotated[int, pydantic.BeforeValidator(byte_count)]
     Sha256 = Annotated[str, pydantic.BeforeValidator(sha256_hex)]
     OptionalSize = Annotated[int | None, pydantic.BeforeValidator(absent_or(size))]
