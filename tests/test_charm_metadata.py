@@ -10,9 +10,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-CHARMCRAFT = sorted(
-    [*ROOT.glob("charms/**/charmcraft.yaml"), *ROOT.glob("charmlib/tests/**/charmcraft.yaml")]
-)
+CHARMCRAFT = sorted([*ROOT.glob("charms/**/charmcraft.yaml"), *ROOT.glob("knf/tests/**/charmcraft.yaml")])
 BASES = {"ubuntu@22.04", "ubuntu@24.04"}
 # What `assumes` may ask for: features Juju 2.9.43 knows.
 ASSUMES_29 = {"k8s-api"}
@@ -43,3 +41,20 @@ def test_platform_names_are_read_as_bases():
     meta = {"platforms": {"ubuntu@22.04:amd64": None, "ubuntu@24.04:amd64": None}}
     assert _bases(meta) == BASES
     assert _bases({"base": "ubuntu@24.04", "platforms": {"amd64": None}}) == {"ubuntu@24.04"}
+
+
+@pytest.mark.parametrize("path", CHARMCRAFT, ids=lambda p: str(p.relative_to(ROOT).parent))
+def test_every_action_takes_application_name_and_nothing_undeclared(path):
+    # OSM puts application-name in every primitive and passes it on to the action; Juju
+    # refuses a parameter the action does not declare.
+    meta = yaml.safe_load(path.read_text())
+    for name, action in (meta.get("actions") or {}).items():
+        params = (action or {}).get("params") or {}
+        assert "application-name" in params, f"{path}: action {name} lacks application-name"
+        assert (action or {}).get("additionalProperties") is False, f"{path}: action {name} takes anything"
+
+
+def test_the_charm_sets_are_all_found():
+    names = {yaml.safe_load(p.read_text())["name"] for p in CHARMCRAFT}
+    assert {"l2sm-controller", "l2sm-switch", "l2sm-network", "test-knf"} <= names
+    assert {"cdn-content-server", "cdn-router", "cdn-cache"} <= names
