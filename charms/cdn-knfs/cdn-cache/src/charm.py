@@ -326,8 +326,15 @@ class CdnCacheCharm(ReconcilingCharm):
             kept = f"; keeping {self._base(origin)}" if origin else ""
             raise Blocked(clip(problem + kept, 400))
         if origin is None:
-            if self.model.get_relation(ORIGIN) is not None:
-                raise Waiting("waiting for the origin to publish its URLs")
+            relation = self.model.get_relation(ORIGIN)
+            if relation is not None:
+                # Blocked, not Waiting: an origin without an L2S-M address publishes nothing,
+                # and OSM waits for every unit to be active or blocked.
+                origin_app = relation.app.name if relation.app else "the origin"
+                raise Blocked(
+                    f"{origin_app} has published no URL yet: it needs an address on a network "
+                    "(see its status)"
+                )
             raise Blocked(self._no_origin())
         nginx = self.unit.get_container(NGINX)
         if not nginx.can_connect():

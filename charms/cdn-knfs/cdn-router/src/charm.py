@@ -130,6 +130,8 @@ class CdnRouterCharm(ReconcilingCharm):
         ):
             framework.observe(event, self._on_networks_read)
         framework.observe(self.on[ROUTER].pebble_ready, self._reconcile)
+        # Juju 3.6+: a ruleset gone from the kernel is put back at once (2.9: at update-status).
+        framework.observe(self.on[ROUTER].pebble_check_failed, self._reconcile)
         framework.observe(self.on[PEERS].relation_created, self._reconcile)
         framework.observe(self.on[PEERS].relation_changed, self._reconcile)
         framework.observe(self.on.add_rule_action, self._on_add_rule)

@@ -117,9 +117,14 @@ def test_bad_origin_data_never_good_blocks_without_sync(ctx, cluster, content):
     assert charm.SYNC not in _container(out, charm.JOBS).plan.services
 
 
-def test_origin_not_published_yet_waits(ctx, cluster, content):
-    out = ctx.run(ctx.on.config_changed(), state(content, relations=[origin_relation({})]))
-    assert out.unit_status == testing.WaitingStatus("waiting for the origin to publish its URLs")
+def test_origin_not_published_yet_is_blocked_naming_it(ctx, cluster, content):
+    # Never Waiting: an origin with no address may publish nothing for ever, and OSM waits
+    # for active or blocked.
+    rel = origin_relation({})
+    out = ctx.run(ctx.on.config_changed(), state(content, relations=[rel]))
+    assert out.unit_status == testing.BlockedStatus(
+        f"{rel.remote_app_name} has published no URL yet: it needs an address on a network (see its status)"
+    )
 
 
 def test_origin_gone_stops_the_sync(ctx, cluster, content):

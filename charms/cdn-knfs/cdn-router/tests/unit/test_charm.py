@@ -91,6 +91,16 @@ def test_a_failing_check_reloads_the_ruleset(ctx, cluster, etc):
     assert nft_runs(ctx) == [expected_ruleset()]
 
 
+def test_a_check_failed_event_reloads_the_ruleset_at_once(ctx, cluster, etc, juju_version):
+    if juju_version.startswith("2."):
+        pytest.skip("Juju 2.9 has no Pebble check events: update-status does it (test above)")
+    out = settle(ctx, cluster, etc)
+    down = testing.CheckInfo("ruleset", status=ops.pebble.CheckStatus.DOWN, failures=3)
+    container = dataclasses.replace(out.get_container("router"), check_infos={down})
+    ctx.run(ctx.on.pebble_check_failed(container, down), dataclasses.replace(out, containers={container}))
+    assert nft_runs(ctx) == [expected_ruleset()]
+
+
 def test_the_layer_is_replanned_only_when_it_changes(ctx, cluster, etc):
     out = settle(ctx, cluster, etc)
     container = out.get_container("router")
