@@ -61,7 +61,8 @@ existed (the N-th address after .1, or "" when that is off the network), which a
 charm that does not know `address-from` grants as it always did. Networks not named in
 `addresses` hand out pool addresses.
 
-Routers (`forwards=True`): the pod template gets the pod-level sysctl net.ipv4.ip_forward=1
+Routers (`forwards=True`; or as `ip_forward_sysctl` says, e.g. a router's option): the pod
+template gets the pod-level sysctl net.ipv4.ip_forward=1
 (/proc/sys is read-only in the containers). Kubernetes counts it unsafe: each kubelet that
 may run the pod needs `--allowed-unsafe-sysctls=net.ipv4.ip_forward` (kubelet config
 `allowedUnsafeSysctls`), or the pod fails with SysctlForbidden. `forwarding_enabled()`
@@ -355,6 +356,7 @@ class L2smNetworks(ops.Object):
         workload_net_admin: bool = False,
         applier: Applier | None = None,
         ip_forward_path: str | os.PathLike[str] | None = None,
+        ip_forward_sysctl: bool | Callable[[], bool] | None = None,
     ):
         super().__init__(charm, relation_name)
         self._charm = charm
@@ -367,6 +369,9 @@ class L2smNetworks(ops.Object):
         self._workload_net_admin = workload_net_admin
         self._applier = applier or _default_applier
         self._ip_forward_path = ip_forward_path  # None: IP_FORWARD_PATH, read when asked
+        # Whether the pod template asks for the ip_forward sysctl (None: when it forwards). A
+        # kubelet that does not allow it refuses the pod, so a router may make it an option.
+        self._ip_forward_sysctl = ip_forward_sysctl
         self._kube: Kube | None = None
         self._blocked: list[str] = []
         self._waiting: str | None = None
@@ -442,7 +447,9 @@ class L2smNetworks(ops.Object):
             self._unmatched = sorted(set(requests) - {r.app.name for r in relations if r.app})
             self._publish(relations, answers, requests, forwards)
         try:
-            pod = self._patch_template_and_read_pod(answers, departed, self._net_admin_containers(), forwards)
+            pod = self._patch_template_and_read_pod(
+                answers, departed, self._net_admin_containers(), self._sysctl_value(forwards)
+            )
         except KubeForbidden:
             self._blocked.append(trust_message(self._charm.app.name))
             return
@@ -470,6 +477,12 @@ class L2smNetworks(ops.Object):
         if wanted is None:
             return None
         return ("charm", self._container) if self._container and wanted else ("charm",)
+
+    def _sysctl_value(self, forwards: bool) -> bool | None:
+        if self._ip_forward_sysctl is None:
+            return forwards
+        wanted = self._ip_forward_sysctl
+        return self._flag("ip-forward-sysctl", wanted() if callable(wanted) else wanted)
 
     def _flag(self, option: str, value: Any) -> bool | None:
         try:

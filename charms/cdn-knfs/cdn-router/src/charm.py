@@ -70,8 +70,12 @@ def router_layer() -> ops.pebble.LayerDict:
 
 
 FORWARDING_OFF = (
-    f"IP forwarding is off in the pod: it needs the sysctl {FORWARDING_SYSCTL}=1, which the "
-    f"nodes must allow (kubelet --allowed-unsafe-sysctls={FORWARDING_SYSCTL}); see README"
+    f"IP forwarding is off in the pod: allow the sysctl {FORWARDING_SYSCTL} on every node "
+    f"(kubelet --allowed-unsafe-sysctls={FORWARDING_SYSCTL}), then set ip-forward-sysctl=true"
+)
+FORWARDING_PENDING = (
+    f"IP forwarding is off although ip-forward-sysctl is true: the pod restarts with {FORWARDING_SYSCTL}=1 "
+    "(a kubelet that refuses it leaves the new pod failing with SysctlForbidden)"
 )
 
 
@@ -111,6 +115,8 @@ class CdnRouterCharm(ReconcilingCharm):
             NETWORKS,
             addresses=lambda: str(self.config.get("addresses", "")),
             forwards=True,
+            # Asked of Kubernetes only when the operator says the kubelets allow it.
+            ip_forward_sysctl=lambda: self.config.get("ip-forward-sysctl", False),
             container=ROUTER,
             workload_net_admin=True,  # nft in the router container needs NET_ADMIN
         )
@@ -272,7 +278,8 @@ class CdnRouterCharm(ReconcilingCharm):
             return network_status  # the library's refusals name the option or network
         firewall = self._checked_firewall()
         if not self.networks.forwarding_enabled():
-            raise Blocked(FORWARDING_OFF)
+            asked = self.typed_config(RouterConfig).ip_forward_sysctl
+            raise Blocked(FORWARDING_PENDING if asked else FORWARDING_OFF)
         if self._stored.apply_error:
             raise Blocked(self._stored.apply_error)
         if _loaded(self._router()) != render_ruleset(firewall):

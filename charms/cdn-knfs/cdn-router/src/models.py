@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 
 from l2sm_core.cdn.firewall import Endpoint, Ports, Rule, RuleName
-from l2sm_core.validation import ActionParams, dns1123_label
+from l2sm_core.validation import ActionParams, Flag, dns1123_label
 from l2sm_knf.databag import Databag
 
 
@@ -16,6 +16,7 @@ class RouterConfig(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
 
     addresses: str = ""  # the KNF library reads and checks it
+    ip_forward_sysctl: Flag = False
     default_policy: Literal["drop", "accept"] = "drop"
     rules: str = ""  # parsed by firewall.parse_rules, which names the rule and its field
 

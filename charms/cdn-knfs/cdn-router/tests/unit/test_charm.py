@@ -114,10 +114,22 @@ def test_forwarding_off_is_blocked_naming_the_sysctl(ctx, cluster, etc, forwardi
     forwarding.write_text("0\n")
     out = settle(ctx, cluster, etc)
     assert out.unit_status == testing.BlockedStatus(
-        "IP forwarding is off in the pod: it needs the sysctl net.ipv4.ip_forward=1, which the nodes "
-        "must allow (kubelet --allowed-unsafe-sysctls=net.ipv4.ip_forward); see README"
+        "IP forwarding is off in the pod: allow the sysctl net.ipv4.ip_forward on every node "
+        "(kubelet --allowed-unsafe-sysctls=net.ipv4.ip_forward), then set ip-forward-sysctl=true"
     )
     assert loaded(etc) == expected_ruleset()  # the firewall still holds, ready for when it forwards
+    # Not asked for: a kubelet that refuses the sysctl would refuse the pod, and no hook runs.
+    assert "net.ipv4.ip_forward" not in cluster.sysctls()
+
+
+def test_the_sysctl_is_asked_for_once_the_operator_says_the_kubelets_allow_it(ctx, cluster, etc, forwarding):
+    forwarding.write_text("0\n")
+    out = settle(ctx, cluster, etc, config={"ip-forward-sysctl": True})
+    assert cluster.sysctls() == {"net.ipv4.ip_forward": "1"}
+    assert out.unit_status == testing.BlockedStatus(charm.FORWARDING_PENDING)
+    forwarding.write_text("1\n")  # the pod restarted with it
+    out = ctx.run(ctx.on.update_status(), out)
+    assert out.unit_status.name == "active"
 
 
 def test_forwarding_unreadable_is_blocked(ctx, cluster, etc, forwarding):
