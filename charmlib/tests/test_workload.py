@@ -33,6 +33,10 @@ class Probe(ops.CharmBase):
             workload.run_or_blocked(container, ["false"], "it failed")
         except Blocked as exc:
             self.seen["blocked"] = str(exc)
+        try:
+            workload.test_or_forget(container, ["false"], "refused", "/etc/w.conf")
+        except Blocked as exc:
+            self.seen["forgotten"] = (str(exc), container.exists("/etc/w.conf"))
         sleeps: list[float] = []
 
         def sleep(seconds: float) -> None:
@@ -72,6 +76,10 @@ def test_a_layer_differs_until_the_plan_holds_it(seen):
 
 def test_a_failing_command_is_blocked_with_its_stderr(seen):
     assert seen["blocked"] == "it failed: no"
+
+
+def test_a_refused_config_is_removed_so_the_next_hook_tests_it_again(seen):
+    assert seen["forgotten"] == ("refused: no", False)
 
 
 def test_a_job_is_a_one_shot_service_and_its_old_status_does_not_count(seen):

@@ -48,6 +48,17 @@ def run_or_blocked(container: ops.Container, command: list[str], failure: str) -
         raise Blocked(clip(f"{failure}: {str(exc.stderr or '').strip()}", 300)) from None
 
 
+def test_or_forget(container: ops.Container, command: list[str], failure: str, path: str) -> None:
+    """Run the workload's own test of the config at `path` (e.g. `nginx -t`); when it fails,
+    remove the file before raising Blocked, so the next hook pushes and tests it again
+    instead of taking the refused file for the one in use."""
+    try:
+        run_or_blocked(container, command, failure)
+    except Blocked:
+        container.remove_path(path)
+        raise
+
+
 def result_text(value: Any) -> str:
     """A value as a Juju action result (strings only): null and booleans as the CLI writes them."""
     if value is None:

@@ -238,7 +238,9 @@ class CdnCacheCharm(ReconcilingCharm):
         running = NGINX in nginx.get_services(NGINX) and nginx.get_services(NGINX)[NGINX].is_running()
         if changed and running:
             # A renewed certificate or a new config: nginx re-reads both, without dropping users.
-            workload.run_or_blocked(nginx, render.nginx_test_command(NGINX_CONF), "nginx refuses the config")
+            workload.test_or_forget(
+                nginx, render.nginx_test_command(NGINX_CONF), "nginx refuses the config", NGINX_CONF
+            )
             workload.run_or_blocked(nginx, render.nginx_reload_command(NGINX_CONF), "nginx did not reload")
         if workload.plan_differs(nginx, layer):
             nginx.add_layer(LAYER, layer, combine=True)

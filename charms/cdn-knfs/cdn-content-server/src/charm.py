@@ -146,7 +146,9 @@ class CdnContentServerCharm(ReconcilingCharm):
         running = _running(nginx, NGINX)
         if changed and running:
             # A new config: nginx re-reads it without dropping downloads in flight.
-            workload.run_or_blocked(nginx, render.nginx_test_command(NGINX_CONF), "nginx refuses the config")
+            workload.test_or_forget(
+                nginx, render.nginx_test_command(NGINX_CONF), "nginx refuses the config", NGINX_CONF
+            )
             workload.run_or_blocked(nginx, render.nginx_reload_command(NGINX_CONF), "nginx did not reload")
         if workload.plan_differs(nginx, layer):
             nginx.add_layer(LAYER, layer, combine=True)
