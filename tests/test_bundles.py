@@ -257,3 +257,18 @@ def test_saas_relations_are_checked_through_the_offer():
         "relation ['net:network', 'core:l2sm-controller']: "
         "interfaces differ (l2sm_network vs l2sm_controller)"
     ]
+
+
+def test_the_one_model_bundle_is_the_service_with_the_core_in_place_of_its_saas():
+    cross = yaml.safe_load((ROOT / "bundles" / "cdn.yaml").read_text())
+    one = yaml.safe_load((ROOT / "bundles" / "cdn-one-model.yaml").read_text())
+    core = yaml.safe_load((ROOT / "bundles" / "l2sm.yaml").read_text())
+    assert "saas" not in one
+    service = {app: spec for app, spec in one["applications"].items() if app not in core["applications"]}
+    assert service == cross["applications"]
+    for app, spec in core["applications"].items():
+        assert one["applications"][app] == {k: v for k, v in spec.items() if k != "offers"}
+    # The saas stood for the offered application under the same name: the relations agree.
+    assert sorted(map(sorted, one["relations"])) == sorted(
+        map(sorted, cross["relations"] + core["relations"])
+    )
