@@ -356,7 +356,7 @@ class L2smNetworks(ops.Object):
         workload_net_admin: bool = False,
         applier: Applier | None = None,
         ip_forward_path: str | os.PathLike[str] | None = None,
-        ip_forward_sysctl: bool | Callable[[], bool] | None = None,
+        ip_forward_sysctl: bool | Callable[[], object] | None = None,
     ):
         super().__init__(charm, relation_name)
         self._charm = charm
@@ -478,7 +478,7 @@ class L2smNetworks(ops.Object):
             return None
         return ("charm", self._container) if self._container and wanted else ("charm",)
 
-    def _sysctl_value(self, forwards: bool) -> bool | None:
+    def _sysctl_value(self, forwards: bool | None) -> bool | None:
         if self._ip_forward_sysctl is None:
             return forwards
         wanted = self._ip_forward_sysctl
