@@ -425,6 +425,13 @@ class CdnCacheCharm(ReconcilingCharm):
             raise Refused(
                 f"a fetch of {running.get('name', 'a file')} is running: wait for it (list-content shows it)"
             )
+        for job in (SYNC, SYNC_NOW):
+            # A sync fetching this very file holds its lock: the fetch would only fail.
+            current = (
+                ((self._job_status(job) or {}).get("current") or {}) if self._running(worker, job) else {}
+            )
+            if isinstance(current, dict) and current.get("name") == name:
+                raise Refused(f"parameter 'name': {name!r} is being fetched by the {job} job: wait for it")
         # Verified against the origin's manifest either way: a name it does not list fails.
         command = jobs.job_command(
             "fetch",

@@ -80,6 +80,18 @@ def test_a_failed_fetch_fails_the_action(ctx, settled, content, monkeypatch):
     )
 
 
+def test_a_fetch_of_the_file_a_sync_is_fetching_is_refused(ctx, settled, content):
+    out = ctx.run(ctx.on.action("sync-now"), settled)
+    current = {"state": "running", "current": {"name": "a.bin", "bytes": 10}}
+    (status_dir(content) / "sync-now.json").write_text(json.dumps(current))
+    with pytest.raises(testing.ActionFailed) as failed:
+        ctx.run(ctx.on.action("fetch-content", params={"name": "a.bin"}), out)
+    assert (
+        failed.value.message == "parameter 'name': 'a.bin' is being fetched by the sync-now job: wait for it"
+    )
+    ctx.run(ctx.on.action("fetch-content", params={"name": "b.bin"}), out)  # another file: fine
+
+
 def test_a_second_fetch_while_one_runs_is_refused(ctx, settled, content):
     out = ctx.run(ctx.on.action("fetch-content", params={"name": "a.bin"}), settled)
     (status_dir(content) / "fetch.json").write_text(json.dumps({"state": "running", "name": "a.bin"}))
