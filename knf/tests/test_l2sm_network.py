@@ -254,6 +254,33 @@ def test_a_forwards_flag_that_is_no_boolean_leaves_the_template_alone(kube, appl
     )
 
 
+@pytest.mark.parametrize(
+    ("asked", "sysctls"), [(False, []), (True, [{"name": "net.ipv4.ip_forward", "value": "1"}])]
+)
+def test_a_router_may_make_the_sysctl_an_option(kube, applied, asked, sysctls):
+    # A kubelet that forbids the sysctl refuses the pod: the router asks only when told to.
+    c = ctx()
+    with c(
+        c.on.config_changed(), state([network(**NET_A), network(**NET_B)], config={"forwards": True})
+    ) as mgr:
+        mgr.charm.networks._ip_forward_sysctl = lambda: asked
+        mgr.run()
+    assert _sysctls(kube) == sysctls
+
+
+def test_a_sysctl_option_that_is_no_boolean_is_named_and_leaves_the_template_alone(kube, applied):
+    kube.add(merge_into(juju_statefulset(), pod_template_patch(APP, MODEL, ["net-a"], ("charm",))))
+    kube.writes.clear()
+    c = ctx()
+    with c(c.on.config_changed(), state([network(**NET_A)], config={"forwards": True})) as mgr:
+        mgr.charm.networks._ip_forward_sysctl = lambda: "yes"
+        out = mgr.run()
+    assert kube.writes == []
+    assert out.unit_status == testing.BlockedStatus(
+        "option 'ip-forward-sysctl': 'yes' is not a boolean: use true or false"
+    )
+
+
 @pytest.mark.parametrize(("content", "enabled"), [("1\n", True), ("0\n", False), (None, False), ("x", False)])
 def test_forwarding_enabled_reads_the_pods_ip_forward(tmp_path, monkeypatch, kube, applied, content, enabled):
     path = tmp_path / "ip_forward"
