@@ -18,7 +18,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -41,6 +40,7 @@ from l2sm_core.probe import (
     validate_count,
     validate_target,
 )
+from l2sm_testing import netns
 from l2sm_testing.bad_input import tricky_text
 
 CLIENT, ROUTER, ROUTER2, SERVER = "10.0.1.10", "10.0.1.1", "10.0.2.1", "10.0.2.10"
@@ -343,7 +343,6 @@ def fresh_topology(request):
 _FRESH = itertools.count()
 
 
-CLONE_NEWNET = 0x40000000
 CAP_NET_RAW = 13
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
@@ -360,30 +359,8 @@ def _drop_net_raw() -> None:
 
 
 def in_netns(ns: str, call: Callable[[], Any], drop_net_raw: bool = False) -> Any:
-    """Run call() in a thread that joined `ns` (and maybe lost CAP_NET_RAW); the thread then ends."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-            try:
-                if _LIBC.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns")
-            finally:
-                os.close(fd)
-            if drop_net_raw:
-                _drop_net_raw()
-            outcome["value"] = call()
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(60)
-    assert not thread.is_alive(), "the probe did not return"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    """call() in `ns`, as an unprivileged prober would run when asked (no CAP_NET_RAW)."""
+    return netns.in_netns(ns, call, before=_drop_net_raw if drop_net_raw else None)
 
 
 @needs_netns

@@ -7,14 +7,13 @@ and a server namespace (a port let through, another dropped, a link cut and rest
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -38,6 +37,7 @@ from l2sm_core.cdn.firewall import (
 )
 from l2sm_core.cdn.render import render_ruleset
 from l2sm_testing.bad_input import tricky_text
+from l2sm_testing.netns import in_netns
 
 NFT = shutil.which("nft") or "/usr/sbin/nft"
 needs_nft = pytest.mark.skipif(
@@ -473,9 +473,6 @@ def test_any_option_text_is_refused_or_rules(text):
 
 # --- loaded, for real, in namespaces of the test's own -------------------------------------------
 
-CLONE_NEWNET = 0x40000000
-_LIBC = ctypes.CDLL(None, use_errno=True)
-
 
 def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
@@ -496,31 +493,6 @@ def listed(ns: str) -> str:
     result = nft_in(ns, "list", "table", "inet", "cdn_router")
     assert result.returncode == 0, result.stderr
     return result.stdout
-
-
-def in_netns(ns: str, call: Callable[[], Any]) -> Any:
-    """call() in a thread that joined `ns` (setns is per thread); sockets it makes stay there."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-            try:
-                if _LIBC.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns")
-            finally:
-                os.close(fd)
-            outcome["value"] = call()
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(30)
-    assert not thread.is_alive()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 @contextlib.contextmanager
