@@ -7,7 +7,7 @@ BUILD ?= build
 CHARMS := $(patsubst %/charmcraft.yaml,%,$(wildcard charms/*/charmcraft.yaml charms/cdn-knfs/*/charmcraft.yaml))
 COV_MIN ?= 90
 # The workspace packages (core, controlplane, knf, charmlib, testing), each with its tests/.
-PACKAGES := core controlplane knf charmlib testing
+PACKAGES := core controlplane knf charmlib testing lab
 
 .PHONY: venv sysdeps lint fmt unit stage test clean
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCK_FILE = ROOT / "requirements-dev.txt"
 CHARM_REQUIREMENTS = sorted(ROOT.glob("charms/**/requirements.txt"))
 PROJECTS = sorted(p for p in ROOT.glob("*/pyproject.toml"))
-OURS = {"l2sm-core", "l2sm-controlplane", "l2sm-knf", "l2sm-charmlib", "l2sm-testing"}
+OURS = {"l2sm-core", "l2sm-controlplane", "l2sm-knf", "l2sm-charmlib", "l2sm-testing", "l2sm-lab"}
 
 
 def _pins(path: Path) -> dict[str, str]:

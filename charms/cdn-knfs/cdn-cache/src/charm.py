@@ -28,7 +28,7 @@ from l2sm_charmlib.hints import integrate_command
 from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting
 from l2sm_core import probe
 from l2sm_core.cdn import jobs, render, values
-from l2sm_core.cdn.origin import OriginProviderAppData
+from l2sm_core.cdn.origin import OriginProviderAppData, pick_url
 from l2sm_core.validation import clip
 from l2sm_knf import L2smNetworks
 from l2sm_knf.databag import InvalidDatabag, load_databag
@@ -48,8 +48,6 @@ RUNTIME_DIR = "/run/cdn-cache"
 TLS_DIR = "/etc/nginx/tls"  # outside content and runtime dirs: never served nor overwritten
 CERT_FILE = f"{TLS_DIR}/cert.pem"
 KEY_FILE = f"{TLS_DIR}/key.pem"
-# nginx's plain-HTTP health server (a Pebble check cannot trust a self-signed certificate).
-HEALTH_PORT = 8081
 STATUS_DIR = "/var/lib/cdn-cache"  # job status files, in the jobs container (not served)
 FETCH = "fetch"
 SYNC = "sync"
@@ -59,27 +57,8 @@ POLL = 0.5  # seconds between reads of a job's status file while an action waits
 LISTED_MAX = 100  # files named in list-content's result; the counts cover all
 
 
-def health_port(port: int) -> int:
-    return HEALTH_PORT if port != HEALTH_PORT else HEALTH_PORT + 1
-
-
 def status_file(job: str) -> str:
     return workload.status_path(STATUS_DIR, job)
-
-
-def pick_url(urls: list[str], routable: list[str]) -> str:
-    """The first base URL whose host lies on a prefix this unit can reach (its networks' own
-    and the routes the KNF library installed); else the first one (names, or no network
-    joined: the cluster may still route it, and the status says which URL is in use)."""
-    networks = [ipaddress.IPv4Network(prefix) for prefix in routable]
-    for url in urls:
-        try:
-            host = ipaddress.IPv4Address(urllib.parse.urlsplit(url).hostname or "")
-        except ValueError:
-            continue
-        if any(host in network for network in networks):
-            return url
-    return urls[0]
 
 
 class CdnCacheCharm(ReconcilingCharm):
@@ -208,7 +187,7 @@ class CdnCacheCharm(ReconcilingCharm):
             runtime_dir=RUNTIME_DIR,
             limit_rate=config.rate_limit,
             tls=render.TlsFiles(certificate=CERT_FILE, key=KEY_FILE) if tls_on else None,
-            health_port=health_port(config.port),
+            health_port=render.cache_health_port(config.port),
         )
 
     def _certificate(self) -> tuple[str, str] | None:

@@ -14,6 +14,7 @@ sha256 (l2sm_core.cdn.content).
 
 from __future__ import annotations
 
+import ipaddress
 import urllib.parse
 from typing import Annotated
 
@@ -62,3 +63,19 @@ class OriginProviderAppData(pydantic.BaseModel):
 
     def manifest_urls(self) -> list[str]:
         return [urllib.parse.urljoin(url, self.manifest) for url in self.urls]
+
+
+def pick_url(urls: list[str], routable: list[str]) -> str:
+    """The first base URL whose host lies on a prefix the cache can reach (its networks' own
+    and the routes the KNF library installed); else the first one (names, or no network
+    joined: the cluster may still route it, and the status says which URL is in use). The
+    cache charm and the lab pick the same way."""
+    networks = [ipaddress.IPv4Network(prefix) for prefix in routable]
+    for url in urls:
+        try:
+            host = ipaddress.IPv4Address(urllib.parse.urlsplit(url).hostname or "")
+        except ValueError:
+            continue
+        if any(host in network for network in networks):
+            return url
+    return urls[0]

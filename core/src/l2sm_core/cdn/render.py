@@ -33,6 +33,8 @@ RATE_MAX = 1 << 40  # bytes/s: far beyond any link, and a number nginx's size pa
 WORKERS_MAX = 64
 MANIFEST = "manifest.json"
 HEALTHZ = "/healthz"
+# The cache's plain-HTTP health server (a Pebble check cannot trust a self-signed certificate).
+CACHE_HEALTH_PORT = 8081
 
 # One path segment: no whitespace, quotes, `;{}` (nginx syntax), `$` (nginx variables), `#`.
 _PATH = re.compile(r"(/[A-Za-z0-9._@+-]+)+")
@@ -153,6 +155,11 @@ class CacheSite(_Site):
                         "keep it elsewhere (it could be served or overwritten)"
                     )
         return self
+
+
+def cache_health_port(port: int) -> int:
+    """The cache's health port: CACHE_HEALTH_PORT unless the site itself serves there."""
+    return CACHE_HEALTH_PORT if port != CACHE_HEALTH_PORT else CACHE_HEALTH_PORT + 1
 
 
 def render_content_server(site: ContentServerSite) -> str:
