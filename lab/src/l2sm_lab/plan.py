@@ -310,7 +310,7 @@ def plan_router(
     unit: UnitPlan, paths: Paths, config: Any, added_rules: Sequence[Rule] = (), cut_links: Sequence[str] = ()
 ) -> Workload:
     networks = [
-        RouterNetwork(name=m.network, interface=m.interface, prefix=m.cidr or None)
+        RouterNetwork.model_validate({"name": m.network, "interface": m.interface, "prefix": m.cidr or None})
         for m in unit.memberships
         if m.interface
     ]
