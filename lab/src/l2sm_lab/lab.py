@@ -1,0 +1,361 @@
+"""The lab as a whole: a bundle realised on this machine, and the operations on it.
+
+`Lab.up` plays every part a cluster would: the nodes and switches (fabric), the SDN
+controller (l2sm_lab.controller, in its own namespace, REST on this host's loopback), the
+L2S-M operator (networks created and ports added through the vnets REST API, as upstream's
+operator does), the KNF library (interface plans applied with l2sm_core.netlink) and the
+CDN workloads (l2sm_lab.knfs). Every decision comes from the plan (l2sm_lab.plan). What was
+made is in the record (l2sm_lab.procs), so `status`, `action` and `down` are separate
+processes, and `down` works after a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from l2sm_controlplane.resync import DesiredState, ResyncReport, apply_resync, plan_resync, read_held
+from l2sm_controlplane.vnets import ControllerError, VnetsClient
+from l2sm_core import naming, netlink
+from l2sm_core.cdn.firewall import Rule
+from l2sm_lab import knfs
+from l2sm_lab.bundle import read_bundle
+from l2sm_lab.fabric import Fabric
+from l2sm_lab.plan import LabPlan, Paths, UnitPlan, plan_lab
+from l2sm_lab.procs import LabError, LabState
+
+DEFAULT_ROOT = Path(os.environ.get("L2SM_LAB_ROOT", "/run/l2sm-lab"))
+DEFAULT_ID = "l2lab"
+OF_PORT = 6633
+CONTROLLER = "controller"
+USER = "karaf"  # the upstream manager's user name; the password is the lab's own
+READY_TIMEOUT = 30.0
+# Workloads start in this order: the cache follows an origin, through a router.
+_START_ORDER = {"content-server": 0, "router": 1, "cache": 2}
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+class Lab:
+    def __init__(self, state: LabState, plan: LabPlan, fabric: Fabric):
+        self.state = state
+        self.plan = plan
+        self.fabric = fabric
+
+    # -- building ------------------------------------------------------------------------------
+
+    @classmethod
+    def up(
+        cls,
+        bundle_path: Path,
+        *,
+        nodes: int = 2,
+        root: Path = DEFAULT_ROOT,
+        lab_id: str = DEFAULT_ID,
+        progress: Progress = _quiet,
+    ) -> Lab:
+        """Realise the bundle. Everything is checked (bundle, options) before anything is
+        made; a failure half-way tears down what was made and raises."""
+        bundle_path = Path(bundle_path).resolve()
+        progress(f"reading {bundle_path.name}")
+        bundle = read_bundle(bundle_path)
+        # Planned once with throw-away paths: a bad option fails before anything exists.
+        plan_lab(bundle, nodes=nodes, paths=lambda unit: _paths(root, unit))
+        state = LabState.create(root, lab_id)
+        try:
+            state.data["lab"] = {
+                "bundle": str(bundle_path),
+                "bundle-sha256": hashlib.sha256(bundle_path.read_bytes()).hexdigest(),
+                "nodes": nodes,
+                "units": {},
+            }
+            state.save()
+            lab = cls(state, _plan(state, bundle_path, nodes), None)  # type: ignore[arg-type]
+            lab.fabric = Fabric(
+                state, lab.plan.nodes, lab.plan.links, interfaces_per_node=lab.plan.interfaces_per_node
+            )
+            progress(f"starting {len(lab.plan.nodes)} nodes and their switches")
+            lab.fabric.up(OF_PORT)
+            progress("starting the SDN controller")
+            lab._start_controller()
+            lab._wait_switches(progress)
+            for network in lab.plan.networks.values():
+                progress(f"creating network {network.name}")
+                lab.client().create_network(network.name)
+            for unit in lab._start_order():
+                progress(f"starting {unit.name} on {unit.node}")
+                lab._start_unit(unit)
+            return lab
+        except BaseException:
+            progress("failed: removing what was made")
+            try:
+                state.teardown()
+            except LabError as exc:
+                print(f"l2sm-lab: teardown after failure: {exc}", file=sys.stderr)
+            raise
+
+    @classmethod
+    def load(cls, root: Path = DEFAULT_ROOT) -> Lab:
+        state = LabState.load(root)
+        info = state.data["lab"]
+        bundle_path = Path(info["bundle"])
+        if not bundle_path.is_file() or (
+            hashlib.sha256(bundle_path.read_bytes()).hexdigest() != info["bundle-sha256"]
+        ):
+            raise LabError(f"{bundle_path} changed since `l2sm-lab up`: run `l2sm-lab down` and up again")
+        return cls(state, _plan(state, bundle_path, info["nodes"]), Fabric.load(state))
+
+    @staticmethod
+    def down(root: Path = DEFAULT_ROOT) -> None:
+        """Remove everything the record lists (also after a crash)."""
+        LabState.load(root).teardown()
+
+    # -- the parts -----------------------------------------------------------------------------
+
+    def paths(self, unit: str) -> Paths:
+        return _paths(self.state.root, unit)
+
+    def unit_ns(self, unit: str) -> str:
+        record = self.state.data["lab"]["units"].get(unit)
+        if record is None:
+            known = ", ".join(sorted(self.state.data["lab"]["units"])) or "none"
+            raise LabError(f"no unit {unit!r} in this lab (units: {known})")
+        return record["ns"]
+
+    def unit(self, unit: str) -> UnitPlan:
+        if unit not in self.plan.units:
+            known = ", ".join(sorted(self.plan.units)) or "none"
+            raise LabError(f"no unit {unit!r} in this lab (units: {known})")
+        return self.plan.units[unit]
+
+    def client(self, timeout: float = 5.0) -> VnetsClient:
+        info = self.state.data["controller"]
+        return VnetsClient(f"http://127.0.0.1:{info['rest-port']}", USER, info["password"], timeout=timeout)
+
+    def replan(self) -> LabPlan:
+        """The plan again, with what the routers' actions changed (state.data["routers"])."""
+        self.plan = _plan(self.state, Path(self.state.data["lab"]["bundle"]), self.state.data["lab"]["nodes"])
+        return self.plan
+
+    def _start_order(self) -> list[UnitPlan]:
+        def key(unit: UnitPlan) -> tuple[int, str]:
+            kind = unit.workload.kind if unit.workload else ""
+            return _START_ORDER.get(kind, 0), unit.name
+
+        return sorted(self.plan.units.values(), key=key)
+
+    # -- the controller ------------------------------------------------------------------------
+
+    def _start_controller(self) -> None:
+        info = self.state.data.setdefault("controller", {})
+        if "password" not in info:
+            info["password"] = secrets.token_urlsafe(18)
+        credentials = self.state.root / "controller.credentials"
+        fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"{USER}:{info['password']}\n")
+        # REST listens on this host's loopback, OpenFlow inside the controller's namespace:
+        # the socket is bound here and inherited across `ip netns exec`.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", int(info.get("rest-port", 0))))
+        listener.listen(64)
+        info["rest-port"] = listener.getsockname()[1]
+        self.state.save()
+        try:
+            self.state.spawn(
+                CONTROLLER,
+                [
+                    sys.executable,
+                    "-m",
+                    "l2sm_lab.controller",
+                    "--of-port",
+                    str(OF_PORT),
+                    "--rest-fd",
+                    str(listener.fileno()),
+                    "--credentials",
+                    str(credentials),
+                ],
+                netns=self.fabric.controller_ns,
+                log=self.state.root / "controller.log",
+                pass_fds=(listener.fileno(),),
+            )
+        finally:
+            listener.close()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self.client(timeout=1.0).is_ready():
+            if time.monotonic() > deadline or not self.state.alive(CONTROLLER):
+                raise LabError(f"the controller did not come up: see {self.state.root / 'controller.log'}")
+            time.sleep(0.1)
+
+    def _wait_switches(self, progress: Progress, timeout: float = READY_TIMEOUT) -> None:
+        wanted = {naming.device_id(node) for node in self.plan.nodes}
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = {d.id for d in self.client().devices() if d.available}
+            if wanted <= seen:
+                return
+            if time.monotonic() > deadline:
+                missing = ", ".join(sorted(wanted - seen))
+                raise LabError(
+                    f"switches did not connect to the controller within {timeout:.0f} s: {missing}"
+                )
+            progress(f"waiting for switches ({len(wanted & seen)}/{len(wanted)})")
+            time.sleep(0.2)
+
+    def restart_controller(self, progress: Progress = _quiet) -> ResyncReport:
+        """Kill the controller (its state goes, as ONOS's does), start it again, and run the
+        controller charm's resync so networks and ports come back."""
+        self.state.stop(CONTROLLER)
+        self._start_controller()
+        self._wait_switches(progress)
+        return self.resync()
+
+    def desired(self) -> DesiredState:
+        """What the cluster says (the operator's view): networks, and each one's ports."""
+        ports: dict[str, list[str]] = {n.name: [] for n in self.plan.networks.values()}
+        for record in self.state.data["lab"]["units"].values():
+            for network, port in record["ports"].items():
+                ports.setdefault(network, []).append(port["endpoint"])
+        return DesiredState.build(ports, ports)
+
+    def resync(self) -> ResyncReport:
+        client = self.client()
+        desired = self.desired()
+        return apply_resync(client, plan_resync(desired, read_held(client, sorted(desired.networks))))
+
+    # -- units ---------------------------------------------------------------------------------
+
+    def _start_unit(self, unit: UnitPlan) -> None:
+        units = self.state.data["lab"]["units"]
+        index = units.get(unit.name, {}).get("index", len(units))
+        ns = self.state.make_netns(f"u{index}")
+        units[unit.name] = {"ns": ns, "node": unit.node, "index": index, "ports": {}}
+        self.state.save()
+        for membership in unit.memberships:
+            if not membership.interface:
+                continue
+            port = self.fabric.free_port(unit.node)
+            endpoint = self.fabric.attach(unit.node, port, ns, membership.interface, membership.mtu or 1400)
+            units[unit.name]["ports"][membership.network] = {"port": port, "endpoint": endpoint}
+            self.state.save()
+            self.client().add_ports(membership.network, [endpoint])
+        if unit.interfaces:
+            netlink.apply_plans(unit.interfaces, netns=ns)
+        knfs.start_workload(self.state, unit, ns)
+
+    def remove_unit(self, name: str) -> None:
+        """The unit's pod goes: the operator removes its ports, the node frees its interfaces."""
+        unit = self.unit(name)
+        record = self.state.data["lab"]["units"][name]
+        knfs.stop_workload(self.state, unit)
+        for network, port in sorted(record["ports"].items()):
+            try:
+                self.client().remove_ports(network, [port["endpoint"]])
+            except ControllerError as exc:
+                print(f"l2sm-lab: removing {port['endpoint']} from {network}: {exc}", file=sys.stderr)
+            self.fabric.detach(record["node"], port["port"])
+        record["ports"] = {}
+        self.state.delete_netns(record["ns"])
+        self.state.save()
+
+    def recreate_unit(self, name: str) -> None:
+        """The pod deleted and made again (same unit): same plan, so same addresses and routes."""
+        self.remove_unit(name)
+        self._start_unit(self.unit(name))
+
+    def exec(self, unit: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", self.unit_ns(unit), *argv], check=False, **kwargs)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        client = self.client()
+        networks = []
+        for plan in self.plan.networks.values():
+            try:
+                held = client.network_ports(plan.name)
+            except ControllerError as exc:
+                held = [f"unreadable: {exc}"]
+            networks.append(
+                {
+                    "application": plan.app,
+                    "name": plan.name,
+                    "cidr": plan.cidr or "(L2 only)",
+                    "members": {u: plan.assignments.get(u, "") for u in sorted(plan.assignments)},
+                    "refused": plan.rejections,
+                    "routes": plan.routes.routes,
+                    "controller-ports": held,
+                }
+            )
+        units = []
+        for name, unit in sorted(self.plan.units.items()):
+            record = self.state.data["lab"]["units"].get(name, {})
+            units.append(
+                {
+                    "unit": name,
+                    "node": unit.node,
+                    "namespace": record.get("ns", ""),
+                    "addresses": unit.addresses,
+                    "ports": {n: p["endpoint"] for n, p in record.get("ports", {}).items()},
+                    "workload": unit.workload.kind if unit.workload else "",
+                    "running": knfs.running(self.state, unit),
+                }
+            )
+        return {
+            "lab": self.state.lab,
+            "bundle": self.state.data["lab"]["bundle"],
+            "controller": {
+                "rest": client.base_url,
+                "running": self.state.alive(CONTROLLER),
+                "devices": [{"id": d.id, "available": d.available} for d in _devices(client)],
+            },
+            "nodes": self.fabric.status(),
+            "networks": networks,
+            "units": units,
+        }
+
+    # -- router state (what its actions changed; the charm keeps it in peer app data) ------------
+
+    def router_state(self, app: str) -> dict[str, list[Any]]:
+        return self.state.data.setdefault("routers", {}).setdefault(app, {"rules": [], "cut": []})
+
+
+def _devices(client: VnetsClient) -> list[Any]:
+    try:
+        return client.devices()
+    except ControllerError:
+        return []
+
+
+def _paths(root: Path, unit: str) -> Paths:
+    base = root / "units" / unit.replace("/", "-")
+    return Paths(
+        content_dir=str(base / "content"),
+        runtime_dir=str(base / "run"),
+        nginx_conf=str(base / "nginx.conf"),
+        status_dir=str(base / "status"),
+    )
+
+
+def _plan(state: LabState, bundle_path: Path, nodes: int) -> LabPlan:
+    routers = state.data.get("routers", {})
+    return plan_lab(
+        read_bundle(bundle_path),
+        nodes=nodes,
+        paths=lambda unit: _paths(state.root, unit),
+        added_rules={app: [Rule.model_validate(r) for r in s["rules"]] for app, s in routers.items()},
+        cut_links={app: list(s["cut"]) for app, s in routers.items()},
+    )

@@ -1,0 +1,146 @@
+"""The lab's bundle reader and planner, without root: bad bundles are refused naming the
+application and option; good ones are planned as the PoC expects."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from l2sm_core import naming
+from l2sm_lab.bundle import BundleError, find_charms, read_bundle
+from l2sm_lab.plan import Paths, plan_lab
+
+ROOT = Path(__file__).resolve().parents[2]
+CDN = ROOT / "bundles" / "cdn.yaml"
+CHARMS = find_charms(ROOT)
+
+
+def _paths(unit: str) -> Paths:
+    return Paths(f"/l/{unit}/c", f"/l/{unit}/r", f"/l/{unit}/n.conf", f"/l/{unit}/s")
+
+
+def _write(tmp_path: Path, bundle: dict) -> Path:
+    path = tmp_path / "bundle.yaml"
+    path.write_text(yaml.safe_dump(bundle))
+    return path
+
+
+def _cdn() -> dict:
+    return yaml.safe_load(CDN.read_text())
+
+
+def test_the_cdn_bundle_is_planned_as_the_poc():
+    plan = plan_lab(read_bundle(CDN, CHARMS), nodes=2, paths=_paths)
+    first, second = plan.network_named("my-first-osm-net"), plan.network_named("my-second-osm-net")
+    assert first and second
+    assert first.assignments == {"cdn-cache/0": "10.0.1.10/24", "cdn-router/0": "10.0.1.1/24"}
+    assert second.assignments == {"cdn-content-server/0": "10.0.2.10/24", "cdn-router/0": "10.0.2.1/24"}
+    assert first.routes.routes == [{"prefix": "10.0.2.0/24", "via": "10.0.1.1"}]
+    cache = plan.units["cdn-cache/0"]
+    assert cache.interfaces[0].routes == (("10.0.2.0/24", "10.0.1.1"),)
+    assert plan.units["cdn-router/0"].interfaces[0].routes == ()  # its own networks: on-link
+    # Spread over the nodes: the path from cache to server crosses VXLAN twice.
+    assert {u.node for u in plan.units.values()} == set(plan.nodes) == {"lab-node-1", "lab-node-2"}
+    assert cache.node != plan.units["cdn-router/0"].node
+    assert cache.workload and cache.workload.base_url == "http://10.0.2.10:80/"
+    router = plan.units["cdn-router/0"].workload
+    assert router and router.ruleset and "cache-to-origin" in router.ruleset
+    assert plan.links and not plan.core_in_bundle
+
+
+def test_the_one_model_bundle_plans_the_same_service():
+    saas = plan_lab(read_bundle(CDN, CHARMS), nodes=3, paths=_paths)
+    one = plan_lab(read_bundle(ROOT / "bundles" / "cdn-one-model.yaml", CHARMS), nodes=3, paths=_paths)
+    assert one.core_in_bundle
+    assert {k: v.assignments for k, v in one.networks.items()} == {
+        k: v.assignments for k, v in saas.networks.items()
+    }
+    assert {k: v.interfaces for k, v in one.units.items()} == {k: v.interfaces for k, v in saas.units.items()}
+
+
+def test_nodes_and_topology_come_from_the_switch_options(tmp_path):
+    bundle = yaml.safe_load((ROOT / "bundles" / "cdn-one-model.yaml").read_text())
+    switch = next(a for a in bundle["applications"].values() if a["charm"] == "l2sm-switch")
+    switch.setdefault("options", {}).update(nodes="alpha,beta,gamma", topology="alpha:beta,beta:gamma")
+    plan = plan_lab(read_bundle(_write(tmp_path, bundle), CHARMS), nodes=2, paths=_paths)
+    assert plan.nodes == ("alpha", "beta", "gamma")
+    assert [(link.a, link.b) for link in plan.links] == [("alpha", "beta"), ("beta", "gamma")]
+    assert all(naming.bridge_name_for(n) for n in plan.nodes)
+
+
+def test_scaled_units_get_successive_addresses(tmp_path):
+    bundle = _cdn()
+    bundle["applications"]["cdn-cache"]["scale"] = 3
+    plan = plan_lab(read_bundle(_write(tmp_path, bundle), CHARMS), nodes=2, paths=_paths)
+    got = {u: a for u, a in plan.network_named("my-first-osm-net").assignments.items() if "cache" in u}  # type: ignore[union-attr]
+    assert got == {
+        "cdn-cache/0": "10.0.1.10/24",
+        "cdn-cache/1": "10.0.1.11/24",
+        "cdn-cache/2": "10.0.1.12/24",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (
+            lambda b: b["applications"]["cdn-cache"].update(charm="no-such-charm"),
+            ["cdn-cache", "no-such-charm"],
+        ),
+        (lambda b: b["applications"]["cdn-cache"]["options"].update(colour="red"), ["cdn-cache", "'colour'"]),
+        (
+            lambda b: b["applications"]["cdn-cache"]["options"].update(port="80"),
+            ["cdn-cache", "'port'", "int"],
+        ),
+        (lambda b: b["applications"]["cdn-cache"]["options"].update(port=70000), ["cdn-cache", "port"]),
+        (lambda b: b["applications"]["my-first-osm-net"]["options"].update(cidr="10.0.1.0/33"), ["cidr"]),
+        (
+            lambda b: b["applications"]["cdn-cache"]["options"].update(
+                addresses="my-first-osm-net=10.9.9.9/24"
+            ),
+            ["cdn-cache", "addresses"],
+        ),
+        (
+            lambda b: b["relations"].append(["cdn-cache:nets", "my-first-osm-net:network"]),
+            ["cdn-cache", "'nets'"],
+        ),
+        (
+            lambda b: b["relations"].append(["cdn-cache:origin", "my-first-osm-net:network"]),
+            ["cannot relate"],
+        ),
+        (lambda b: b["saas"]["l2sm-controller"].update(url="admin/l2sm.nothing"), ["saas", "nothing"]),
+        (lambda b: b["applications"]["cdn-cache"].update(scale=-1), ["cdn-cache", "scale"]),
+        (
+            lambda b: b["applications"]["cdn-router"]["options"].update(rules="- {name: x}"),
+            ["cdn-router", "rules"],
+        ),
+    ],
+)
+def test_bad_bundles_are_refused_naming_where(tmp_path, change, words):
+    bundle = _cdn()
+    change(bundle)
+    path = _write(tmp_path, bundle)
+    with pytest.raises(BundleError) as raised:
+        plan_lab(read_bundle(path, CHARMS), nodes=2, paths=_paths)
+    for word in words:
+        assert word in str(raised.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(value=st.one_of(st.text(max_size=40), st.integers(), st.booleans(), st.none()))
+def test_any_addresses_value_is_planned_or_refused_naming_the_option(tmp_path_factory, value):
+    bundle = _cdn()
+    bundle["applications"]["cdn-cache"]["options"]["addresses"] = value
+    path = _write(tmp_path_factory.mktemp("b"), bundle)
+    try:
+        plan = plan_lab(read_bundle(path, CHARMS), nodes=2, paths=_paths)
+    except BundleError as exc:
+        assert "cdn-cache" in str(exc) and "addresses" in str(exc)
+        return
+    for address in plan.units["cdn-cache/0"].addresses.values():
+        assert ipaddress.IPv4Interface(address).network == ipaddress.IPv4Network("10.0.1.0/24")
