@@ -28,6 +28,7 @@ from l2sm_charmlib.hints import integrate_command
 from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting
 from l2sm_core import probe
 from l2sm_core.cdn import jobs, render, values
+from l2sm_core.cdn import results as cdn_results
 from l2sm_core.cdn.origin import OriginProviderAppData, pick_url
 from l2sm_core.validation import clip
 from l2sm_knf import L2smNetworks
@@ -54,7 +55,6 @@ SYNC = "sync"
 SYNC_NOW = "sync-now"
 RETRIES = 5  # a cut transfer resumes this many times within one job
 POLL = 0.5  # seconds between reads of a job's status file while an action waits
-LISTED_MAX = 100  # files named in list-content's result; the counts cover all
 
 
 def status_file(job: str) -> str:
@@ -386,31 +386,20 @@ class CdnCacheCharm(ReconcilingCharm):
         services = worker.get_services(job)
         return job in services and services[job].is_running()
 
+    def _running_jobs(self, worker: ops.Container) -> dict[str, dict[str, Any] | None]:
+        """The jobs running now, with their status."""
+        return {job: self._job_status(job) for job in (FETCH, SYNC, SYNC_NOW) if self._running(worker, job)}
+
     def _fetch(self, params: FetchParams) -> dict[str, Any]:
         origin = self._require_origin()
-        base = self._base(origin)
-        if params.name is not None:
-            name, url = params.name, urllib.parse.urljoin(base, urllib.parse.quote(params.name))
-        else:
-            url = params.url or ""
-            last = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rpartition("/")[2])
-            try:
-                name = values.content_name(last)
-            except ValueError as exc:
-                raise Refused(f"parameter 'url': its file name {exc}") from None
+        try:
+            name, url = cdn_results.fetch_source(self._base(origin), params.name, params.url)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
         worker = self._worker()
-        if self._running(worker, FETCH):
-            running = self._job_status(FETCH) or {}
-            raise Refused(
-                f"a fetch of {running.get('name', 'a file')} is running: wait for it (list-content shows it)"
-            )
-        for job in (SYNC, SYNC_NOW):
-            # A sync fetching this very file holds its lock: the fetch would only fail.
-            current = (
-                ((self._job_status(job) or {}).get("current") or {}) if self._running(worker, job) else {}
-            )
-            if isinstance(current, dict) and current.get("name") == name:
-                raise Refused(f"parameter 'name': {name!r} is being fetched by the {job} job: wait for it")
+        conflict = cdn_results.fetch_conflict(name, self._running_jobs(worker))
+        if conflict:
+            raise Refused(conflict)
         # Verified against the origin's manifest either way: a name it does not list fails.
         command = jobs.job_command(
             "fetch",
@@ -423,19 +412,10 @@ class CdnCacheCharm(ReconcilingCharm):
             status=status_file(FETCH),
         )
         status = self._jobs(worker).start(FETCH, command, params.wait)
-        if status.get("state") in ("failed", "stopped"):
-            raise Refused(
-                f"fetch of {name} {status['state']}: {status.get('error')} "
-                f"({workload.result_text(status.get('bytes', 0))} bytes kept: run it again to resume)"
-            )
-        resumed_from = int(status.get("resumed-from") or 0)
-        results = {"name": name, "url": url, "state": status.get("state", "starting")}
-        for key in ("bytes", "total", "sha256", "seconds", "verified", "already", "attempts"):
-            if key in status:
-                results[key] = workload.result_text(status[key])
-        results["resumed"] = workload.result_text(resumed_from > 0)
-        results["resumed-from"] = str(resumed_from)
-        return results
+        try:
+            return cdn_results.fetch_results(name, url, status)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
 
     def _sync_now(self, params: SyncParams) -> dict[str, Any]:
         origin = self._require_origin()
@@ -451,55 +431,34 @@ class CdnCacheCharm(ReconcilingCharm):
             status=status_file(SYNC_NOW),
         )
         status = self._jobs(worker).start(SYNC_NOW, command, params.wait)
-        if status.get("state") == "stopped":
-            raise Refused(f"sync-now stopped: {status.get('error')}")
-        results = {"manifest": self._manifest_url(origin), "state": status.get("state", "starting")}
-        for key in ("listed", "missing", "stale", "extra", "fetched", "failed", "bytes", "seconds", "error"):
-            if key in status:
-                results[key] = workload.result_text(status[key])
-        return results
+        try:
+            return cdn_results.sync_now_results(self._manifest_url(origin), status)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
 
     def _scan(self, container: ops.Container) -> tuple[dict[str, int], dict[str, int]]:
         """(complete files, partial downloads) of the content directory: name -> bytes."""
-        complete, partial = {}, {}
         try:
             entries = container.list_files(CONTENT_DIR)
         except ops.pebble.APIError:
             return {}, {}
-        for entry in entries:
-            if entry.type != ops.pebble.FileType.FILE or entry.name.startswith("."):
-                continue
-            if entry.name.endswith(values.PARTIAL_SUFFIX):
-                partial[entry.name.removesuffix(values.PARTIAL_SUFFIX)] = entry.size or 0
-            elif entry.name != values.MANIFEST_NAME:
-                complete[entry.name] = entry.size or 0
-        return complete, partial
+        return cdn_results.cache_files(
+            (e.name, e.size or 0) for e in entries if e.type == ops.pebble.FileType.FILE
+        )
 
     def _list(self, _: ListParams) -> dict[str, Any]:
-        complete, partial = self._scan(self._worker())
-        # Action result keys cannot hold file names (dots): one "name bytes" line per file.
-        return {
-            "complete-count": str(len(complete)),
-            "complete-bytes": str(sum(complete.values())),
-            "complete": "\n".join(f"{n} {s}" for n, s in sorted(complete.items())[:LISTED_MAX]),
-            "partial-count": str(len(partial)),
-            "partial": "\n".join(f"{n} {s}" for n, s in sorted(partial.items())[:LISTED_MAX]),
-        }
+        return cdn_results.cache_listing(*self._scan(self._worker()))
 
     def _purge(self, params: PurgeParams) -> dict[str, Any]:
         worker = self._worker()
         complete, partial = self._scan(worker)
-        if params.name is not None:
-            if params.name not in complete and params.name not in partial:
-                raise Refused(
-                    f"parameter 'name': {params.name!r} is not in the cache (list-content shows what is)"
-                )
-            names = [params.name]
-        else:
-            names = sorted(set(complete) | set(partial))
-        for job in (FETCH, SYNC_NOW, SYNC):
-            if self._running(worker, job) and (self._job_status(job) or {}).get("state") == "running":
-                raise Refused(f"the {job} job is writing to the cache: purge once it is done")
+        try:
+            names = cdn_results.purge_names(params.name, complete, partial)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
+        conflict = cdn_results.purge_conflict(self._running_jobs(worker))
+        if conflict:
+            raise Refused(conflict)
         freed = 0
         for name in names:
             for path, size in ((name, complete.get(name)), (name + values.PARTIAL_SUFFIX, partial.get(name))):

@@ -17,7 +17,6 @@ import json
 import logging
 import shlex
 import time
-import urllib.parse
 from typing import Any
 
 import ops
@@ -28,6 +27,7 @@ from l2sm_charmlib.hints import integrate_command
 from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting
 from l2sm_core import probe
 from l2sm_core.cdn import content, jobs, render, values
+from l2sm_core.cdn import results as cdn_results
 from l2sm_core.cdn.origin import OriginProviderAppData
 from l2sm_core.validation import clip
 from l2sm_knf import L2smNetworks
@@ -55,7 +55,6 @@ POLL = 0.5  # seconds between reads of a job's status file while an action waits
 # manifest hashes every file again (the CLI keeps no digests between runs): bounded, so a
 # hook never hangs on a huge directory; it is tried again on the next hook.
 MANIFEST_TIMEOUT = 120
-LISTED_MAX = 100  # files named in list-content's result; count and bytes cover all
 
 
 def status_file(job: str) -> str:
@@ -209,19 +208,12 @@ class CdnContentServerCharm(ReconcilingCharm):
             entries = worker.list_files(CONTENT_DIR)
         except ops.pebble.APIError:
             return {}
-        listing = {}
-        for entry in entries:
-            name = entry.name
-            if entry.type != ops.pebble.FileType.FILE or name.startswith(".") or name == MANIFEST:
-                continue
-            if name.endswith(values.PARTIAL_SUFFIX):
-                continue
-            try:
-                values.content_name(name)
-            except ValueError:
-                continue  # the manifest job leaves it out too (and says why in its log)
-            listing[name] = entry.size or 0
-        return listing
+        # A name the manifest job leaves out is left out here too (the job's log says why).
+        return {
+            e.name: e.size or 0
+            for e in entries
+            if e.type == ops.pebble.FileType.FILE and cdn_results.listed(e.name)
+        }
 
     def _partials(self, worker: ops.Container) -> set[str]:
         try:
@@ -347,13 +339,9 @@ class CdnContentServerCharm(ReconcilingCharm):
 
     def _check_new(self, worker: ops.Container, job: str, name: str) -> None:
         # Refused before anything starts: a job replaces its file, and caches verify the old one.
-        if name in self._listing(worker):
-            raise Refused(f"parameter 'name': {name!r} is already in the content: remove-content it first")
-        writing = self._writing(worker)
-        if job in writing:
-            raise Refused(f"a {job} job writing {writing[job] or 'a file'} is running: wait for it")
-        if name in writing.values():
-            raise Refused(f"parameter 'name': {name!r} is being written by a running job: wait for it")
+        conflict = cdn_results.new_content_conflict(job, name, self._listing(worker), self._writing(worker))
+        if conflict:
+            raise Refused(conflict)
 
     def _generate(self, params: GenerateParams) -> dict[str, Any]:
         worker = self._worker()
@@ -367,9 +355,8 @@ class CdnContentServerCharm(ReconcilingCharm):
     def _add(self, params: AddParams) -> dict[str, Any]:
         name = params.name
         if name is None:
-            last = urllib.parse.unquote(urllib.parse.urlsplit(params.url).path.rpartition("/")[2])
             try:
-                name = values.content_name(last)
+                name = cdn_results.url_content_name(params.url)
             except ValueError as exc:
                 raise Refused(f"parameter 'url': its file name {exc}; or give parameter 'name'") from None
         worker = self._worker()
@@ -385,18 +372,14 @@ class CdnContentServerCharm(ReconcilingCharm):
     def _job_results(
         self, worker: ops.Container, job: str, name: str, status: dict[str, Any]
     ) -> dict[str, Any]:
-        state = status.get("state", "starting")
-        if state in ("failed", "stopped"):
-            raise Refused(clip(f"{job} of {name} {state}: {status.get('error')}", 400))
-        results = {"name": name, "state": state}
-        for key in ("bytes", "total", "sha256", "seconds", "attempts"):
-            if key in status:
-                results[key] = workload.result_text(status[key])
-        if state == "done":
-            entry = self._refresh_manifest_for_action(worker).get(name)
-            results["manifest"] = "refreshed" if entry is not None else f"{name} not listed"
-        else:
-            results["manifest"] = "refreshed when the job ends (update-status, or list-content)"
+        try:
+            results = cdn_results.content_job_results(job, name, status)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
+        listed = None
+        if results["state"] == "done":
+            listed = {e.name for e in self._refresh_manifest_for_action(worker).entries}
+        results["manifest"] = cdn_results.manifest_word(name, results["state"], listed)
         return results
 
     def _refresh_manifest_for_action(self, worker: ops.Container) -> content.Manifest:
@@ -408,11 +391,7 @@ class CdnContentServerCharm(ReconcilingCharm):
     def _list(self, _: ListParams) -> dict[str, Any]:
         manifest = self._refresh_manifest_for_action(self._worker())
         # Action result keys cannot hold file names (dots): one "name bytes sha256" line per file.
-        return {
-            "count": str(len(manifest.entries)),
-            "bytes": str(manifest.total_bytes),
-            "files": "\n".join(f"{e.name} {e.size} {e.sha256}" for e in manifest.entries[:LISTED_MAX]),
-        }
+        return cdn_results.server_listing((e.name, e.size, e.sha256) for e in manifest.entries)
 
     def _remove(self, params: RemoveParams) -> dict[str, Any]:
         worker = self._worker()
