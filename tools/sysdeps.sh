@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# System programs the tests use for real, pinned to Debian 12's releases: nginx (`nginx -t` on
-# rendered configs, the downloader's origin), nft (`nft -c` on rendered rulesets). Installed
+# System programs the tests and the lab use for real, pinned to Debian 12's releases: nginx
+# (`nginx -t` on rendered configs, the downloader's origin), nft (`nft -c` on rendered rulesets),
+# Open vSwitch and ethtool (the lab's switches; checksum offload off on its veths). Installed
 # only when missing; without root, the tests that need them say what is missing and skip.
 # A pin names the upstream release and Debian revision with a trailing glob: Debian's security
 # suite replaces the `+deb12uN` builds, and an exact pin would fail once the archive moves on.
@@ -9,10 +10,15 @@ set -euo pipefail
 declare -A pins=(
   [nginx]="nginx-light=1.22.1-9* nginx=1.22.1-9* nginx-common=1.22.1-9*"
   [nft]="nftables=1.0.6-2*"
+  [ovs-vswitchd]="openvswitch-switch=3.1.0-2* openvswitch-common=3.1.0-2*"
+  [ethtool]="ethtool=1:6.1-1*"
 )
 need=()
 for program in "${!pins[@]}"; do
-  command -v "$program" >/dev/null || [ -x "/usr/sbin/$program" ] || read -ra wanted <<<"${pins[$program]}" && need+=("${wanted[@]}")
+  if ! command -v "$program" >/dev/null && [ ! -x "/usr/sbin/$program" ]; then
+    read -ra wanted <<<"${pins[$program]}"
+    need+=("${wanted[@]}")
+  fi
 done
 [ "${#need[@]}" -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
