@@ -288,6 +288,9 @@ class Fabric:
         self._wait_socket(name, d / "ovs-vswitchd.ctl")
         # A change made without --no-wait returns once ovs-vswitchd has applied the db.
         self.vsctl(node, "set", "Open_vSwitch", ".", "external_ids:l2sm-lab=ready")
+        # After a restart that can return before the bridges from the db are back: wait for them.
+        for br in self.vsctl(node, "list-br", wait=False).split():
+            self._wait_socket(name, d / f"{br}.mgmt")
 
     def _make_bridges(self, node: str) -> None:
         ns = self.namespaces[node]
