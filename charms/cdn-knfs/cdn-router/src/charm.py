@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from typing import Any
 
 import ops
@@ -25,8 +24,10 @@ from models import (
 
 from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting
 from l2sm_core import probe
+from l2sm_core.cdn import firewall as fw
 from l2sm_core.cdn.firewall import Firewall, RouterNetwork, Rule, build_firewall, merge_rules, parse_rules
 from l2sm_core.cdn.render import render_ruleset
+from l2sm_core.cdn.routes import kernel_routes, membership_entries
 from l2sm_core.validation import clip
 from l2sm_knf import L2smNetworks
 from l2sm_knf.databag import InvalidDatabag, canonical_json, load_databag
@@ -77,28 +78,6 @@ FORWARDING_PENDING = (
     f"IP forwarding is off although ip-forward-sysctl is true: the pod restarts with {FORWARDING_SYSCTL}=1 "
     "(a kubelet that refuses it leaves the new pod failing with SysctlForbidden)"
 )
-
-
-def kernel_routes() -> list[dict[str, str]]:
-    """The pod's IPv4 main-table routes, read with netlink (the charm container is in the pod's
-    network namespace); `by` says which the KNF library installed."""
-    from pyroute2 import IPRoute
-
-    from l2sm_core.netlink import RTPROT_L2SM
-
-    with IPRoute() as ipr:
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-        routes = []
-        for route in ipr.get_routes(family=socket.AF_INET, table=254):
-            entry = {
-                "prefix": f"{route.get_attr('RTA_DST') or '0.0.0.0'}/{route['dst_len']}",
-                "dev": str(names.get(route.get_attr("RTA_OIF"), "")),
-                "by": "l2sm" if route["proto"] == RTPROT_L2SM else "kernel",
-            }
-            if route.get_attr("RTA_GATEWAY"):
-                entry["via"] = route.get_attr("RTA_GATEWAY")
-            routes.append(entry)
-    return sorted(routes, key=lambda r: (r["prefix"], r["dev"]))
 
 
 class CdnRouterCharm(ReconcilingCharm):
@@ -202,16 +181,7 @@ class CdnRouterCharm(ReconcilingCharm):
 
     def _on_networks_read(self, event: ops.EventBase) -> None:
         self._stored.networks = json.dumps(
-            [
-                {
-                    "network": m.network,
-                    "interface": m.interface or "",
-                    "address": m.address or "",
-                    "cidr": m.cidr,
-                    "routes": [list(r) for r in m.routes],
-                }
-                for m in self.networks.memberships
-            ],
+            membership_entries(self.networks.memberships),
             sort_keys=True,
         )
         self._reconcile(event)
@@ -313,30 +283,22 @@ class CdnRouterCharm(ReconcilingCharm):
     def _add_rule(self, params: Any) -> dict[str, Any]:
         config, config_rules, peer = self._inputs()
         rule: Rule = params.rule()
-        if any(r.name == rule.name for r in config_rules):
-            raise Refused(f"parameter 'name': option 'rules' has a rule {rule.name!r}: choose another name")
-        if any(r.name == rule.name for r in peer.rules):
-            raise Refused(
-                f"parameter 'name': rule {rule.name!r} was added before: remove-rule name={rule.name} first"
-            )
+        refusal = fw.add_rule_refusal(rule.name, config_rules, peer.rules)
+        if refusal:
+            raise Refused(refusal)
         new = peer.model_copy(update={"rules": [*peer.rules, rule]})
         firewall = self._refusing(config, config_rules, new)
         self._commit(new, firewall)
-        return {"added": _rule_text(rule), "rules": len(firewall.rules)}
+        return {"added": fw.rule_text(rule), "rules": len(firewall.rules)}
 
     def _on_remove_rule(self, event: ops.ActionEvent) -> None:
         self.run_action(event, RemoveRuleParams, self._remove_rule)
 
     def _remove_rule(self, params: RemoveRuleParams) -> dict[str, Any]:
         config, config_rules, peer = self._inputs()
-        if any(r.name == params.name for r in config_rules):
-            raise Refused(
-                f"parameter 'name': rule {params.name!r} comes from option 'rules': "
-                f"change it with juju config {self.app.name} rules=..."
-            )
-        if not any(r.name == params.name for r in peer.rules):
-            added = ", ".join(r.name for r in peer.rules) or "none"
-            raise Refused(f"parameter 'name': no rule {params.name!r} was added by action (added: {added})")
+        refusal = fw.remove_rule_refusal(params.name, config_rules, peer.rules, self.app.name)
+        if refusal:
+            raise Refused(refusal)
         new = peer.model_copy(update={"rules": [r for r in peer.rules if r.name != params.name]})
         firewall = self._refusing(config, config_rules, new)
         self._commit(new, firewall)
@@ -347,8 +309,8 @@ class CdnRouterCharm(ReconcilingCharm):
 
     def _list_rules(self, _: ListRulesParams) -> dict[str, Any]:
         config, config_rules, peer = self._inputs()
-        listed = [_rule_entry(r, "config") for r in config_rules] + [
-            _rule_entry(r, "action") for r in peer.rules
+        listed = [fw.rule_entry(r, "config") for r in config_rules] + [
+            fw.rule_entry(r, "action") for r in peer.rules
         ]
         return {
             "rules": json.dumps(listed),
@@ -366,13 +328,9 @@ class CdnRouterCharm(ReconcilingCharm):
             firewall = firewall.with_link(params.network, params.state)
         except ValueError as exc:
             raise Refused(f"parameter 'network': {exc}") from None
-        cut = (
-            set(peer.cut_links) | {params.network}
-            if params.state == "down"
-            else set(peer.cut_links) - {params.network}
-        )
-        self._commit(peer.model_copy(update={"cut_links": sorted(cut)}), firewall)
-        return {"network": params.network, "state": params.state, "cut-links": json.dumps(sorted(cut))}
+        cut = fw.cut_after(peer.cut_links, params.network, params.state)
+        self._commit(peer.model_copy(update={"cut_links": cut}), firewall)
+        return {"network": params.network, "state": params.state, "cut-links": json.dumps(cut)}
 
     def _on_show_routes(self, event: ops.ActionEvent) -> None:
         self.run_action(event, ShowRoutesParams, self._show_routes, leader_only=False)
@@ -406,14 +364,6 @@ def _loaded(container: ops.Container) -> str | None:
 def _check_down(container: ops.Container) -> bool:
     info = container.get_checks(CHECK).get(CHECK)
     return info is not None and info.status == ops.pebble.CheckStatus.DOWN
-
-
-def _rule_entry(rule: Rule, origin: str) -> dict[str, Any]:
-    return {**rule.model_dump(mode="json", by_alias=True, exclude_none=True), "origin": origin}
-
-
-def _rule_text(rule: Rule) -> str:
-    return json.dumps(rule.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True)
 
 
 if __name__ == "__main__":  # pragma: nocover

@@ -14,6 +14,7 @@ its network's IP traffic, forwarded or to and from the router itself, establishe
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -321,3 +322,45 @@ def merge_rules(
     merged = config_rules + action_rules
     _check_count(merged)
     return merged
+
+
+# -- the router's day-2 actions (the charm and the lab) ------------------------------------------
+
+
+def add_rule_refusal(name: str, config_rules: Iterable[Rule], added: Iterable[Rule]) -> str | None:
+    """Why add-rule must refuse a rule of this name, or None."""
+    if any(r.name == name for r in config_rules):
+        return f"parameter 'name': option 'rules' has a rule {name!r}: choose another name"
+    if any(r.name == name for r in added):
+        return f"parameter 'name': rule {name!r} was added before: remove-rule name={name} first"
+    return None
+
+
+def remove_rule_refusal(
+    name: str, config_rules: Iterable[Rule], added: Iterable[Rule], app: str
+) -> str | None:
+    """Why remove-rule must refuse this name, or None."""
+    added = tuple(added)
+    if any(r.name == name for r in config_rules):
+        return (
+            f"parameter 'name': rule {name!r} comes from option 'rules': "
+            f"change it with juju config {app} rules=..."
+        )
+    if not any(r.name == name for r in added):
+        names = ", ".join(r.name for r in added) or "none"
+        return f"parameter 'name': no rule {name!r} was added by action (added: {names})"
+    return None
+
+
+def rule_entry(rule: Rule, origin: str) -> dict[str, Any]:
+    """One list-rules entry: the rule as written, and where it came from (config | action)."""
+    return {**rule.model_dump(mode="json", by_alias=True, exclude_none=True), "origin": origin}
+
+
+def rule_text(rule: Rule) -> str:
+    return json.dumps(rule.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True)
+
+
+def cut_after(cut: Iterable[str], network: str, state: str) -> list[str]:
+    """The cut links after set-link network=<network> state=<state>, sorted."""
+    return sorted(set(cut) | {network} if state == "down" else set(cut) - {network})
