@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -86,12 +86,12 @@ def set_router_actions(state: LabState, app: str, actions: RouterActions) -> Non
     }
 
 
-def added_rules(state: LabState) -> dict[str, tuple[Rule, ...]]:
+def added_rules(state: LabState) -> dict[str, Sequence[Rule]]:
     """plan_lab's `added_rules`."""
     return {app: router_actions(state, app).rules for app in state.data.get(ROUTERS, {})}
 
 
-def cut_links(state: LabState) -> dict[str, tuple[str, ...]]:
+def cut_links(state: LabState) -> dict[str, Sequence[str]]:
     """plan_lab's `cut_links`."""
     return {app: router_actions(state, app).cut for app in state.data.get(ROUTERS, {})}
 
