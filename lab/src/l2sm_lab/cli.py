@@ -36,6 +36,7 @@ NEEDED = {
     "nginx": "nginx-light",
     "nft": "nftables",
     "ip": "iproute2",
+    "ping": "iputils-ping",
 }
 DEMOS = {"cdn": "bundles/cdn.yaml"}
 
@@ -121,9 +122,9 @@ def _print_status(status: dict[str, Any]) -> None:
                     n["underlay_ip"],
                     n["bridge"],
                     n["dpid"],
-                    "yes" if n["connected"] else "NO",
-                    len(n["ports"]),
-                    len(n["vxlan"]),
+                    "yes" if n["controller_connected"] else "NO",
+                    len(n["pod_ports"]),
+                    len(n["vxlan_ports"]),
                 ]
                 for n in status["nodes"]
             ],

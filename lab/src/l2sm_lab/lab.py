@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,7 +26,6 @@ from typing import Any
 from l2sm_controlplane.resync import DesiredState, ResyncReport, apply_resync, plan_resync, read_held
 from l2sm_controlplane.vnets import ControllerError, VnetsClient
 from l2sm_core import naming, netlink
-from l2sm_core.cdn.firewall import Rule
 from l2sm_lab import knfs
 from l2sm_lab.bundle import read_bundle
 from l2sm_lab.fabric import Fabric
@@ -34,6 +34,7 @@ from l2sm_lab.procs import LabError, LabState
 
 DEFAULT_ROOT = Path(os.environ.get("L2SM_LAB_ROOT", "/run/l2sm-lab"))
 DEFAULT_ID = "l2lab"
+WORKLOADS = Path("/var/tmp/l2sm-lab")
 OF_PORT = 6633
 CONTROLLER = "controller"
 USER = "karaf"  # the upstream manager's user name; the password is the lab's own
@@ -74,6 +75,7 @@ class Lab:
         # Planned once with throw-away paths: a bad option fails before anything exists.
         plan_lab(bundle, nodes=nodes, paths=lambda unit: _paths(root, unit))
         state = LabState.create(root, lab_id)
+        shutil.rmtree(workload_root(root), ignore_errors=True)  # a crashed lab's files
         try:
             state.data["lab"] = {
                 "bundle": str(bundle_path),
@@ -102,6 +104,7 @@ class Lab:
             progress("failed: removing what was made")
             try:
                 state.teardown()
+                shutil.rmtree(workload_root(root), ignore_errors=True)
             except LabError as exc:
                 print(f"l2sm-lab: teardown after failure: {exc}", file=sys.stderr)
             raise
@@ -119,8 +122,9 @@ class Lab:
 
     @staticmethod
     def down(root: Path = DEFAULT_ROOT) -> None:
-        """Remove everything the record lists (also after a crash)."""
+        """Remove everything the record lists (also after a crash), then the units' files."""
         LabState.load(root).teardown()
+        shutil.rmtree(workload_root(root), ignore_errors=True)
 
     # -- the parts -----------------------------------------------------------------------------
 
@@ -145,7 +149,7 @@ class Lab:
         return VnetsClient(f"http://127.0.0.1:{info['rest-port']}", USER, info["password"], timeout=timeout)
 
     def replan(self) -> LabPlan:
-        """The plan again, with what the routers' actions changed (state.data["routers"])."""
+        """The plan again, with what the routers' actions changed (l2sm_lab.actions)."""
         self.plan = _plan(self.state, Path(self.state.data["lab"]["bundle"]), self.state.data["lab"]["nodes"])
         return self.plan
 
@@ -281,6 +285,11 @@ class Lab:
 
     # -- reading -------------------------------------------------------------------------------
 
+    def _running(self, unit: str) -> bool:
+        """Every process recorded for the unit is alive (a unit without any is running)."""
+        prefix = knfs.proc_name(unit, "")
+        return all(self.state.alive(p.name) for p in self.state.procs if p.name.startswith(prefix))
+
     def status(self) -> dict[str, Any]:
         client = self.client()
         networks = []
@@ -311,7 +320,7 @@ class Lab:
                     "addresses": unit.addresses,
                     "ports": {n: p["endpoint"] for n, p in record.get("ports", {}).items()},
                     "workload": unit.workload.kind if unit.workload else "",
-                    "running": knfs.running(self.state, unit),
+                    "running": self._running(name),
                 }
             )
         return {
@@ -327,11 +336,6 @@ class Lab:
             "units": units,
         }
 
-    # -- router state (what its actions changed; the charm keeps it in peer app data) ------------
-
-    def router_state(self, app: str) -> dict[str, list[Any]]:
-        return self.state.data.setdefault("routers", {}).setdefault(app, {"rules": [], "cut": []})
-
 
 def _devices(client: VnetsClient) -> list[Any]:
     try:
@@ -340,8 +344,15 @@ def _devices(client: VnetsClient) -> list[Any]:
         return []
 
 
+def workload_root(root: Path) -> Path:
+    """Where the units' files live: outside the record's directory (0700), as nginx's workers
+    run as nobody and must reach what they serve. One per lab root."""
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+    return WORKLOADS / digest
+
+
 def _paths(root: Path, unit: str) -> Paths:
-    base = root / "units" / unit.replace("/", "-")
+    base = workload_root(root) / unit.replace("/", "-")
     return Paths(
         content_dir=str(base / "content"),
         runtime_dir=str(base / "run"),
@@ -351,11 +362,12 @@ def _paths(root: Path, unit: str) -> Paths:
 
 
 def _plan(state: LabState, bundle_path: Path, nodes: int) -> LabPlan:
-    routers = state.data.get("routers", {})
+    from l2sm_lab import actions  # actions imports the plan, not the lab
+
     return plan_lab(
         read_bundle(bundle_path),
         nodes=nodes,
         paths=lambda unit: _paths(state.root, unit),
-        added_rules={app: [Rule.model_validate(r) for r in s["rules"]] for app, s in routers.items()},
-        cut_links={app: list(s["cut"]) for app, s in routers.items()},
+        added_rules=actions.added_rules(state),
+        cut_links=actions.cut_links(state),
     )
