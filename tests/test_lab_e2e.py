@@ -98,7 +98,10 @@ def test_the_download_survives_a_cut_and_ends_with_the_origins_sha256(lab2):
 def test_no_frame_crosses_networks(lab2):
     from l2sm_lab import checks
 
-    for sender, network in (("cdn-cache/0", "my-first-osm-net"), ("cdn-content-server/0", "my-second-osm-net")):
+    for sender, network in (
+        ("cdn-cache/0", "my-first-osm-net"),
+        ("cdn-content-server/0", "my-second-osm-net"),
+    ):
         flood = checks.flood_leaks(lab2, sender, network)
         assert flood.leaks == 0, flood.other_networks
         assert flood.control_ok and flood.same_network, flood.same_network
@@ -124,9 +127,14 @@ def test_a_controller_restart_keeps_isolation_and_the_resync_brings_paths_back(l
 def test_a_recreated_unit_keeps_its_address_and_routes(lab2):
     def seen(unit):
         addrs = json.loads(lab2.exec(unit, ["ip", "-j", "-4", "addr"], capture_output=True, text=True).stdout)
-        routes = json.loads(lab2.exec(unit, ["ip", "-j", "-4", "route"], capture_output=True, text=True).stdout)
+        routes = json.loads(
+            lab2.exec(unit, ["ip", "-j", "-4", "route"], capture_output=True, text=True).stdout
+        )
         own = sorted(
-            (a["ifname"], i["local"], i["prefixlen"]) for a in addrs for i in a["addr_info"] if a["ifname"] != "lo"
+            (a["ifname"], i["local"], i["prefixlen"])
+            for a in addrs
+            for i in a["addr_info"]
+            if a["ifname"] != "lo"
         )
         return own, sorted((r["dst"], r.get("gateway", "")) for r in routes)
 
