@@ -77,6 +77,12 @@ def test_every_locked_runtime_package_is_imported():
         "tomli",
     }
     indirect = {"lightkube-models", "jsonschema", "markupsafe"}  # of lightkube, kubernetes-validate, jinja2
+    # os-ken's own dependencies (the lab's OpenFlow controller), pinned so CI installs the same.
+    indirect |= {
+        "eventlet", "greenlet", "dnspython", "oslo-config", "oslo-i18n", "ovs", "pbr", "netaddr", "msgpack",
+        "ncclient", "lxml", "paramiko", "bcrypt", "pynacl", "invoke", "routes", "repoze-lru", "webob", "six",
+        "stevedore", "requests", "urllib3", "certifi", "charset-normalizer", "rfc3986",
+    }  # fmt: skip
     sources = "\n".join(
         p.read_text() for p in ROOT.glob("**/*.py") if ".venv" not in p.parts and "build" not in p.parts
     )
