@@ -305,6 +305,36 @@ def test_flows_carry_one_cookie_per_network(world):
 
 
 @needs_switches
+def test_a_recreated_pod_port_is_programmed_again(world):
+    """Port status delete then add (the veth recreated): the network follows without a REST call."""
+    reaches(world, "a2", "b1")
+    unit = world.units["a2"]
+    world.fabric.detach(unit.node, unit.port)
+    started = time.monotonic()
+    assert world.fabric.attach(unit.node, unit.port, unit.ns, "net1", POD_MTU) == unit.endpoint
+    run(["ip", "addr", "add", f"{unit.ip}/24", "dev", "net1"], netns=unit.ns)
+    TIMINGS["pod port recreated: first ping across"] = reaches(world, "a2", "b1")
+    TIMINGS["pod port recreated: attach + first ping"] = time.monotonic() - started
+    never_reaches(world, "a2", "b2")
+
+
+@needs_switches
+def test_deleting_a_network_removes_its_flows_on_every_switch(world):
+    reaches(world, "a3", "b2")
+    cookie = ofapp.cookie_of(ofapp.network_key("red"))
+    world.api.delete_network("red")
+    deadline = time.monotonic() + 5
+    while any(f"cookie={cookie:#x}," in f for node in NODES for f in dump_flows(world, node)):
+        assert time.monotonic() < deadline, "red's flows stayed"
+        time.sleep(0.05)
+    never_reaches(world, "a3", "b2")
+    reaches(world, "a1", "b1")  # blue untouched
+    world.api.create_network("red")
+    world.join("red", *RED)
+    reaches(world, "a3", "b2")
+
+
+@needs_switches
 def test_a_restarted_switch_is_programmed_again(world):
     world.fabric.restart_switch("node-b")
     started = time.monotonic()
