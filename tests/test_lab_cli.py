@@ -79,7 +79,7 @@ def test_the_readme_commands(tmp_path):
             "cdn-content-server/0",
             "generate-content",
             "name=demo.bin",
-            "size=1MiB",
+            "size=1M",
             "wait=60",
         )
         fetched = _lab(root, "action", "cdn-cache/0", "fetch-content", "name=demo.bin", "wait=60", "--json")

@@ -23,7 +23,7 @@ from l2sm_lab.lab import DEFAULT_ROOT, Lab
 from l2sm_lab.plan import CACHE, CONTENT_SERVER, ROUTER, UnitPlan
 
 CONTENT = "demo.bin"
-SIZE = "32MiB"
+SIZE = "32M"
 RATE = "4m"  # the cache's pace: long enough a transfer to cut it in the middle
 CUT_AT = 0.25  # the share of the file held when the link is cut
 DEMO_ID = "l2demo"

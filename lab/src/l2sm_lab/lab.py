@@ -219,10 +219,15 @@ class Lab:
             progress(f"waiting for switches ({len(wanted & seen)}/{len(wanted)})")
             time.sleep(0.2)
 
+    def stop_controller(self) -> None:
+        """The controller dies; the switches keep their flows (secure fail mode)."""
+        if any(p.name == CONTROLLER for p in self.state.procs):
+            self.state.stop(CONTROLLER)
+
     def restart_controller(self, progress: Progress = _quiet) -> ResyncReport:
         """Kill the controller (its state goes, as ONOS's does), start it again, and run the
         controller charm's resync so networks and ports come back."""
-        self.state.stop(CONTROLLER)
+        self.stop_controller()
         self._start_controller()
         self._wait_switches(progress)
         return self.resync()
@@ -280,8 +285,10 @@ class Lab:
         self.remove_unit(name)
         self._start_unit(self.unit(name))
 
-    def exec(self, unit: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess:
-        return subprocess.run(["ip", "netns", "exec", self.unit_ns(unit), *argv], check=False, **kwargs)
+    def exec(
+        self, unit: str, argv: Sequence[str], *, check: bool = False, **kwargs: Any
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", self.unit_ns(unit), *argv], check=check, **kwargs)
 
     # -- reading -------------------------------------------------------------------------------
 
