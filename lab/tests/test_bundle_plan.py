@@ -4,6 +4,7 @@ application and option; good ones are planned as the PoC expects."""
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 
 import pytest
@@ -66,11 +67,35 @@ def test_the_one_model_bundle_plans_the_same_service():
 def test_nodes_and_topology_come_from_the_switch_options(tmp_path):
     bundle = yaml.safe_load((ROOT / "bundles" / "cdn-one-model.yaml").read_text())
     switch = next(a for a in bundle["applications"].values() if a["charm"] == "l2sm-switch")
-    switch.setdefault("options", {}).update(nodes="alpha,beta,gamma", topology="alpha:beta,beta:gamma")
+    switch.setdefault("options", {}).update(nodes="alpha,beta,gamma", topology="full-mesh")
     plan = plan_lab(read_bundle(_write(tmp_path, bundle), CHARMS), nodes=2, paths=_paths)
     assert plan.nodes == ("alpha", "beta", "gamma")
-    assert [(link.a, link.b) for link in plan.links] == [("alpha", "beta"), ("beta", "gamma")]
-    assert all(naming.bridge_name_for(n) for n in plan.nodes)
+    assert [(link.a, link.b) for link in plan.links] == [
+        ("alpha", "beta"),
+        ("alpha", "gamma"),
+        ("beta", "gamma"),
+    ]
+    assert [naming.bridge_name_for(n) for n in plan.nodes] == [
+        naming.bridge_name_for(n) for n in ("alpha", "beta", "gamma")
+    ]
+    # A chain would need relaying through the middle switch, which the lab's controller lacks.
+    switch["options"]["topology"] = "alpha:beta,beta:gamma"
+    with pytest.raises(BundleError, match=r"topology.*full-mesh"):
+        plan_lab(read_bundle(_write(tmp_path, bundle), CHARMS), nodes=2, paths=_paths)
+
+
+def test_charms_named_by_path(tmp_path):
+    bundle = _cdn()
+    bundle["applications"]["cdn-cache"]["charm"] = str(ROOT / "charms" / "cdn-knfs" / "cdn-cache")
+    # Relative paths are relative to the bundle file, as juju deploy reads them.
+    relative = os.path.relpath(ROOT / "charms" / "l2sm-network", tmp_path)
+    bundle["applications"]["my-first-osm-net"]["charm"] = relative
+    plan = plan_lab(read_bundle(_write(tmp_path, bundle), CHARMS), nodes=2, paths=_paths)
+    assert plan.units["cdn-cache/0"].charm == "cdn-cache"
+    assert plan.networks["my-first-osm-net"].assignments["cdn-cache/0"] == "10.0.1.10/24"
+    bundle["applications"]["cdn-cache"]["charm"] = "./nowhere"
+    with pytest.raises(BundleError, match=r"charmcraft\.yaml"):
+        read_bundle(_write(tmp_path, bundle), CHARMS)
 
 
 def test_scaled_units_get_successive_addresses(tmp_path):

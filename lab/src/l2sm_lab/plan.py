@@ -131,6 +131,15 @@ def _fabric(bundle: Bundle, nodes: int) -> tuple[tuple[str, ...], tuple[Link, ..
     except ValueError as exc:
         app = switches[0].name if switches else SWITCH_CHARM
         raise BundleError(f"{bundle.path}: application {app!r}: option 'topology': {exc}") from None
+    mesh = parse_topology(FULL_MESH, names)
+    if set(links) != set(mesh):
+        app = switches[0].name if switches else SWITCH_CHARM
+        # The lab's controller floods with split horizon: it relays nothing through a middle
+        # switch, as ONOS's path intents would.
+        raise BundleError(
+            f"{bundle.path}: application {app!r}: option 'topology': the lab realises only "
+            f"{FULL_MESH} (got {topology!r}); set it to {FULL_MESH} to run this bundle here"
+        )
     per_node = int(options.get("interfaces-per-node", DEFAULT_INTERFACES))
     return names, links, per_node
 
