@@ -34,9 +34,10 @@ def _lab(root: Path, *args: str, check: bool = True, timeout: float = 180) -> su
     return done
 
 
-def _namespaces() -> set[str]:
+def _namespaces(prefix: str = "") -> set[str]:
+    """This test's namespaces (other labs may run on the machine meanwhile)."""
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
+    return {n for n in (line.split()[0] for line in out.splitlines() if line.strip()) if n.startswith(prefix)}
 
 
 def test_a_bad_bundle_is_refused_naming_the_application_and_option(tmp_path):
@@ -60,8 +61,10 @@ def test_status_without_a_lab_says_so(tmp_path):
 @needs_lab
 def test_the_readme_commands(tmp_path):
     root = tmp_path / "lab"
-    before = _namespaces()
-    _lab(root, "up", "bundles/cdn.yaml", "--nodes", "2", "--id", f"c{os.getpid() % 1000}")
+    lab_id = f"c{os.getpid() % 1000}"
+    assert not _namespaces(lab_id + "-")
+    _lab(root, "up", "bundles/cdn.yaml", "--nodes", "2", "--id", lab_id)
+    assert _namespaces(lab_id + "-")
     try:
         status = json.loads(_lab(root, "status", "--json").stdout)
         assert {u["unit"] for u in status["units"]} == {"cdn-content-server/0", "cdn-router/0", "cdn-cache/0"}
@@ -93,16 +96,16 @@ def test_the_readme_commands(tmp_path):
         assert refused.returncode == 1 and "network" in refused.stderr
     finally:
         _lab(root, "down")
-    assert _namespaces() == before
+    assert not _namespaces(lab_id + "-")
     assert not (root / "record.json").exists()
 
 
 @needs_lab
 def test_down_works_after_up_was_killed_half_way(tmp_path):
     root = tmp_path / "lab"
-    before = _namespaces()
+    lab_id = f"d{os.getpid() % 1000}"
     up = subprocess.Popen(
-        [*LAB, "--root", str(root), "-q", "up", "bundles/cdn.yaml", "--id", f"d{os.getpid() % 1000}"],
+        [*LAB, "--root", str(root), "-q", "up", "bundles/cdn.yaml", "--id", lab_id],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -121,8 +124,9 @@ def test_down_works_after_up_was_killed_half_way(tmp_path):
     up.kill()
     up.wait()
     assert pids, "up made no process before it was killed"
+    assert _namespaces(lab_id + "-"), "the killed up left nothing to remove"
     _lab(root, "down")
-    assert _namespaces() == before
+    assert not _namespaces(lab_id + "-")
     for pid in pids:
         state = Path(f"/proc/{pid}/stat")
         assert not state.exists() or state.read_text().split(") ")[1].startswith("Z")
@@ -131,8 +135,8 @@ def test_down_works_after_up_was_killed_half_way(tmp_path):
 @needs_lab
 def test_the_demo_make_demo_runs(tmp_path):
     report_path = tmp_path / "report.json"
-    before = _namespaces()
     done = _lab(tmp_path / "lab", "demo", "cdn", "--json", str(report_path), timeout=400, check=False)
+    assert report_path.exists(), f"no report: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     report = json.loads(report_path.read_text())
     assert done.returncode == 0 and report["ok"], json.dumps(report, indent=1) + done.stderr
     assert report["ping_ttl"] == 63
@@ -140,4 +144,6 @@ def test_the_demo_make_demo_runs(tmp_path):
     assert report["download_sha256_match"] and report["resumed"]
     assert 0 < report["resume_offset_bytes"] < report["download_bytes"]
     assert report["isolation_leaks"] == 0 and report["setup_seconds"] > 0
-    assert _namespaces() == before  # torn down without --keep
+    from l2sm_lab.demo import demo_lab_id
+
+    assert not _namespaces(demo_lab_id(tmp_path / "lab" / "demo") + "-")  # torn down without --keep

@@ -83,7 +83,12 @@ def test_the_nodes_and_switches_are_what_naming_computes(lab2):
         assert time.monotonic() < deadline, status["nodes"]
         time.sleep(0.5)
         status = lab2.status()
-    assert {n["bridge"] for n in status["nodes"]} == {naming.bridge_name_for(n) for n in lab2.plan.nodes}
+    for node in lab2.plan.nodes:
+        # Read from each node's own OVS, not from what the lab meant to make.
+        bridges = set(lab2.fabric.vsctl(node, "list-br").split())
+        assert naming.bridge_name_for(node) in bridges
+        dpid = lab2.fabric.vsctl(node, "get", "Bridge", naming.bridge_name_for(node), "datapath_id")
+        assert dpid.strip().strip('"') == naming.datapath_id(node)
     devices = {d["id"] for d in status["controller"]["devices"] if d["available"]}
     assert devices == {naming.device_id(n) for n in lab2.plan.nodes}
     for net in status["networks"]:
@@ -91,9 +96,9 @@ def test_the_nodes_and_switches_are_what_naming_computes(lab2):
 
 
 def test_the_download_survives_a_cut_and_ends_with_the_origins_sha256(lab2):
-    from l2sm_lab.demo import _replay
+    from l2sm_lab.demo import CUT_SECONDS, _replay
 
-    report = _replay(lab2, cut_seconds=3.0, progress=lambda _: None)
+    report = _replay(lab2, cut_seconds=CUT_SECONDS, progress=lambda _: None)
     assert report["download_sha256_match"], json.dumps(report, indent=1)
     assert report["cut_blocked_ping"] and report["resumed"]
     assert 0 < report["resume_offset_bytes"] < report["download_bytes"]
@@ -119,11 +124,13 @@ def test_a_controller_restart_keeps_isolation_and_the_resync_brings_paths_back(l
     server = _ip(lab2, "cdn-content-server/0")
     lab2.stop_controller()
     # Controller gone: secure fail mode, nothing floods between networks.
-    assert checks.flood_leaks(lab2, "cdn-cache/0", "my-first-osm-net").leaks == 0
+    while_down = checks.flood_leaks(lab2, "cdn-cache/0", "my-first-osm-net")
+    assert while_down.leaks == 0, while_down.other_networks
     report = lab2.restart_controller()
     assert report.networks_recreated and not report.failures, report.summary()
     assert _reaches(lab2, "cdn-cache/0", server)
-    assert checks.flood_leaks(lab2, "cdn-cache/0", "my-first-osm-net").leaks == 0
+    after = checks.flood_leaks(lab2, "cdn-cache/0", "my-first-osm-net")
+    assert after.leaks == 0 and after.control_ok, (after.same_network, after.other_networks)
     # Nothing missing now: a second resync only reads.
     assert not lab2.resync().repaired
 
@@ -157,4 +164,5 @@ def test_three_nodes(lab3):
     assert _reaches(lab3, "cdn-cache/0", server)
     result = actions.run_action(lab3, "cdn-cache/0", "check-connectivity", {"target": server, "count": "2"})
     assert result["ttl"] == "63" and len(result["hops"].split()) == 2
-    assert checks.flood_leaks(lab3, "cdn-cache/0", "my-first-osm-net").leaks == 0
+    flood = checks.flood_leaks(lab3, "cdn-cache/0", "my-first-osm-net")
+    assert flood.leaks == 0 and flood.control_ok and flood.same_network

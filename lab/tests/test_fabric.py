@@ -19,7 +19,7 @@ import pytest
 from l2sm_core import naming
 from l2sm_core.topology import Link
 from l2sm_lab.fabric import VXLAN_PORT_BASE, Fabric, InterfacesExhausted
-from l2sm_lab.procs import RECORD, LabError, LabState, NoLab, run, start_time
+from l2sm_lab.procs import RECORD, LabError, LabState, NoLab, run, start_time, unlock_lab
 from l2sm_testing.netns import in_netns
 
 _MISSING = [
@@ -88,6 +88,10 @@ def test_record_is_private_and_reloadable_and_teardown_works_from_another_proces
     assert again.alive("sleeper")
     # `down` is another process, which did not start the sleeper: it polls /proc.
     code = f"from l2sm_lab.procs import LabState; LabState.load({str(lab.root)!r}).teardown()"
+    # While this process holds the lab, another command waits for it (one writer at a time).
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=2)
+    unlock_lab(lab.root)  # as when the process that made the lab has ended
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
     assert child.wait(5) == -15
     assert not record.exists() and _netns_with(f"{lab.lab}-") == []

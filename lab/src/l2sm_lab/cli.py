@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -25,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from l2sm_controlplane.vnets import ControllerError
 from l2sm_lab.bundle import BundleError, project_root
 from l2sm_lab.procs import LabError
 
@@ -192,7 +194,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="PATH", help="write the report there")
     p.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     p.add_argument("--nodes", type=int, default=2)
-    p.add_argument("--cut-seconds", type=float, default=5.0)
+    p.add_argument("--cut-seconds", type=float, default=None, help="how long the link stays cut")
     return parser
 
 
@@ -205,6 +207,8 @@ def _run(args: argparse.Namespace, progress: Progress) -> int:
         Lab.down(args.root)
         print("lab removed")
         return 0
+    if args.command == "up":
+        Lab.check(_find_bundle(args.bundle), nodes=args.nodes)  # bundle errors need no root
     _preflight()
     if args.command == "up":
         with progress.running():
@@ -220,7 +224,7 @@ def _run(args: argparse.Namespace, progress: Progress) -> int:
                 nodes=args.nodes,
                 root=args.root / "demo",
                 keep=args.keep,
-                cut_seconds=args.cut_seconds,
+                **({} if args.cut_seconds is None else {"cut_seconds": args.cut_seconds}),
                 progress=progress,
             )
         text = json.dumps(report, indent=2)
@@ -269,9 +273,14 @@ def main(argv: Sequence[str] | None = None, run: Callable[..., int] = _run) -> i
     progress = Progress(quiet=args.quiet)
     try:
         return run(args, progress)
-    except (LabError, BundleError, ActionFailed) as exc:
+    except (LabError, BundleError, ActionFailed, ControllerError, ValueError) as exc:
         print(f"l2sm-lab: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, BundleError) else 1
+    except subprocess.TimeoutExpired as exc:
+        print(
+            f"l2sm-lab: {' '.join(map(str, exc.cmd))} did not finish within {exc.timeout} s", file=sys.stderr
+        )
+        return 1
     except KeyboardInterrupt:
         print("l2sm-lab: interrupted (`l2sm-lab down` removes what was made)", file=sys.stderr)
         return 130

@@ -11,6 +11,8 @@ charm would run (l2sm_lab.actions).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import ipaddress
 import json
 import time
@@ -18,18 +20,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from l2sm_core.cdn import jobs
 from l2sm_lab import actions, checks
 from l2sm_lab.lab import DEFAULT_ROOT, Lab
 from l2sm_lab.plan import CACHE, CONTENT_SERVER, ROUTER, UnitPlan
+from l2sm_lab.procs import LabError, LabState, NoLab
 
 CONTENT = "demo.bin"
 SIZE = "32M"
 RATE = "4m"  # the cache's pace: long enough a transfer to cut it in the middle
 CUT_AT = 0.25  # the share of the file held when the link is cut
-DEMO_ID = "l2demo"
+# Longer than the downloader's stall timeout: the connection is given up and the transfer
+# resumed with a range request, as the seed's `curl -C -` did.
+CUT_SECONDS = jobs.DEFAULT_TIMEOUT + 4
 
 
-class DemoError(Exception):
+def demo_lab_id(root: Path) -> str:
+    """The demo's namespace prefix, one per root: two demos on one machine never collide."""
+    return "dm" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:4]
+
+
+class DemoError(LabError):
     pass
 
 
@@ -62,11 +73,13 @@ def run_demo(
     nodes: int = 2,
     root: Path = DEFAULT_ROOT / "demo",
     keep: bool = False,
-    cut_seconds: float = 5.0,
+    cut_seconds: float = CUT_SECONDS,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     started = time.monotonic()
-    lab = Lab.up(bundle, nodes=nodes, root=root, lab_id=DEMO_ID, progress=progress)
+    with contextlib.suppress(NoLab):
+        LabState.load(root).teardown()  # the demo's own root: what a crashed demo left
+    lab = Lab.up(bundle, nodes=nodes, root=root, lab_id=demo_lab_id(root), progress=progress)
     report: dict[str, Any] = {"bundle": str(bundle), "nodes": list(lab.plan.nodes)}
     try:
         report["setup_seconds"] = round(time.monotonic() - started, 2)
@@ -138,14 +151,16 @@ def _replay(lab: Lab, cut_seconds: float, progress: Callable[[str], None]) -> di
             "cut_at_bytes": cut_at,
             "cut_seconds": cut_seconds,
             "cut_blocked_ping": blocked.get("received") == "0",
-            # Where the transfer went on from once the link was back: the bytes held then.
-            "resume_offset_bytes": held,
-            # An HTTP range request after a broken connection (the job's own resume), if any.
-            "range_resumed_from": int(final.get("resumed-from") or 0),
+            "held_at_restore_bytes": held,
+            # The offset of the range request that resumed the transfer (the job's own resume).
+            "resume_offset_bytes": int(final.get("resumed-from") or 0),
+            "attempts": int(final.get("attempts") or 0),
         }
     )
     report["resumed"] = bool(
-        report["download_sha256_match"] and 0 < held < report["download_bytes"] and report["cut_blocked_ping"]
+        report["download_sha256_match"]
+        and 0 < report["resume_offset_bytes"] < report["download_bytes"]
+        and report["cut_blocked_ping"]
     )
 
     progress("isolation: floods and pings from one network must not reach the other")

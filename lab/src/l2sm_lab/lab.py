@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -71,9 +72,8 @@ class Lab:
         made; a failure half-way tears down what was made and raises."""
         bundle_path = Path(bundle_path).resolve()
         progress(f"reading {bundle_path.name}")
-        bundle = read_bundle(bundle_path)
-        # Planned once with throw-away paths: a bad option fails before anything exists.
-        plan_lab(bundle, nodes=nodes, paths=lambda unit: _paths(root, unit))
+        cls.check(bundle_path, nodes=nodes)  # a bad option fails before anything exists
+        _workloads_dir()
         state = LabState.create(root, lab_id)
         shutil.rmtree(workload_root(root), ignore_errors=True)  # a crashed lab's files
         try:
@@ -108,6 +108,13 @@ class Lab:
             except LabError as exc:
                 print(f"l2sm-lab: teardown after failure: {exc}", file=sys.stderr)
             raise
+
+    @staticmethod
+    def check(bundle_path: Path, *, nodes: int = 2) -> LabPlan:
+        """The bundle read and planned, with nothing made (BundleError naming what is wrong)."""
+        return plan_lab(
+            read_bundle(Path(bundle_path)), nodes=nodes, paths=lambda unit: _paths(DEFAULT_ROOT, unit)
+        )
 
     @classmethod
     def load(cls, root: Path = DEFAULT_ROOT) -> Lab:
@@ -293,18 +300,20 @@ class Lab:
     # -- reading -------------------------------------------------------------------------------
 
     def _running(self, unit: str) -> bool:
-        """Every process recorded for the unit is alive (a unit without any is running)."""
-        prefix = knfs.proc_name(unit, "")
-        return all(self.state.alive(p.name) for p in self.state.procs if p.name.startswith(prefix))
+        """The unit's services (nginx, the cache's sync) are alive; one-shot jobs that ended
+        are not a unit down."""
+        services = {knfs.proc_name(unit, role) for role in ("nginx", "sync")}
+        return all(self.state.alive(p.name) for p in self.state.procs if p.name in services)
 
     def status(self) -> dict[str, Any]:
         client = self.client()
         networks = []
         for plan in self.plan.networks.values():
+            problem = ""
             try:
                 held = client.network_ports(plan.name)
             except ControllerError as exc:
-                held = [f"unreadable: {exc}"]
+                held, problem = [], str(exc)
             networks.append(
                 {
                     "application": plan.app,
@@ -314,6 +323,7 @@ class Lab:
                     "refused": plan.rejections,
                     "routes": plan.routes.routes,
                     "controller-ports": held,
+                    "controller-error": problem,
                 }
             )
         units = []
@@ -349,6 +359,17 @@ def _devices(client: VnetsClient) -> list[Any]:
         return client.devices()
     except ControllerError:
         return []
+
+
+def _workloads_dir() -> Path:
+    """WORKLOADS, made by root and for root's writes only (others may traverse it: nginx's
+    workers run as nobody); refused if anyone else made it or it is a symlink, since root
+    writes below it."""
+    WORKLOADS.mkdir(mode=0o711, parents=True, exist_ok=True)
+    info = os.lstat(WORKLOADS)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise LabError(f"{WORKLOADS} is not a directory only this user can write: remove it and try again")
+    return WORKLOADS
 
 
 def workload_root(root: Path) -> Path:

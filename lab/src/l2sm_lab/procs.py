@@ -9,6 +9,7 @@ time recorded for it: a reused PID belongs to someone else.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -21,6 +22,11 @@ from pathlib import Path
 from typing import Any
 
 RECORD = "record.json"
+LOCK = "lock"
+LOCK_WAIT = 120.0  # seconds a command waits for another one on the same lab
+# Root -> the open lock file: a process takes a lab's lock once (flock is per open file,
+# so a second open in the same process would wait on itself).
+_LOCKS: dict[Path, int] = {}
 _LAB_ID = re.compile(r"[a-z][a-z0-9]{0,5}")
 _ROLE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 _PROC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -80,6 +86,40 @@ def run(
     return done
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie has ended; only its parent's wait is missing)."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def lock_lab(root: Path, wait: float = LOCK_WAIT) -> None:
+    """Hold the lab's lock for the rest of this process: two commands on one lab would each
+    save the whole record, and the later save would lose what the other recorded."""
+    if root in _LOCKS:
+        return
+    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise LabError(
+                    f"another l2sm-lab command has held {root} for {wait:.0f} s: try again"
+                ) from None
+            time.sleep(0.1)
+            continue
+        _LOCKS[root] = fd
+        return
+
+
+def unlock_lab(root: Path) -> None:
+    fd = _LOCKS.pop(root, None)
+    if fd is not None:
+        os.close(fd)
+
+
 def netns_exists(name: str) -> bool:
     return Path("/run/netns", name).exists()
 
@@ -107,9 +147,13 @@ class LabState:
                 f"lab id {lab!r} is not valid: 1-6 characters, a lowercase letter then letters or digits"
             )
         root = Path(root).resolve()
-        if (root / RECORD).exists():
-            raise LabError(f"a lab is already recorded in {root / RECORD}: take it down first")
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock_lab(root)
+        if (root / RECORD).exists():
+            raise LabError(
+                f"a lab is already recorded in {root / RECORD}: "
+                f"take it down first (l2sm-lab --root {root} down)"
+            )
         state = cls(root, lab, [], [], {})
         state.save()
         return state
@@ -120,6 +164,8 @@ class LabState:
             raise NoLab("no lab directory given, so no lab is recorded")
         root = Path(root).resolve()
         path = root / RECORD
+        if root.is_dir():
+            lock_lab(root)
         try:
             raw = json.loads(path.read_text())
         except FileNotFoundError:
@@ -180,9 +226,27 @@ class LabState:
         if name not in self.namespaces:
             raise LabError(f"namespace {name} was not made by lab {self.lab}: left alone")
         if netns_exists(name):
+            self._end_stragglers(name)
             run(["ip", "netns", "delete", name])
         self.namespaces.remove(name)
         self.save()
+
+    def _end_stragglers(self, name: str, timeout: float = 3.0) -> None:
+        """Processes still in one of our namespaces (a start that crashed before its PID was
+        recorded, workers of a killed nginx): deleting the namespace would not end them, and a
+        userspace switch would run on unseen. Ended by PID, inside our namespace only."""
+        listed = run(["ip", "netns", "pids", name], check=False).stdout.split()
+        pids = [int(p) for p in listed if p.isdigit() and int(p) != os.getpid()]
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and any(_running(pid) for pid in pids):
+                time.sleep(0.05)
+            pids = [pid for pid in pids if _running(pid)]
+            if not pids:
+                return
 
     # Processes
 
@@ -314,3 +378,4 @@ class LabState:
             raise LabError("teardown left some of the lab behind:\n  " + "\n  ".join(errors))
         self.data = {}
         self.record_path.unlink(missing_ok=True)
+        unlock_lab(self.root)

@@ -75,7 +75,9 @@ JOB_MODULES = (
 USER_AGENT = "l2sm-cdn-jobs/1"
 CHUNK = 64 * 1024
 GENERATE_CHUNK = 1024 * 1024
-DEFAULT_TIMEOUT = 30.0
+# No byte for this long and a transfer is stalled: it is dropped and resumed with a range
+# request (a cut link loses the connection's packets; TCP alone would wait minutes).
+DEFAULT_TIMEOUT = 10.0
 PROGRESS_EVERY = 0.5  # seconds between status writes while bytes flow
 MAX_RETRY_WAIT = 60.0
 MAX_FAILURES_SHOWN = 10
