@@ -271,7 +271,7 @@ def _cache_purge(call: _Call, params: Any) -> dict[str, Any]:
             if size is not None:
                 Path(_paths(call).content_dir, path).unlink(missing_ok=True)
                 freed += size
-    return {"removed": " ".join(names), "removed-count": str(len(names)), "bytes-freed": str(freed)}
+    return results.purge_results(names, freed)
 
 
 # -- the content server ------------------------------------------------------------------------
@@ -340,24 +340,13 @@ def _server_remove(call: _Call, params: Any) -> dict[str, Any]:
     listing = knfs.listing(call.unit)
     partial_path = Path(_paths(call).content_dir, params.name + values.PARTIAL_SUFFIX)
     partial = partial_path.is_file()
-    if params.name not in listing and not partial:
-        raise ActionFailed(
-            f"parameter 'name': {params.name!r} is not in the content (list-content shows what is)"
-        )
-    if params.name in _writing(call).values():
-        raise ActionFailed(
-            f"parameter 'name': {params.name!r} is being written by a running job: wait for it"
-        )
+    _refuse(results.remove_content_refusal(params.name, listing, partial, _writing(call)))
     if params.name in listing:
         Path(_paths(call).content_dir, params.name).unlink(missing_ok=True)
     if partial:
         partial_path.unlink(missing_ok=True)
     manifest = knfs.refresh_manifest(call.unit, call.ns)
-    return {
-        "removed": params.name,
-        "bytes-freed": str(listing.get(params.name, 0)),
-        "count": str(len(manifest.entries)),
-    }
+    return results.remove_content_results(params.name, listing.get(params.name, 0), len(manifest.entries))
 
 
 # -- the router --------------------------------------------------------------------------------

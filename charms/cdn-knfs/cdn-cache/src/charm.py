@@ -465,7 +465,7 @@ class CdnCacheCharm(ReconcilingCharm):
                 if size is not None:
                     worker.remove_path(f"{CONTENT_DIR}/{path}")
                     freed += size
-        return {"removed": " ".join(names), "removed-count": str(len(names)), "bytes-freed": str(freed)}
+        return cdn_results.purge_results(names, freed)
 
     def _check_connectivity(self, params: ConnectivityParams) -> dict[str, Any]:
         try:

@@ -397,23 +397,16 @@ class CdnContentServerCharm(ReconcilingCharm):
         worker = self._worker()
         listing = self._listing(worker)
         partial = params.name in self._partials(worker)
-        if params.name not in listing and not partial:
-            raise Refused(
-                f"parameter 'name': {params.name!r} is not in the content (list-content shows what is)"
-            )
-        if params.name in self._writing(worker).values():
-            raise Refused(f"parameter 'name': {params.name!r} is being written by a running job: wait for it")
+        refusal = cdn_results.remove_content_refusal(params.name, listing, partial, self._writing(worker))
+        if refusal:
+            raise Refused(refusal)
         freed = listing.get(params.name, 0)
         if params.name in listing:
             worker.remove_path(f"{CONTENT_DIR}/{params.name}")
         if partial:
             worker.remove_path(f"{CONTENT_DIR}/{params.name}{values.PARTIAL_SUFFIX}")
         manifest = self._refresh_manifest_for_action(worker)
-        return {
-            "removed": params.name,
-            "bytes-freed": str(freed),
-            "count": str(len(manifest.entries)),
-        }
+        return cdn_results.remove_content_results(params.name, freed, len(manifest.entries))
 
     def _check_connectivity(self, params: ConnectivityParams) -> dict[str, Any]:
         try:

@@ -157,7 +157,26 @@ def purge_conflict(running: Mapping[str, Status | None]) -> str | None:
     return None
 
 
+def purge_results(names: Collection[str], freed: int) -> dict[str, str]:
+    return {"removed": " ".join(names), "removed-count": str(len(names)), "bytes-freed": str(freed)}
+
+
 # -- the content server ------------------------------------------------------------------------
+
+
+def remove_content_refusal(
+    name: str, present: Collection[str], partial: bool, writing: Mapping[str, str]
+) -> str | None:
+    """Why remove-content must not remove `name` (absent, or a running job writes it), or None."""
+    if name not in present and not partial:
+        return f"parameter 'name': {name!r} is not in the content (list-content shows what is)"
+    if name in writing.values():
+        return f"parameter 'name': {name!r} is being written by a running job: wait for it"
+    return None
+
+
+def remove_content_results(name: str, freed: int, remaining: int) -> dict[str, str]:
+    return {"removed": name, "bytes-freed": str(freed), "count": str(remaining)}
 
 
 def new_content_conflict(
