@@ -337,3 +337,14 @@ def test_a_forwarding_template_validates_as_a_statefulset():
     merged["spec"] |= {"selector": {"matchLabels": {"app": "router"}}, "serviceName": "router"}
     merged["spec"]["template"]["metadata"]["labels"] |= {"app": "router"}
     kubernetes_validate.validate(merged, "1.31", strict=True)
+
+
+def test_offered_prefixes_are_the_other_networks_usable_cidrs_once_each():
+    assert knf.offered_prefixes(["10.0.2.0/24", "", "10.0.2.0/24", "10.0.3.0/24", "bad"]) == [
+        "10.0.2.0/24",
+        "10.0.3.0/24",
+    ]
+    too_many = [f"10.{i}.0.0/16" for i in range(knf.MAX_OFFERED_PREFIXES + 1)]
+    with pytest.raises(ValueError, match="join fewer networks"):
+        knf.offered_prefixes(too_many)
+    assert len(knf.offered_prefixes(too_many[:-1])) == knf.MAX_OFFERED_PREFIXES

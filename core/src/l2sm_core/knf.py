@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from l2sm_core.attachments import (
@@ -116,6 +117,29 @@ def request_in_cidr(network: str, base: str, unit_number: int, cidr: str) -> str
     the CIDR the network has published: asking outside it would make the network revoke the
     address it holds."""
     return _in_cidr(network, address_for_unit(base, unit_number), cidr, f" (unit {unit_number})")
+
+
+# A member may route to this many prefixes: enough for a router on many networks, and a
+# bound on what one unit can make every other member install.
+MAX_OFFERED_PREFIXES = 32
+
+
+def offered_prefixes(other_cidrs: Iterable[str]) -> list[str]:
+    """What a forwarding member offers one network: the prefixes of the other networks it
+    joined (those with a usable CIDR), sorted, once each. ValueError past
+    MAX_OFFERED_PREFIXES (the network would refuse the member's request)."""
+    offered = set()
+    for cidr in other_cidrs:
+        try:
+            offered.add(str(ipv4_prefix(cidr)))
+        except ValueError:
+            continue  # a pure L2 network (or an unreadable CIDR) has nothing to route to
+    if len(offered) > MAX_OFFERED_PREFIXES:
+        raise ValueError(
+            f"this unit routes {len(offered)} other networks: a network takes at most "
+            f"{MAX_OFFERED_PREFIXES} offered prefixes from one member; join fewer networks"
+        )
+    return sorted(offered)
 
 
 def unit_request(network: str, base: str, unit_number: int, cidr: str) -> tuple[str, str]:

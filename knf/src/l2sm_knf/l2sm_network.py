@@ -122,9 +122,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 INTERFACE = "l2sm_network"
-# A member may route to this many prefixes: enough for a router on many networks, and a
-# bound on what one unit can make every other member install.
-MAX_OFFERED_PREFIXES = 32
+MAX_OFFERED_PREFIXES = knf.MAX_OFFERED_PREFIXES
 # Bounds on what a network may send, so a broken or hostile provider cannot flood a member.
 MAX_REJECTION = 1024
 MAX_ROUTES = 1024
@@ -661,21 +659,16 @@ class L2smNetworks(ops.Object):
                 )
                 offered: list[str] = []
                 if forwards:
-                    offered = sorted(
-                        {
-                            a.network.cidr
-                            for rid, a in answers.items()
-                            if rid != relation.id and a and a.network and _usable_cidr(a.network.cidr)
-                        }
-                    )
-                if len(offered) > MAX_OFFERED_PREFIXES:
-                    # Not the operator's option: the router sits on more networks than a
-                    # network takes prefixes from one member.
-                    self._blocked.append(
-                        f"this unit routes {len(offered)} other networks: a network takes at most "
-                        f"{MAX_OFFERED_PREFIXES} offered prefixes from one member; join fewer networks"
-                    )
-                    return
+                    others = [
+                        a.network.cidr for rid, a in answers.items() if rid != relation.id and a and a.network
+                    ]
+                    try:
+                        offered = knf.offered_prefixes(others)
+                    except ValueError as exc:
+                        # Not the operator's option: the router sits on more networks than a
+                        # network takes prefixes from one member.
+                        self._blocked.append(str(exc))
+                        return
                 data = NetworkRequirerUnitData.model_validate(
                     {"address": address, "address-from": start, "offered-prefixes": offered}
                 )
@@ -961,14 +954,6 @@ def _known_names(received: str) -> dict[int, str]:
 
 def _has_problems(answer: _Answer | None) -> bool:
     return bool(answer and answer.problems)
-
-
-def _usable_cidr(cidr: str) -> bool:
-    try:
-        ipv4_prefix(cidr)
-    except ValueError:
-        return False
-    return True
 
 
 def _last_plan(m: knf.Membership, entry: list | None) -> knf.InterfacePlan | None:

@@ -22,7 +22,6 @@ from l2sm_core.cdn.firewall import Firewall, RouterNetwork, Rule, build_firewall
 from l2sm_core.cdn.origin import OriginProviderAppData, pick_url
 from l2sm_core.ipam import Member, RouteTable, allocate, compute_routes, unit_order
 from l2sm_core.topology import FULL_MESH, Link, parse_nodes, parse_topology
-from l2sm_core.validation import ipv4_prefix
 from l2sm_lab.bundle import (
     NETWORK_CHARM,
     NETWORK_INTERFACE,
@@ -194,7 +193,10 @@ def plan_lab(
                 offered: tuple[str, ...] = ()
                 if forwards:
                     others = [info[o][1] for o in joined[knf_app.name] if o != net_app.name]
-                    offered = tuple(sorted({c for c in others if _usable(c)}))
+                    try:
+                        offered = tuple(knf.offered_prefixes(others))
+                    except ValueError as exc:
+                        raise BundleError(f"{bundle.path}: application {knf_app.name!r}: {exc}") from None
                 members.append(Member(unit, address, offered, start=start))
         allocation = allocate(cidr, reserved, members, {})
         routes = compute_routes(cidr, members, allocation.assignments)
@@ -256,14 +258,6 @@ def plan_lab(
             cut_links=(cut_links or {}).get(unit.app, ()),
         )
     return lab
-
-
-def _usable(cidr: str) -> bool:
-    try:
-        ipv4_prefix(cidr)
-    except ValueError:
-        return False
-    return True
 
 
 def _requests(bundle: Bundle, app: App) -> dict[str, str]:
