@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System programs the tests and the lab use for real, pinned to Debian 12's releases: nginx
 # (`nginx -t` on rendered configs, the downloader's origin), nft (`nft -c` on rendered rulesets),
-# Open vSwitch and ethtool (the lab's switches; checksum offload off on its veths), ping. Installed
+# Open vSwitch and ethtool (the lab's switches; checksum offload off on its veths), ping, iperf3
+# (the benchmarks). Installed
 # only when missing; without root, the tests that need them say what is missing and skip.
 # A pin names the upstream release and Debian revision with a trailing glob: Debian's security
 # suite replaces the `+deb12uN` builds, and an exact pin would fail once the archive moves on.
@@ -13,6 +14,7 @@ declare -A pins=(
   [ovs-vswitchd]="openvswitch-switch=3.1.0-2* openvswitch-common=3.1.0-2*"
   [ethtool]="ethtool=1:6.1-1*"
   [ping]="iputils-ping=3:20221126-1*"
+  [iperf3]="iperf3=3.12-1*"
 )
 need=()
 for program in "${!pins[@]}"; do
