@@ -2,8 +2,8 @@
 # System programs the tests and the lab use for real, pinned to Debian 12's releases: nginx
 # (`nginx -t` on rendered configs, the downloader's origin), nft (`nft -c` on rendered rulesets),
 # Open vSwitch and ethtool (the lab's switches; checksum offload off on its veths), ping, iperf3
-# (the benchmarks). Installed
-# only when missing; without root, the tests that need them say what is missing and skip.
+# (the benchmarks). Installed only when missing; without root, the tests that need them say
+# what is missing and skip.
 # A pin names the upstream release and Debian revision with a trailing glob: Debian's security
 # suite replaces the `+deb12uN` builds, and an exact pin would fail once the archive moves on.
 set -euo pipefail
