@@ -9,7 +9,7 @@ COV_MIN ?= 90
 # The workspace packages (core, controlplane, knf, charmlib, testing), each with its tests/.
 PACKAGES := core controlplane knf charmlib testing lab
 
-.PHONY: venv sysdeps lint fmt unit stage test demo clean osm-packages
+.PHONY: venv sysdeps lint fmt unit stage test demo clean osm-packages bench
 
 venv: $(VENV)/.installed
 
@@ -70,6 +70,12 @@ demo: sysdeps venv
 # $(BUILD)/<charm>/ (charmcraft pack, ubuntu@22.04) go into the KNF package; missing ones are listed.
 osm-packages: venv
 	$(PY) tools/osm_packages.py build osm --out $(BUILD)/osm --charms $(BUILD)
+
+# Control-plane and data-plane figures, each beside a baseline measured in the same run
+# (benchmarks/): results.json, results.md and PNG plots in $(BUILD)/bench; the data plane
+# runs on the lab (root, Open vSwitch).
+bench: venv sysdeps
+	$(PY) -m benchmarks --out $(BUILD)/bench
 
 clean:
 	rm -rf $(BUILD) $(VENV) .coverage .pytest_cache
