@@ -216,8 +216,10 @@ def renumbered(cidr: str, held: Mapping[str, str]) -> dict[str, str]:
 def reserved_held(reserved: Iterable[str], held: Mapping[str, str]) -> dict[str, str]:
     """Reserved addresses (address -> holder) that a member holds: reserving one would take
     it from the holder."""
-    holder_of = {str(ipaddress.IPv4Interface(a).ip): u for u, a in held.items()}
     wanted = sorted({str(ipaddress.IPv4Address(r)) for r in reserved}, key=ipaddress.IPv4Address)
+    if not wanted:
+        return {}  # the usual case: no holder to parse (10 000 members took 70 ms per call)
+    holder_of = {str(ipaddress.IPv4Interface(a).ip): u for u, a in held.items()}
     return {ip: holder_of[ip] for ip in wanted if ip in holder_of}
 
 
