@@ -18,7 +18,7 @@ import pytest
 
 from l2sm_core import naming
 from l2sm_core.topology import Link
-from l2sm_lab.fabric import VXLAN_PORT_BASE, Fabric, InterfacesExhausted
+from l2sm_lab.fabric import PORT_TYPES, VXLAN_PORT_BASE, Fabric, InterfacesExhausted
 from l2sm_lab.procs import RECORD, LabError, LabState, NoLab, run, start_time, unlock_lab
 from l2sm_testing.netns import in_netns
 
@@ -310,6 +310,22 @@ def test_units_on_two_nodes_ping_and_talk_tcp_across_vxlan(lab):
     # TCP breaks where ping works when veth checksum offload is left on.
     lab.spawn("echo", [sys.executable, "-c", ECHO_SERVER, "10.77.0.2", "7777"], netns=ub)
     _tcp_echo(ua, "10.77.0.2", 7777)
+
+
+@pytest.mark.parametrize("port_type", sorted(PORT_TYPES))
+def test_each_port_type_carries_tcp_across_vxlan_and_is_reloaded(lab, port_type):
+    fabric = Fabric(lab, ["a", "b"], [Link.between("a", "b")], port_type=port_type)
+    fabric.up()
+    ua, ub = _two_units(lab, fabric)
+    sw = naming.interface_name("a", 1)
+    assert fabric.vsctl("a", "get", "Interface", sw, "type").strip().strip('"') == port_type
+    assert Fabric.load(lab).port_type == port_type
+    _cross_flows(fabric, ["a", "b"])
+    _ping_until(ua, "10.77.0.2")
+    lab.spawn("echo", [sys.executable, "-c", ECHO_SERVER, "10.77.0.2", "7777"], netns=ub)
+    _tcp_echo(ua, "10.77.0.2", 7777)
+    with pytest.raises(ValueError, match="port_type"):
+        Fabric(lab, ["a"], [], port_type="dpdk")
 
 
 def test_detach_reattach_and_switch_restart_keep_ports(lab):

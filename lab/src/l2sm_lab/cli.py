@@ -28,6 +28,7 @@ import yaml
 
 from l2sm_controlplane.vnets import ControllerError
 from l2sm_lab.bundle import BundleError, project_root
+from l2sm_lab.fabric import DEFAULT_PORT_TYPE, PORT_TYPES
 from l2sm_lab.procs import LabError
 
 # Programs the lab runs, and the Debian package of each (`make demo` installs them).
@@ -174,6 +175,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("bundle")
     p.add_argument("--nodes", type=int, default=2)
     p.add_argument("--id", default="l2lab", help="prefix of the lab's namespaces")
+    p.add_argument(
+        "--port-type",
+        choices=sorted(PORT_TYPES),
+        default=DEFAULT_PORT_TYPE,
+        help="pod ports: '' veth through AF_PACKET, 'afxdp-nonpmd' AF_XDP in generic mode "
+        f"(default {DEFAULT_PORT_TYPE!r})",
+    )
     p = sub.add_parser("status", help="nodes, switches, networks and units")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("exec", help="run a command in a unit's network namespace")
@@ -213,7 +221,12 @@ def _run(args: argparse.Namespace, progress: Progress) -> int:
     if args.command == "up":
         with progress.running():
             lab = Lab.up(
-                _find_bundle(args.bundle), nodes=args.nodes, root=args.root, lab_id=args.id, progress=progress
+                _find_bundle(args.bundle),
+                nodes=args.nodes,
+                root=args.root,
+                lab_id=args.id,
+                port_type=args.port_type,
+                progress=progress,
             )
         _print_status(lab.status())
         return 0

@@ -34,6 +34,10 @@ _INACTIVITY_PROBE_MS = 5000
 _MAX_BACKOFF_MS = 1000  # OVS's default grows to 8 s: reconnects would lag the controller
 _VSCTL_TIMEOUT = 10
 _START_TIMEOUT = 10.0
+# Pod port types: "" is OVS's default for a veth (netdev, AF_PACKET); "afxdp-nonpmd" takes the
+# veth through AF_XDP in generic XDP mode (works in namespaces; about twice the throughput here).
+PORT_TYPES = {"": (), "afxdp-nonpmd": ("type=afxdp-nonpmd", "options:xdp-mode=generic")}
+DEFAULT_PORT_TYPE = ""
 
 
 class InterfacesExhausted(LabError):
@@ -81,6 +85,7 @@ class Fabric:
         interfaces_per_node: int = 10,
         underlay: str = "192.168.250.0/24",
         mtu: int = 1600,
+        port_type: str = DEFAULT_PORT_TYPE,
     ):
         nodes = list(nodes)
         if not nodes:
@@ -103,12 +108,16 @@ class Fabric:
             raise ValueError(f"underlay {underlay} is too small for {len(nodes)} nodes and a controller")
         if not 1280 <= mtu <= 9000:
             raise ValueError(f"underlay mtu must be 1280..9000, got {mtu}")
+        if port_type not in PORT_TYPES:
+            known = ", ".join(repr(t) for t in PORT_TYPES)
+            raise ValueError(f"port_type must be one of {known}, got {port_type!r}")
         self.state = state
         self.nodes = nodes
         self.links = sorted(set(links))
         self.interfaces_per_node = interfaces_per_node
         self.underlay = net
         self.mtu = mtu
+        self.port_type = port_type
         self.controller_port = 6633
         self.fabric_ns = state.ns("fabric")
         self.controller_ns = state.ns("ctl")
@@ -155,6 +164,7 @@ class Fabric:
             "interfaces_per_node": self.interfaces_per_node,
             "underlay": str(self.underlay),
             "mtu": self.mtu,
+            "port_type": self.port_type,
             "controller_port": self.controller_port,
         }
         self.state.save()
@@ -171,6 +181,7 @@ class Fabric:
             interfaces_per_node=raw["interfaces_per_node"],
             underlay=raw["underlay"],
             mtu=raw["mtu"],
+            port_type=raw.get("port_type", ""),  # labs recorded before the choice: the old default
         )
         fabric.controller_port = raw["controller_port"]
         return fabric
@@ -370,7 +381,10 @@ class Fabric:
             for where, dev in ((ns, sw), (unit_ns, ifname)):
                 run(["ip", "link", "set", "dev", dev, "up"], netns=where)
                 run(["ethtool", "-K", dev, "tx", "off"], netns=where)
-            self.vsctl(node, "add-port", br, sw, "--", "set", "Interface", sw, f"ofport_request={port}")
+            self.vsctl(
+                node, "add-port", br, sw,
+                "--", "set", "Interface", sw, f"ofport_request={port}", *PORT_TYPES[self.port_type],
+            )  # fmt: skip
             got = self.vsctl(node, "get", "Interface", sw, "ofport", wait=False).strip()
             if got != str(port):
                 raise LabError(f"OVS gave {sw} on {node} port {got}, not {port}")

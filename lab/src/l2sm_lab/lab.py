@@ -29,7 +29,7 @@ from l2sm_controlplane.vnets import ControllerError, VnetsClient
 from l2sm_core import naming, netlink
 from l2sm_lab import knfs
 from l2sm_lab.bundle import read_bundle
-from l2sm_lab.fabric import Fabric
+from l2sm_lab.fabric import DEFAULT_PORT_TYPE, PORT_TYPES, Fabric
 from l2sm_lab.plan import LabPlan, Paths, UnitPlan, plan_lab
 from l2sm_lab.procs import LabError, LabState
 
@@ -66,10 +66,14 @@ class Lab:
         nodes: int = 2,
         root: Path = DEFAULT_ROOT,
         lab_id: str = DEFAULT_ID,
+        port_type: str = DEFAULT_PORT_TYPE,
         progress: Progress = _quiet,
     ) -> Lab:
         """Realise the bundle. Everything is checked (bundle, options) before anything is
-        made; a failure half-way tears down what was made and raises."""
+        made; a failure half-way tears down what was made and raises. Pod ports are of
+        `port_type` (l2sm_lab.fabric.PORT_TYPES; the fabric's record keeps it for `load`)."""
+        if port_type not in PORT_TYPES:
+            raise ValueError(f"port type {port_type!r}: choose one of {', '.join(map(repr, PORT_TYPES))}")
         bundle_path = Path(bundle_path).resolve()
         progress(f"reading {bundle_path.name}")
         cls.check(bundle_path, nodes=nodes)  # a bad option fails before anything exists
@@ -86,7 +90,11 @@ class Lab:
             state.save()
             lab = cls(state, _plan(state, bundle_path, nodes), None)  # type: ignore[arg-type]
             lab.fabric = Fabric(
-                state, lab.plan.nodes, lab.plan.links, interfaces_per_node=lab.plan.interfaces_per_node
+                state,
+                lab.plan.nodes,
+                lab.plan.links,
+                interfaces_per_node=lab.plan.interfaces_per_node,
+                port_type=port_type,
             )
             progress(f"starting {len(lab.plan.nodes)} nodes and their switches")
             lab.fabric.up(OF_PORT)
