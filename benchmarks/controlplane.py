@@ -255,7 +255,9 @@ PROFILE_NOTE = (
     "validating addresses (ipaddress: 3 parses per member per dispatch) and pydantic reads of each "
     "member's databag; the status assessment works the membership out a second time (about 38% of "
     "a steady dispatch). Fixed: l2sm_core.ipam.reserved_held parsed every holder's address even with "
-    "nothing reserved: 72 ms per call at 10 000 members, twice a dispatch, before; 0.00 ms after"
+    "nothing reserved: 72 ms per call at 10 000 members, twice a dispatch, before; 0.00 ms after "
+    "(whole steady dispatch, same run, old and new function alternated: medians 2.38 and 2.47 s "
+    "before, 2.26 and 1.95 s after)"
 )
 
 
