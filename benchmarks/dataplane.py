@@ -334,7 +334,14 @@ def _cut_download(
     seconds from `up` to the first new byte on disk, polled every 5 ms."""
     content = Path(lab.paths(cache).content_dir)
     files = [content / f"{name}.partial", content / name]
-    actions.run_action(lab, cache, "fetch-content", {"name": name, "rate-limit": "4m", "wait": "0"})
+    for _ in range(100):  # the last fetch's process may still be ending after its status said done
+        try:
+            actions.run_action(lab, cache, "fetch-content", {"name": name, "rate-limit": "4m", "wait": "0"})
+            break
+        except actions.ActionFailed as exc:
+            if "is running" not in str(exc):
+                raise
+            time.sleep(0.1)
     deadline = time.monotonic() + 60
     while _size(files) < 4 * 2**20:
         if time.monotonic() > deadline:
