@@ -300,6 +300,19 @@ def bench_paths(record: Any, s: Settings, work: Path, progress: Callable[[str], 
                 PATHS, f"same-switch/veth {shown}", f"throughput same-switch {shown}", "throughput veth"
             )
             record.ratio(PATHS, f"rtt cross-node/veth {shown}", f"rtt cross-node {shown}", "rtt veth")
+    if len(s.port_types) > 1:
+        for pair in ("cross-node", "same-switch"):
+            record.ratio(
+                PATHS,
+                f"{pair} afxdp-nonpmd/veth-netdev",
+                f"throughput {pair} afxdp-nonpmd",
+                f"throughput {pair} veth-netdev",
+            )
+        record.note(
+            PATHS,
+            f"The lab's default pod port type is {DEFAULT_PORT_TYPE or 'veth-netdev'!r} (l2sm_lab.fabric."
+            "DEFAULT_PORT_TYPE): the faster here, and the lab's end-to-end and CLI tests pass with it.",
+        )
     return medians
 
 
@@ -468,10 +481,12 @@ def bench_controller_restart(record: Any, s: Settings, work: Path, progress: Cal
 def bench_attach(record: Any, s: Settings, work: Path, progress: Callable[[str], None]) -> None:
     """n units on one network with a peer (unit 0): each unit in turn removed, started again
     (Lab's unit start) and timed to its first answer from the peer."""
-    for n in s.attach_sizes:
-        progress(f"attach latency, {n} unit(s)")
+    for port_type, n in [(t, n) for t in s.port_types for n in s.attach_sizes]:
+        shown = port_type or "veth-netdev"
+        progress(f"attach latency, {n} unit(s), port type {shown}")
         per_node = max(10, math.ceil((n + 1) / 2))
-        with _lab(pod_bundle(work / f"attach{n}", 1, n + 1, per_node), nodes=2) as (lab, _):
+        bundle = pod_bundle(work / f"attach{n}", 1, n + 1, per_node)
+        with _lab(bundle, nodes=2, port_type=port_type) as (lab, _):
             units = sorted(lab.plan.units.values(), key=lambda u: u.number)
             peer = _ip(lab, units[0].name)
             first_ping(lab.unit_ns(units[1].name), peer)
@@ -484,11 +499,11 @@ def bench_attach(record: Any, s: Settings, work: Path, progress: Callable[[str],
                 first_ping(lab.unit_ns(unit.name), peer)
                 samples.append(time.perf_counter() - started)
                 starts.append(joined - started)
-        axis = {"x": n, "x_label": "units on the network"}
-        meta = {"units": n, "nodes": 2, "series": "attach to first ping", **axis}
-        record.add(ATTACH, f"attach to first ping, {n} units", samples, "s", meta=meta)
-        meta = {"units": n, "series": "unit start only", **axis}
-        record.add(ATTACH, f"unit start only, {n} units", starts, "s", meta=meta)
+        axis = {"x": n, "x_label": "units on the network", "port_type": port_type}
+        meta = {"units": n, "nodes": 2, "series": f"attach to first ping, {shown}", **axis}
+        record.add(ATTACH, f"attach to first ping, {n} units, {shown}", samples, "s", meta=meta)
+        meta = {"units": n, "series": f"unit start only, {shown}", **axis}
+        record.add(ATTACH, f"unit start only, {n} units, {shown}", starts, "s", meta=meta)
 
 
 def _flow_rules(lab: Lab) -> dict[str, int]:
@@ -533,10 +548,27 @@ def bench_scale(record: Any, s: Settings, work: Path, progress: Callable[[str], 
             growth = units / units0
             record.note(
                 SCALE,
-                f"scale {label} vs {units0} units (x{growth:g}): set-up x{seconds / seconds0:.2f}, "
+                f"{label} vs {units0} units (x{growth:g}): set-up x{seconds / seconds0:.2f}, "
                 f"rules per switch x{per_rules / rules0:.2f} (linear would be x{growth:g})",
             )
         previous = (units, seconds, per_rules)
+    networks, units = s.scale_sizes[len(s.scale_sizes) // 2]
+    for port_type in (t for t in s.port_types if t != DEFAULT_PORT_TYPE):
+        shown = port_type or "veth-netdev"
+        progress(f"scale {networks} networks x {units} units on 4 nodes, port type {shown}")
+        bundle = pod_bundle(
+            work / f"scale{networks}-{shown}", networks, units // networks, math.ceil(units / 4)
+        )
+        with _lab(bundle, nodes=4, port_type=port_type) as (_, seconds):
+            pass
+        label = f"{networks}x{units}"
+        record.add(SCALE, f"{label} set-up, {shown} ports", [seconds], "s", meta={"port_type": port_type})
+        record.ratio(
+            SCALE,
+            f"{label} set-up, default/{shown} ports",
+            f"{label} set-up",
+            f"{label} set-up, {shown} ports",
+        )
 
 
 def run(record: Any, *, smoke: bool, reps: int, progress: Callable[[str], None] | None = None) -> None:

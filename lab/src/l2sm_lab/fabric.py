@@ -37,8 +37,10 @@ _START_TIMEOUT = 10.0
 # Pod port types: "" is OVS's default for a veth (netdev, AF_PACKET); "afxdp-nonpmd" takes the
 # veth through AF_XDP in generic XDP mode (works in namespaces; about twice the throughput here).
 PORT_TYPES = {"": (), "afxdp-nonpmd": ("type=afxdp-nonpmd", "options:xdp-mode=generic")}
-# The default since benchmarks/dataplane.py measured it here at 1.6x the cross-node and 1.9x the
-# same-switch TCP throughput of "" (RTT alike), with tests/test_lab_e2e.py and test_lab_cli.py green.
+# The default since benchmarks/dataplane.py measured it here at 1.1-1.6x the cross-node and 1.8-1.9x
+# the same-switch TCP throughput of "" (RTT alike), with tests/test_lab_e2e.py and test_lab_cli.py
+# green. Its cost: an add-port waits for ovs-vswitchd to set up the AF_XDP socket, 90-185 ms against
+# 9-18 ms at 10 ports a node, so attaching and setting up are slower (benchmarks report both).
 DEFAULT_PORT_TYPE = "afxdp-nonpmd"
 
 
