@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import ipaddress
 import itertools
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from unittest import mock
 
@@ -37,6 +34,7 @@ from l2sm_controlplane.crds import custom_resource_definitions
 from l2sm_controlplane.resync import DesiredState, apply_resync, plan_resync, read_held
 from l2sm_controlplane.vnets import VnetsClient
 from l2sm_knf.l2sm_network import FakeCluster, members_relation, network_relation
+from l2sm_testing import charms
 from l2sm_testing.controller_server import FakeController
 from l2sm_testing.fake_kube import FakeKube
 
@@ -66,40 +64,8 @@ def run(record: Recorder, *, smoke: bool, reps: int) -> None:
 
 
 def load_charm(charm_dir: Path) -> type[ops.CharmBase]:
-    """The charm class of charm_dir/src/charm.py, loaded under a module name of its own (its
-    models.py as `models` only while it loads); ops.testing finds charmcraft.yaml from it."""
-    name = "bench_" + charm_dir.name.replace("-", "_")
-    module = sys.modules.get(name)
-    if module is None:
-        saved = sys.modules.pop("models", None)
-        try:
-            models = charm_dir / "src" / "models.py"
-            if models.is_file():
-                sys.modules["models"] = _exec(f"{name}_models", models)
-            module = _exec(name, charm_dir / "src" / "charm.py")
-        finally:
-            sys.modules.pop("models", None)
-            if saved is not None:
-                sys.modules["models"] = saved
-    [cls] = [
-        v
-        for v in vars(module).values()
-        if isinstance(v, type) and issubclass(v, ops.CharmBase) and v.__module__ == module.__name__
-    ]
-    return cls
-
-
-def _exec(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
+    """The charm class of charm_dir/src/charm.py, loaded as the cross-charm suites load it."""
+    return charms.charm_class(charms.load_charm(charm_dir, "bench"))
 
 
 @contextmanager

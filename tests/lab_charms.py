@@ -20,8 +20,6 @@ a name of its own, its `models` in sys.modules only while it loads.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +27,6 @@ from types import ModuleType
 from typing import Any
 from unittest import mock
 
-import ops
 from ops import testing
 
 from l2sm_charmlib.l2sm_controller import controller_relation
@@ -47,6 +44,8 @@ from l2sm_knf.l2sm_network import (
 )
 from l2sm_lab.bundle import NETWORK_CHARM, NETWORK_INTERFACE, App, Bundle
 from l2sm_lab.plan import CACHE, CONTENT_SERVER, ROUTER, Paths
+from l2sm_testing import charms
+from l2sm_testing.charms import charm_class
 from l2sm_testing.fake_kube import FakeKube
 
 MODEL = "cdn"
@@ -57,44 +56,7 @@ CONTAINERS = {CONTENT_SERVER: ("nginx", "jobs"), CACHE: ("nginx", "jobs"), ROUTE
 
 
 def load_charm(charm_dir: Path) -> ModuleType:
-    """The charm's src/charm.py under a module name of its own (its models.py as `models`
-    only while it loads); registered before it runs: ops.testing finds charmcraft.yaml from it."""
-    name = "lab_matches_" + charm_dir.name.replace("-", "_")
-    if name in sys.modules:
-        return sys.modules[name]
-    saved = sys.modules.pop("models", None)
-    try:
-        models = charm_dir / "src" / "models.py"
-        if models.is_file():
-            sys.modules["models"] = _exec(f"{name}_models", models)
-        return _exec(name, charm_dir / "src" / "charm.py")
-    finally:
-        sys.modules.pop("models", None)
-        if saved is not None:
-            sys.modules["models"] = saved
-
-
-def _exec(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
-
-
-def charm_class(module: ModuleType) -> type[ops.CharmBase]:
-    found = [
-        v
-        for v in vars(module).values()
-        if isinstance(v, type) and issubclass(v, ops.CharmBase) and v.__module__ == module.__name__
-    ]
-    assert len(found) == 1, f"{module.__file__}: one charm class expected, got {found}"
-    return found[0]
+    return charms.load_charm(charm_dir, "lab_matches")
 
 
 def charm_paths(module: ModuleType) -> Paths:
