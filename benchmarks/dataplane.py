@@ -164,24 +164,37 @@ def throughput(ends: Endpoints, seconds: float, reps: int, name: str) -> list[fl
     try:
         samples = []
         for _ in range(reps):
-            done = None
+            done, gbits = None, None
             for _attempt in range(20):  # the server takes a moment to listen
                 done = _in(
                     ends.client,
                     ["iperf3", "-c", ends.target, "-p", str(IPERF_PORT), "-t", str(seconds), "-J"],
                     timeout=seconds + 30,
                 )
-                if done.returncode == 0:
+                gbits = _received_gbits(done)
+                if gbits is not None:
                     break
                 time.sleep(0.2)
-            if done is None or done.returncode != 0:
+            if gbits is None:
                 shown = (done.stdout + done.stderr)[-400:] if done else ""
                 raise RuntimeError(f"iperf3 to {ends.target} failed: {shown}")
-            report = json.loads(done.stdout)
-            samples.append(report["end"]["sum_received"]["bits_per_second"] / 1e9)
+            samples.append(gbits)
         return samples
     finally:
         ends.state.stop(proc)
+
+
+def _received_gbits(done: subprocess.CompletedProcess[str]) -> float | None:
+    """The receiver's rate from an iperf3 -J report, or None when the run did not measure one
+    (iperf3 can exit 0 with an `error` key and no `sum_received`, e.g. when it met the server
+    while it was still starting)."""
+    if done.returncode != 0:
+        return None
+    try:
+        report = json.loads(done.stdout)
+        return float(report["end"]["sum_received"]["bits_per_second"]) / 1e9
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def rtt(ends: Endpoints, count: int) -> list[float]:
