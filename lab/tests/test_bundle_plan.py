@@ -169,3 +169,50 @@ def test_any_addresses_value_is_planned_or_refused_naming_the_option(tmp_path_fa
         return
     for address in plan.units["cdn-cache/0"].addresses.values():
         assert ipaddress.IPv4Interface(address).network == ipaddress.IPv4Network("10.0.1.0/24")
+
+
+def test_unit_numbers_from_a_scale_and_placement_kept(tmp_path):
+    """After `scale cdn-router 0` then `1`: cdn-router/1 alone, at its predecessor's addresses
+    (address-from), and units already placed stay on their nodes."""
+    fresh = plan_lab(read_bundle(CDN, CHARMS), nodes=2, paths=_paths)
+    placed = {name: unit.node for name, unit in fresh.units.items() if name != "cdn-router/0"}
+    plan = plan_lab(
+        read_bundle(CDN, CHARMS),
+        nodes=2,
+        paths=_paths,
+        unit_numbers={"cdn-router": [1]},
+        placed=placed,
+    )
+    assert set(plan.units) == {"cdn-content-server/0", "cdn-router/1", "cdn-cache/0"}
+    assert plan.units["cdn-router/1"].addresses == {
+        "my-first-osm-net": "10.0.1.1/24",
+        "my-second-osm-net": "10.0.2.1/24",
+    }
+    assert {n: plan.units[n].node for n in placed} == placed
+    # The node the two others left with fewest units: the one cdn-router/0 had.
+    assert plan.units["cdn-router/1"].node == fresh.units["cdn-router/0"].node
+    assert plan.units["cdn-cache/0"].interfaces == fresh.units["cdn-cache/0"].interfaces
+    # Scaled to none: no member, so the cache has no route to the server's network.
+    none = plan_lab(read_bundle(CDN, CHARMS), nodes=2, paths=_paths, unit_numbers={"cdn-router": []})
+    assert "cdn-router/0" not in none.units
+    assert none.units["cdn-cache/0"].interfaces[0].routes == ()
+
+
+def test_placement_is_round_robin_on_a_fresh_lab_and_keeps_placed_units():
+    from l2sm_lab.plan import place_units
+
+    nodes = ("a", "b", "c")
+    units = [f"u/{i}" for i in range(5)]
+    assert place_units(units, nodes, {}) == {"u/0": "a", "u/1": "b", "u/2": "c", "u/3": "a", "u/4": "b"}
+    # u/0 and u/1 stay where they are (both on c); the new ones fill a and b first.
+    got = place_units(units, nodes, {"u/0": "c", "u/1": "c", "gone/0": "a"})
+    assert (got["u/0"], got["u/1"]) == ("c", "c")
+    assert sorted(got[u] for u in units[2:]) == ["a", "a", "b"]
+    # A placement on a node the fabric no longer has is not kept.
+    assert place_units(["u/0"], nodes, {"u/0": "z"}) == {"u/0": "a"}
+
+
+def test_a_server_that_is_not_unit_0_is_still_the_caches_origin():
+    plan = plan_lab(read_bundle(CDN, CHARMS), nodes=2, paths=_paths, unit_numbers={"cdn-content-server": [3]})
+    cache = plan.units["cdn-cache/0"].workload
+    assert cache and cache.base_url == "http://10.0.2.10:80/"

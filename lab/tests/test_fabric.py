@@ -362,7 +362,9 @@ def test_free_port_until_the_limit(lab):
     assert fabric.free_port("solo") == 2
     fabric.attach("solo", 2, unit, "net2", POD_MTU)
     assert fabric.used_ports("solo") == {1, 2}
-    with pytest.raises(InterfacesExhausted, match=r"solo.*all 2 pod ports.*interfaces_per_node") as full:
+    with pytest.raises(
+        InterfacesExhausted, match=r"solo has no free switch interface: all 2 are in use.*interfaces-per-node"
+    ) as full:
         fabric.free_port("solo")
     assert (full.value.node, full.value.limit) == ("solo", 2)
     with pytest.raises(LabError, match="outside the pod ports"):

@@ -4,6 +4,7 @@ l2sm-lab up bundles/cdn.yaml --nodes 2
 l2sm-lab status
 l2sm-lab exec cdn-cache/0 -- ping -c 3 10.0.2.10
 l2sm-lab action cdn-cache/0 fetch-content name=demo.bin wait=60
+l2sm-lab scale cdn-router 2
 l2sm-lab down
 l2sm-lab demo cdn --json report.json
 """
@@ -115,7 +116,20 @@ def _find_bundle(name: str) -> Path:
 def _print_status(status: dict[str, Any]) -> None:
     controller = status["controller"]
     print(f"lab {status['lab']}: {status['bundle']}")
-    print(f"controller: {controller['rest']} ({'running' if controller['running'] else 'DOWN'})\n")
+    print(f"controller: {controller['rest']} ({'running' if controller['running'] else 'DOWN'})")
+    sup = controller.get("supervisor") or {}
+    if sup:
+        answering = "answering" if sup.get("answering") else "NOT answering"
+        last = f", last exit: {sup['last_exit']}" if sup.get("last_exit") else ""
+        print(f"  supervisor: {sup.get('restarts', 0)} restart(s){last}; controller {answering}")
+        when = "never"
+        if sup.get("last_resync"):
+            when = time.strftime("%H:%M:%S", time.localtime(sup["last_resync"]))
+        print(f"  last resync ({when}): {sup.get('last_resync_summary') or '-'}")
+        if sup.get("last_repair"):
+            at = time.strftime("%H:%M:%S", time.localtime(sup["last_repair"]))
+            print(f"  last repair ({at}): {sup.get('last_repair_summary')}")
+    print()
     print(
         table(
             [
@@ -152,6 +166,11 @@ def _print_status(status: dict[str, Any]) -> None:
         for u in status["units"]
     ]
     print(table(rows, ["UNIT", "NODE", "ADDRESSES", "WORKLOAD", "RUNNING"]))
+    problems = [u for u in status["units"] if u.get("problem")]
+    if problems:
+        print()
+        for u in problems:
+            print(f"{u['unit']}: {u['problem']}")
 
 
 def _params(items: Sequence[str]) -> dict[str, str]:
@@ -171,7 +190,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="the lab's state directory")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("up", help="realise a bundle")
+    p = sub.add_parser(
+        "up",
+        help="realise a bundle",
+        description="Realise a bundle. A unit that cannot start (its node has no free switch "
+        "interface) is reported and the command exits 1, but the lab stays up with every other "
+        "unit: `l2sm-lab status` shows the problem, `l2sm-lab down` removes the lab.",
+    )
     p.add_argument("bundle")
     p.add_argument("--nodes", type=int, default=2)
     p.add_argument("--id", default="l2lab", help="prefix of the lab's namespaces")
@@ -197,6 +222,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("restart-controller", help="kill the controller (state lost) and resync")
     p = sub.add_parser("recreate", help="delete a unit's pod and make it again")
     p.add_argument("unit")
+    p = sub.add_parser(
+        "scale",
+        help="juju scale-application: down removes the highest-numbered units, up adds new numbers",
+    )
+    p.add_argument("application")
+    p.add_argument("count", type=int)
     p = sub.add_parser("demo", help="replay the seed's proof of concept")
     p.add_argument("name", choices=sorted(DEMOS))
     p.add_argument("--json", type=Path, metavar="PATH", help="write the report there")
@@ -229,7 +260,12 @@ def _run(args: argparse.Namespace, progress: Progress) -> int:
                 progress=progress,
             )
         _print_status(lab.status())
-        return 0
+        problems = lab.problems()
+        for unit, problem in problems.items():
+            print(f"l2sm-lab: {unit} did not start: {problem}", file=sys.stderr)
+        if problems:
+            print("l2sm-lab: the lab is up without those units (l2sm-lab down removes it)", file=sys.stderr)
+        return 1 if problems else 0
     if args.command == "demo":
         with progress.running():
             report = run_demo(
@@ -276,6 +312,14 @@ def _run(args: argparse.Namespace, progress: Progress) -> int:
             lab.recreate_unit(args.unit)
         print(f"{args.unit} recreated")
         return 0
+    if args.command == "scale":
+        with progress.running():
+            changed = lab.scale(args.application, args.count, progress=progress)
+        print(f"{args.application}: {' '.join(changed) or 'no change'}")
+        for unit, problem in lab.problems().items():
+            if unit in changed:
+                print(f"l2sm-lab: {unit} did not start: {problem}", file=sys.stderr)
+        return 1 if any(u in changed for u in lab.problems()) else 0
     raise AssertionError(args.command)  # pragma: no cover
 
 

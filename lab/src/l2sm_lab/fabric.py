@@ -45,12 +45,17 @@ DEFAULT_PORT_TYPE = "afxdp-nonpmd"
 
 
 class InterfacesExhausted(LabError):
-    def __init__(self, node: str, limit: int):
-        self.node = node
-        self.limit = limit
+    """A node lacks switch interfaces for a pod: says which node, the limit, and the fix."""
+
+    def __init__(self, node: str, limit: int, free: int = 0, needed: int = 1):
+        self.node, self.limit, self.free, self.needed = node, limit, free, needed
+        if free:
+            what = f"{node} has {free} free switch interface(s) of {limit} but the pod needs {needed}"
+        else:
+            what = f"{node} has no free switch interface: all {limit} are in use"
         super().__init__(
-            f"node {node} has no free switch port: all {limit} pod ports are in use "
-            f"(raise interfaces_per_node, at most {PROBE_PORT - 1}, to allow more)"
+            f"{what} (l2sm-switch option interfaces-per-node); raise interfaces-per-node "
+            f"(at most {PROBE_PORT - 1}) or add a node"
         )
 
 
@@ -420,12 +425,15 @@ class Fabric:
     def used_ports(self, node: str) -> set[int]:
         return {p for p in self._bridge_ports(node).values() if 1 <= p <= self.interfaces_per_node}
 
-    def free_port(self, node: str) -> int:
+    def free_ports(self, node: str) -> list[int]:
         used = self.used_ports(node)
-        for port in range(1, self.interfaces_per_node + 1):
-            if port not in used:
-                return port
-        raise InterfacesExhausted(node, self.interfaces_per_node)
+        return [port for port in range(1, self.interfaces_per_node + 1) if port not in used]
+
+    def free_port(self, node: str) -> int:
+        free = self.free_ports(node)
+        if not free:
+            raise InterfacesExhausted(node, self.interfaces_per_node)
+        return free[0]
 
     # Operations
 

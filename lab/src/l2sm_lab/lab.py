@@ -11,27 +11,29 @@ processes, and `down` works after a crash.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from l2sm_controlplane.resync import DesiredState, ResyncReport, apply_resync, plan_resync, read_held
-from l2sm_controlplane.vnets import ControllerError, VnetsClient
+from l2sm_controlplane.resync import DesiredState, ResyncReport
+from l2sm_controlplane.vnets import ControllerError, ControllerUnreachable, VnetsClient
 from l2sm_core import naming, netlink
-from l2sm_lab import knfs
+from l2sm_lab import knfs, supervisor
 from l2sm_lab.bundle import read_bundle
-from l2sm_lab.fabric import DEFAULT_PORT_TYPE, PORT_TYPES, Fabric
-from l2sm_lab.plan import LabPlan, Paths, UnitPlan, plan_lab
-from l2sm_lab.procs import LabError, LabState
+from l2sm_lab.fabric import DEFAULT_PORT_TYPE, PORT_TYPES, Fabric, InterfacesExhausted
+from l2sm_lab.plan import LabPlan, Paths, UnitPlan, is_knf, plan_lab
+from l2sm_lab.procs import LabError, LabState, start_time
 
 DEFAULT_ROOT = Path(os.environ.get("L2SM_LAB_ROOT", "/run/l2sm-lab"))
 DEFAULT_ID = "l2lab"
@@ -40,6 +42,10 @@ OF_PORT = 6633
 CONTROLLER = "controller"
 USER = "karaf"  # the upstream manager's user name; the password is the lab's own
 READY_TIMEOUT = 30.0
+# The controller charm's update-status, compressed: Juju's default is every 5 minutes.
+RESYNC_INTERVAL = 10.0
+# A pod the API still shows: its ports are released (the charm's resync removes them).
+GONE_STATES = ("Terminating", "Failed")
 # Workloads start in this order: the cache follows an origin, through a router.
 _START_ORDER = {"content-server": 0, "router": 1, "cache": 2}
 
@@ -67,11 +73,15 @@ class Lab:
         root: Path = DEFAULT_ROOT,
         lab_id: str = DEFAULT_ID,
         port_type: str = DEFAULT_PORT_TYPE,
+        resync_interval: float = RESYNC_INTERVAL,
         progress: Progress = _quiet,
     ) -> Lab:
         """Realise the bundle. Everything is checked (bundle, options) before anything is
         made; a failure half-way tears down what was made and raises. Pod ports are of
-        `port_type` (l2sm_lab.fabric.PORT_TYPES; the fabric's record keeps it for `load`)."""
+        `port_type` (l2sm_lab.fabric.PORT_TYPES; the fabric's record keeps it for `load`).
+        A unit its node has no switch interface for is not started: its problem is
+        recorded (`problems()`, `status()`) and every other unit comes up. The controller
+        runs under l2sm_lab.supervisor, which resyncs every `resync_interval` seconds."""
         if port_type not in PORT_TYPES:
             raise ValueError(f"port type {port_type!r}: choose one of {', '.join(map(repr, PORT_TYPES))}")
         bundle_path = Path(bundle_path).resolve()
@@ -86,7 +96,15 @@ class Lab:
                 "bundle-sha256": hashlib.sha256(bundle_path.read_bytes()).hexdigest(),
                 "nodes": nodes,
                 "units": {},
+                "networks": [],
+                "next-index": 0,
+                "apps": {
+                    a.name: {"units": list(range(a.scale)), "next": a.scale}
+                    for a in read_bundle(bundle_path).apps.values()
+                    if is_knf(a)
+                },
             }
+            state.data["controller"] = {"resync-interval": resync_interval}
             state.save()
             lab = cls(state, _plan(state, bundle_path, nodes), None)  # type: ignore[arg-type]
             lab.fabric = Fabric(
@@ -103,10 +121,15 @@ class Lab:
             lab._wait_switches(progress)
             for network in lab.plan.networks.values():
                 progress(f"creating network {network.name}")
-                lab.client().create_network(network.name)
+                with lab.operator():
+                    lab.client().create_network(network.name)
+                    state.data["lab"]["networks"].append(network.name)
+                    state.save()
             for unit in lab._start_order():
                 progress(f"starting {unit.name} on {unit.node}")
                 lab._start_unit(unit)
+            for unit, problem in lab.problems().items():
+                progress(f"{unit} not started: {problem}")
             return lab
         except BaseException:
             progress("failed: removing what was made")
@@ -151,7 +174,21 @@ class Lab:
         if record is None:
             known = ", ".join(sorted(self.state.data["lab"]["units"])) or "none"
             raise LabError(f"no unit {unit!r} in this lab (units: {known})")
+        if not record.get("ns"):
+            why = record.get("problem") or record.get("gone") or "not started"
+            raise LabError(f"{unit} has no pod: {why}")
         return record["ns"]
+
+    def problems(self) -> dict[str, str]:
+        """Unit -> why it is not running (a node out of switch interfaces)."""
+        units = self.state.data["lab"]["units"]
+        return {name: r["problem"] for name, r in sorted(units.items()) if r.get("problem")}
+
+    @contextlib.contextmanager
+    def operator(self) -> Iterator[None]:
+        """Port changes and resyncs one at a time (l2sm_lab.supervisor.operator_lock)."""
+        with supervisor.operator_lock(self.state.root):
+            yield
 
     def unit(self, unit: str) -> UnitPlan:
         if unit not in self.plan.units:
@@ -164,7 +201,7 @@ class Lab:
         return VnetsClient(f"http://127.0.0.1:{info['rest-port']}", USER, info["password"], timeout=timeout)
 
     def replan(self) -> LabPlan:
-        """The plan again, with what the routers' actions changed (l2sm_lab.actions)."""
+        """The plan again, with what the routers' actions and scaling changed."""
         self.plan = _plan(self.state, Path(self.state.data["lab"]["bundle"]), self.state.data["lab"]["nodes"])
         return self.plan
 
@@ -194,20 +231,27 @@ class Lab:
         info["rest-port"] = listener.getsockname()[1]
         self.state.save()
         try:
+            # The supervisor holds the socket (the port outlives each controller process) and
+            # starts the controller in its namespace; it runs here, to reach REST on loopback.
             self.state.spawn(
                 CONTROLLER,
                 [
                     sys.executable,
                     "-m",
-                    "l2sm_lab.controller",
+                    "l2sm_lab.supervisor",
+                    "--root",
+                    str(self.state.root),
+                    "--netns",
+                    self.fabric.controller_ns,
                     "--of-port",
                     str(OF_PORT),
                     "--rest-fd",
                     str(listener.fileno()),
                     "--credentials",
                     str(credentials),
+                    "--resync-interval",
+                    str(info.get("resync-interval", RESYNC_INTERVAL)),
                 ],
-                netns=self.fabric.controller_ns,
                 log=self.state.root / "controller.log",
                 pass_fds=(listener.fileno(),),
             )
@@ -235,70 +279,186 @@ class Lab:
             time.sleep(0.2)
 
     def stop_controller(self) -> None:
-        """The controller dies; the switches keep their flows (secure fail mode)."""
+        """The controller's pod goes (supervisor and controller); the switches keep their
+        flows (secure fail mode)."""
         if any(p.name == CONTROLLER for p in self.state.procs):
             self.state.stop(CONTROLLER)
 
     def restart_controller(self, progress: Progress = _quiet) -> ResyncReport:
         """Kill the controller (its state goes, as ONOS's does), start it again, and run the
-        controller charm's resync so networks and ports come back."""
-        self.stop_controller()
-        self._start_controller()
-        self._wait_switches(progress)
-        return self.resync()
+        controller charm's resync so networks and ports come back. The supervisor's own
+        resync after the start waits for this one, and then finds nothing to do."""
+        with self.operator():
+            self.stop_controller()
+            self._start_controller()
+            self._wait_switches(progress)
+            return self.resync()
+
+    def supervisor_status(self) -> dict[str, Any] | None:
+        """What the supervisor last wrote (l2sm_lab.supervisor.Status), or None."""
+        return supervisor.read_status(self.state.root) if self.state.alive(CONTROLLER) else None
+
+    def controller_pid(self) -> int | None:
+        """The running controller process (the supervisor's child), checked by start time."""
+        info = self.supervisor_status() or {}
+        pid = int(info.get("child_pid") or 0)
+        return pid if pid and start_time(pid) == info.get("child_start") else None
+
+    def kill_controller(self, sig: int = signal.SIGKILL) -> int:
+        """The controller process dies (SIGKILL: no goodbye, state lost); the supervisor
+        restarts it as Pebble would. Returns the PID killed."""
+        pid = self.controller_pid()
+        if pid is None:
+            raise LabError("no controller process is running under the supervisor")
+        os.kill(pid, sig)
+        return pid
 
     def desired(self) -> DesiredState:
-        """What the cluster says (the operator's view): networks, and each one's ports."""
-        ports: dict[str, list[str]] = {n.name: [] for n in self.plan.networks.values()}
-        for record in self.state.data["lab"]["units"].values():
-            for network, port in record["ports"].items():
-                ports.setdefault(network, []).append(port["endpoint"])
-        return DesiredState.build(ports, ports)
+        """What the cluster says (the charm's view): networks, and each pod's ports, wanted or
+        released (l2sm_lab.supervisor.desired_state)."""
+        return supervisor.desired_state(self.state.data["lab"])
 
     def resync(self) -> ResyncReport:
-        client = self.client()
-        desired = self.desired()
-        return apply_resync(client, plan_resync(desired, read_held(client, sorted(desired.networks))))
+        with self.operator():
+            return supervisor.resync(self.client(), self.state.data["lab"])
 
     # -- units ---------------------------------------------------------------------------------
 
     def _start_unit(self, unit: UnitPlan) -> None:
-        units = self.state.data["lab"]["units"]
-        index = units.get(unit.name, {}).get("index", len(units))
-        ns = self.state.make_netns(f"u{index}")
-        units[unit.name] = {"ns": ns, "node": unit.node, "index": index, "ports": {}}
-        self.state.save()
-        for membership in unit.memberships:
-            if not membership.interface:
-                continue
-            port = self.fabric.free_port(unit.node)
-            endpoint = self.fabric.attach(unit.node, port, ns, membership.interface, membership.mtu or 1400)
-            units[unit.name]["ports"][membership.network] = {"port": port, "endpoint": endpoint}
+        """The unit's pod: a namespace, a switch interface per network, addresses, routes and
+        its workload. A node without enough free interfaces leaves the unit with a recorded
+        problem and nothing made (the pod would not start)."""
+        lab = self.state.data["lab"]
+        units = lab["units"]
+        index = units.get(unit.name, {}).get("index")
+        if index is None:
+            index = max(lab.get("next-index", 0), len(units))
+            lab["next-index"] = index + 1
+        wanted = [m for m in unit.memberships if m.interface]
+        with self.operator():
+            free = self.fabric.free_ports(unit.node)
+            if len(free) < len(wanted):
+                limit = self.fabric.interfaces_per_node
+                problem = str(InterfacesExhausted(unit.node, limit, len(free), len(wanted)))
+                units[unit.name] = {"ns": "", "node": unit.node, "index": index, "ports": {}}
+                units[unit.name]["problem"] = problem
+                self.state.save()
+                return
+            ns = self.state.make_netns(f"u{index}")
+            units[unit.name] = {"ns": ns, "node": unit.node, "index": index, "ports": {}}
             self.state.save()
-            self.client().add_ports(membership.network, [endpoint])
+        for membership in wanted:
+            assert membership.interface
+            # One port at a time under the lock: a resync sees a port in both or in neither of
+            # the record and the controller.
+            with self.operator():
+                port = self.fabric.free_port(unit.node)
+                mtu = membership.mtu or 1400
+                endpoint = self.fabric.attach(unit.node, port, ns, membership.interface, mtu)
+                units[unit.name]["ports"][membership.network] = {"port": port, "endpoint": endpoint}
+                self.state.save()
+                try:
+                    self.client().add_ports(membership.network, [endpoint])
+                except ControllerUnreachable as exc:
+                    # The pod is attached in the cluster's view: the charm's resync adds it.
+                    what = f"{endpoint} to {membership.network}"
+                    print(f"l2sm-lab: {what}: {exc} (the resync adds it)", file=sys.stderr)
         if unit.interfaces:
             netlink.apply_plans(unit.interfaces, netns=ns)
         knfs.start_workload(self.state, unit, ns)
 
-    def remove_unit(self, name: str) -> None:
-        """The unit's pod goes: the operator removes its ports, the node frees its interfaces."""
-        unit = self.unit(name)
+    def remove_unit(self, name: str, *, missed_delete: bool = False, leaves: str = "") -> None:
+        """The unit's pod goes: the operator removes its ports, the node frees its interfaces.
+        `missed_delete`: the operator misses it, the controller keeps the ports. `leaves`
+        (Terminating or Failed): the pod object stays in the API with its ports, which the
+        charm then sees released; without it, the pod leaves no trace."""
+        if leaves and leaves not in GONE_STATES:
+            raise ValueError(f"leaves={leaves!r}: one of {', '.join(GONE_STATES)}, or ''")
         record = self.state.data["lab"]["units"][name]
-        knfs.stop_workload(self.state, unit)
-        for network, port in sorted(record["ports"].items()):
-            try:
-                self.client().remove_ports(network, [port["endpoint"]])
-            except ControllerError as exc:
-                print(f"l2sm-lab: removing {port['endpoint']} from {network}: {exc}", file=sys.stderr)
-            self.fabric.detach(record["node"], port["port"])
-        record["ports"] = {}
-        self.state.delete_netns(record["ns"])
-        self.state.save()
+        if name in self.plan.units:
+            knfs.stop_workload(self.state, self.plan.units[name])
+        with self.operator():
+            for network, port in sorted(record["ports"].items()):
+                if not missed_delete:
+                    try:
+                        self.client().remove_ports(network, [port["endpoint"]])
+                    except ControllerError as exc:
+                        print(f"l2sm-lab: removing {port['endpoint']} from {network}: {exc}", file=sys.stderr)
+                self.fabric.detach(record["node"], port["port"])
+            if leaves:
+                record["gone"] = leaves
+            else:
+                record["ports"] = {}
+            record.pop("problem", None)
+            if record.get("ns"):
+                self.state.delete_netns(record["ns"])
+                record["ns"] = ""
+            self.state.save()
+
+    def forget_unit(self, name: str) -> None:
+        """A pod left Terminating or Failed finally goes from the API."""
+        record = self.state.data["lab"]["units"].get(name)
+        if record is None or not record.get("gone"):
+            raise LabError(f"{name} is no pod left Terminating or Failed")
+        with self.operator():
+            del self.state.data["lab"]["units"][name]
+            self.state.save()
 
     def recreate_unit(self, name: str) -> None:
         """The pod deleted and made again (same unit): same plan, so same addresses and routes."""
+        unit = self.unit(name)
         self.remove_unit(name)
-        self._start_unit(self.unit(name))
+        self._start_unit(unit)
+
+    def scale(
+        self,
+        app: str,
+        count: int,
+        *,
+        missed_delete: bool = False,
+        leaves: str = "",
+        progress: Progress = _quiet,
+    ) -> list[str]:
+        """`juju scale-application APP COUNT`: down removes the highest-numbered units; up adds
+        units numbered after the highest ever used (Juju never reuses a number), placed on
+        the least-loaded nodes while the others stay where they are. Units whose interface
+        plans changed (routes via a unit that came or went) get the new ones, as the KNF
+        library applies them. Returns the units added or removed."""
+        apps = self.state.data["lab"]["apps"]
+        if app not in apps:
+            known = ", ".join(sorted(apps))
+            raise LabError(f"no application {app!r} with units to scale (these have: {known})")
+        if count < 0:
+            raise LabError(f"scale {app} {count}: give 0 or more units")
+        info = apps[app]
+        numbers = sorted(info["units"])
+        before = {n: u.interfaces for n, u in self.plan.units.items()}
+        changed: list[str] = []
+        if count < len(numbers):
+            for number in reversed(numbers[count:]):
+                name = f"{app}/{number}"
+                progress(f"removing {name}")
+                self.remove_unit(name, missed_delete=missed_delete, leaves=leaves)
+                if not leaves:
+                    del self.state.data["lab"]["units"][name]
+                changed.append(name)
+            info["units"] = numbers[:count]
+        else:
+            added = list(range(info["next"], info["next"] + count - len(numbers)))
+            info["units"], info["next"] = numbers + added, info["next"] + len(added)
+            changed = [f"{app}/{n}" for n in added]
+        self.state.save()
+        self.replan()
+        for unit in self._start_order():
+            if unit.name in changed:
+                progress(f"starting {unit.name} on {unit.node}")
+                self._start_unit(unit)
+            elif unit.name in before and unit.interfaces != before[unit.name]:
+                ns = self.state.data["lab"]["units"].get(unit.name, {}).get("ns")
+                if ns:
+                    progress(f"{unit.name}: new interface plans")
+                    netlink.apply_plans(unit.interfaces, netns=ns)
+        return changed
 
     def exec(
         self, unit: str, argv: Sequence[str], *, check: bool = False, **kwargs: Any
@@ -345,9 +505,25 @@ class Lab:
                     "addresses": unit.addresses,
                     "ports": {n: p["endpoint"] for n, p in record.get("ports", {}).items()},
                     "workload": unit.workload.kind if unit.workload else "",
-                    "running": self._running(name),
+                    "running": bool(record.get("ns")) and self._running(name),
+                    "problem": record.get("problem", ""),
                 }
             )
+        for name, record in sorted(self.state.data["lab"]["units"].items()):
+            if record.get("gone"):
+                released = {n: p["endpoint"] for n, p in record.get("ports", {}).items()}
+                units.append(
+                    {
+                        "unit": name,
+                        "node": record["node"],
+                        "namespace": "",
+                        "addresses": {},
+                        "ports": released,
+                        "workload": "",
+                        "running": False,
+                        "problem": f"pod {record['gone']}: its ports released",
+                    }
+                )
         return {
             "lab": self.state.lab,
             "bundle": self.state.data["lab"]["bundle"],
@@ -355,6 +531,7 @@ class Lab:
                 "rest": client.base_url,
                 "running": self.state.alive(CONTROLLER),
                 "devices": [{"id": d.id, "available": d.available} for d in _devices(client)],
+                "supervisor": self.supervisor_status() or {},
             },
             "nodes": self.fabric.status(),
             "networks": networks,
@@ -400,10 +577,14 @@ def _paths(root: Path, unit: str) -> Paths:
 def _plan(state: LabState, bundle_path: Path, nodes: int) -> LabPlan:
     from l2sm_lab import actions  # actions imports the plan, not the lab
 
+    info = state.data.get("lab", {})
+    units = info.get("units", {})
     return plan_lab(
         read_bundle(bundle_path),
         nodes=nodes,
         paths=lambda unit: _paths(state.root, unit),
         added_rules=actions.added_rules(state),
         cut_links=actions.cut_links(state),
+        unit_numbers={app: a["units"] for app, a in info.get("apps", {}).items()},
+        placed={name: r["node"] for name, r in units.items() if not r.get("gone")},
     )

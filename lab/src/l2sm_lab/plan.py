@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +147,34 @@ def _knf_endpoints(app: App) -> list[str]:
     return sorted(e for e, i in app.charm.requires.items() if i == NETWORK_INTERFACE)
 
 
+def is_knf(app: App) -> bool:
+    """The application's units are pods with L2S-M interfaces (what the lab runs and scales)."""
+    return bool(_knf_endpoints(app))
+
+
+def unit_names(app: App, numbers: Sequence[int] | None = None) -> list[str]:
+    """The app's units: `numbers` (what a scale left, from the lab's record) or, when not
+    given, the bundle's `scale` numbered from 0 as Juju deploys them."""
+    chosen = range(app.scale) if numbers is None else sorted(set(numbers))
+    return [f"{app.name}/{n}" for n in chosen]
+
+
+def place_units(units: Sequence[str], nodes: Sequence[str], placed: Mapping[str, str]) -> dict[str, str]:
+    """Unit -> node. A unit already placed stays (a pod is not moved by others scaling);
+    each other unit, in order, goes to the node holding fewest units, the first such node
+    on a tie: on a fresh lab that is round-robin over the nodes."""
+    where = {u: placed[u] for u in units if placed.get(u) in nodes}
+    load = {n: 0 for n in nodes}
+    for node in where.values():
+        load[node] += 1
+    for unit in units:
+        if unit not in where:
+            node = min(nodes, key=lambda n: (load[n], nodes.index(n)))
+            where[unit] = node
+            load[node] += 1
+    return where
+
+
 def plan_lab(
     bundle: Bundle,
     *,
@@ -154,10 +182,15 @@ def plan_lab(
     paths: Callable[[str], Paths],
     added_rules: dict[str, Sequence[Rule]] | None = None,
     cut_links: dict[str, Sequence[str]] | None = None,
+    unit_numbers: Mapping[str, Sequence[int]] | None = None,
+    placed: Mapping[str, str] | None = None,
 ) -> LabPlan:
     """The whole lab. `paths(unit)` places a unit's files; `added_rules` / `cut_links` (by
-    router application) are what the router's actions changed, kept as its peer data is."""
+    router application) are what the router's actions changed, kept as its peer data is.
+    `unit_numbers` (by application) are the units a scale left, `placed` the node of each
+    unit that exists (both from the lab's record); without them, the bundle's scale."""
     names, links, per_node = _fabric(bundle, nodes)
+    numbers = unit_numbers or {}
     networks: dict[str, NetworkPlan] = {}
     knf_apps = [a for a in bundle.apps.values() if _knf_endpoints(a)]
     # KNF app -> the network apps it joined (any of its l2sm_network endpoints).
@@ -181,7 +214,7 @@ def plan_lab(
             if net_app.name not in joined[knf_app.name]:
                 continue
             forwards = knf_app.charm.name in FORWARDING_CHARMS
-            for unit in knf_app.units():
+            for unit in unit_names(knf_app, numbers.get(knf_app.name)):
                 number = int(unit.rpartition("/")[2])
                 base = requests[knf_app.name].get(name) or requests[knf_app.name].get(net_app.name)
                 try:
@@ -212,8 +245,9 @@ def plan_lab(
             routes,
         )
     units: dict[str, UnitPlan] = {}
-    order = [u for a in knf_apps for u in a.units()]
-    for index, unit in enumerate(order):
+    order = [u for a in knf_apps for u in unit_names(a, numbers.get(a.name))]
+    node_of = place_units(order, names, placed or {})
+    for unit in order:
         app = bundle.apps[unit.rpartition("/")[0]]
         memberships = []
         for position, net_app in enumerate(sorted(joined[app.name], key=lambda n: info[n][0]), start=1):
@@ -242,7 +276,7 @@ def plan_lab(
             app=app.name,
             charm=app.charm.name,
             number=int(unit.rpartition("/")[2]),
-            node=names[index % len(names)],
+            node=node_of[unit],
             forwards=app.charm.name in FORWARDING_CHARMS,
             memberships=memberships,
             interfaces=interfaces,
@@ -338,13 +372,14 @@ def plan_router(
 
 def origin_of(lab: LabPlan, unit: UnitPlan, config: Any) -> OriginProviderAppData | None:
     """The cache's origin: option origin-url first, else the related content server's URLs
-    (its leader's, unit 0 here)."""
+    (its leader's: its lowest-numbered unit here)."""
     if config.origin_url:
         return OriginProviderAppData(urls=[config.origin_url])
     for other, _ in lab.bundle.related(unit.app, "origin"):
-        server = lab.units.get(f"{other}/0")
-        if server is None:
+        servers = sorted((u for u in lab.units.values() if u.app == other), key=lambda u: u.number)
+        if not servers:
             continue
+        server = servers[0]
         port = _port(lab, other)
         urls = [f"http://{ipaddress.IPv4Interface(a).ip}:{port}/" for a in server.addresses.values()]
         if urls:

@@ -1,0 +1,347 @@
+"""The controller's Pebble and the controller charm's resync, in the lab.
+
+In the cluster, Pebble restarts the controller when it exits (on-failure, with a growing
+backoff) and the l2sm-controller charm, woken by the check events and by update-status,
+runs its resync (l2sm_controlplane.resync) so a controller that lost its state gets the
+networks and ports back with no one acting. This process plays both parts:
+
+    python -m l2sm_lab.supervisor --root ROOT --netns NS --rest-fd FD --credentials FILE \
+        [--of-port 6633] [--resync-interval 10]
+
+It holds the REST listening socket (bound by the lab on the host's loopback), so the port
+stays the same across restarts, and passes it to each `l2sm_lab.controller` child started
+in namespace NS. When a child answers after a start, and every --resync-interval seconds
+while it answers, it runs the resync against the lab's desired state, read from the lab's
+record (never written here: the lab's commands own it). What it did goes to
+ROOT/supervisor.json (its own file, which `l2sm-lab status` reads). SIGTERM ends the child
+and then itself; should this process die, the child is killed by the kernel (PDEATHSIG).
+
+The lab's operator (port adds and removes in l2sm_lab.lab) and every resync take
+ROOT/resync.lock, so a resync never reads the controller and the record half-way through
+an attach: in the cluster the charm's grace period for young pods plays that part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from l2sm_controlplane.resync import DesiredState, ResyncReport, apply_resync, plan_resync, read_held
+from l2sm_controlplane.vnets import ControllerError, VnetsClient
+
+LOG = logging.getLogger("l2sm_lab.supervisor")
+STATUS = "supervisor.json"
+RESYNC_LOCK = "resync.lock"
+RECORD = "record.json"
+USER = "karaf"
+POLL = 0.2
+STOP_TIMEOUT = 5.0
+_PR_SET_PDEATHSIG = 1
+
+# Root -> (fd, depth): the lock is reentrant within one process (flock is per open file).
+_HELD: dict[Path, list[int]] = {}
+
+
+@contextlib.contextmanager
+def operator_lock(root: Path, timeout: float = 120.0) -> Iterator[None]:
+    """Serialise the lab's port changes with resyncs (see the module's docstring)."""
+    root = Path(root).resolve()
+    held = _HELD.get(root)
+    if held is not None:
+        held[1] += 1
+        try:
+            yield
+        finally:
+            held[1] -= 1
+        return
+    fd = os.open(root / RESYNC_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{root / RESYNC_LOCK} held for {timeout:.0f} s") from None
+                time.sleep(0.05)
+        _HELD[root] = [fd, 1]
+        try:
+            yield
+        finally:
+            del _HELD[root]
+    finally:
+        os.close(fd)  # releases the flock
+
+
+# -- what the cluster says ---------------------------------------------------------------------
+
+
+def desired_state(lab: Mapping[str, Any]) -> DesiredState:
+    """What the controller should hold, from the lab's record as the charm reads the cluster:
+    the live networks; the ports of every pod that exists (wanted); the ports of a pod
+    Terminating or Failed (released: it still shows them). A pod gone entirely is not in
+    the record at all, as it is not in the API: its ports are neither."""
+    networks = list(lab.get("networks") or [])
+    ports: dict[str, set[str]] = {n: set() for n in networks}
+    released: dict[str, set[str]] = {}
+    for unit in (lab.get("units") or {}).values():
+        target = released if unit.get("gone") else ports
+        for network, port in (unit.get("ports") or {}).items():
+            target.setdefault(network, set()).add(port["endpoint"])
+    return DesiredState.build(networks, ports, released)
+
+
+def read_record(root: Path) -> dict[str, Any]:
+    """The lab part of the record; written with os.replace, so a read is never torn."""
+    return dict(json.loads((Path(root) / RECORD).read_text())["data"].get("lab") or {})
+
+
+def resync(client: VnetsClient, lab: Mapping[str, Any]) -> ResyncReport:
+    """The charm's resync (controller read first, then the cluster) against the lab's state."""
+    desired = desired_state(lab)
+    held = read_held(client, sorted(desired.networks))
+    return apply_resync(client, plan_resync(desired, held))
+
+
+# -- decisions, kept pure ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Pebble's on-failure restarts: the first after `initial`, each next one `factor` times
+    later, at most `limit`. A child that ran at least `limit` seconds starts the count again
+    (the lab's choice: it was healthy, so this is a new failure, not a crash loop)."""
+
+    initial: float = 0.5
+    factor: float = 2.0
+    limit: float = 30.0
+
+    def delay(self, failures: int) -> float:
+        """Seconds before the restart following `failures` consecutive failures (>= 1)."""
+        if failures < 1:
+            raise ValueError("a restart follows at least one failure")
+        return min(self.limit, self.initial * self.factor ** (failures - 1))
+
+    def failures_after(self, failures: int, ran_for: float) -> int:
+        return 1 if ran_for >= self.limit else failures + 1
+
+
+@dataclass
+class ResyncSchedule:
+    """When the charm would resync: once the controller answers after a (re)start (the check
+    recovering, or the next update-status), then every `interval` seconds while it answers
+    (update-status); a failed resync is tried again at the next poll after `retry`."""
+
+    interval: float
+    retry: float = 1.0
+    after_start: bool = True
+    last: float | None = None
+    failed_at: float | None = None
+
+    def started(self) -> None:
+        self.after_start = True
+
+    def due(self, now: float, answering: bool) -> bool:
+        if not answering:
+            return False
+        if self.failed_at is not None:
+            return now - self.failed_at >= self.retry
+        if self.after_start:
+            return True
+        return self.last is None or now - self.last >= self.interval
+
+    def done(self, now: float, ok: bool) -> None:
+        if ok:
+            self.last, self.failed_at, self.after_start = now, None, False
+        else:
+            self.failed_at = now
+
+
+@dataclass
+class Status:
+    """What ROOT/supervisor.json holds."""
+
+    pid: int
+    child_pid: int = 0
+    child_start: int = 0
+    child_started_at: float = 0.0
+    restarts: int = 0
+    last_exit: str = ""
+    answering: bool = False
+    last_resync: float = 0.0
+    last_resync_summary: str = ""
+    last_resync_ports: int = 0
+    last_repair: float = 0.0
+    last_repair_summary: str = ""
+    resyncs: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def save(self, root: Path) -> None:
+        text = json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n"
+        tmp = Path(root) / f".{STATUS}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, Path(root) / STATUS)
+
+
+def read_status(root: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((Path(root) / STATUS).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# -- the process -------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec; kept across the exec of `ip` and python.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _start_child(args: argparse.Namespace) -> subprocess.Popen:
+    argv = [
+        "ip", "netns", "exec", args.netns, sys.executable, "-m", "l2sm_lab.controller",
+        "--of-port", str(args.of_port), "--rest-fd", str(args.rest_fd),
+        "--credentials", str(args.credentials),
+    ]  # fmt: skip
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        pass_fds=(args.rest_fd,),
+        preexec_fn=_die_with_parent,  # no thread here holds a lock the child needs
+    )
+
+
+def _start_time(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(text[text.rindex(")") + 2 :].split()[19])
+
+
+def _end(child: subprocess.Popen) -> None:
+    if child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(STOP_TIMEOUT)
+
+
+def _resync_now(root: Path, client: VnetsClient, status: Status) -> bool:
+    try:
+        with operator_lock(root):
+            report = resync(client, read_record(root))
+    except (ControllerError, OSError, ValueError, KeyError, TimeoutError) as exc:
+        status.failures = [*status.failures[-4:], f"resync: {exc}"]
+        LOG.warning("resync failed: %s", exc)
+        return False
+    now = time.time()
+    status.resyncs += 1
+    status.last_resync, status.last_resync_summary = now, report.summary()
+    status.last_resync_ports = report.ports_restored + report.ports_added + report.ports_rebuilt
+    if report.repaired or report.ports_removed:
+        status.last_repair, status.last_repair_summary = now, report.summary()
+        LOG.warning("resync repaired the controller: %s", report.summary())
+    return not report.failures
+
+
+def run(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    user, _, password = Path(args.credentials).read_text().splitlines()[0].partition(":")
+    with socket.socket(fileno=os.dup(args.rest_fd)) as listener:
+        port = int(listener.getsockname()[1])
+    client = VnetsClient(f"http://127.0.0.1:{port}", user, password, timeout=2.0)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    backoff = Backoff()
+    schedule = ResyncSchedule(args.resync_interval)
+    status = Status(pid=os.getpid())
+    failures = 0
+    while not stop.is_set():
+        child = _start_child(args)
+        started = time.monotonic()
+        status.child_pid, status.child_start = child.pid, _start_time(child.pid)
+        status.child_started_at, status.answering = time.time(), False
+        schedule.started()
+        status.save(root)
+        LOG.info("controller started (pid %d)", child.pid)
+        while child.poll() is None and not stop.is_set():
+            answering = client.is_ready()
+            if answering != status.answering:
+                status.answering = answering
+                status.save(root)
+            now = time.monotonic()
+            if schedule.due(now, answering):
+                schedule.done(now, _resync_now(root, client, status))
+                status.save(root)
+            stop.wait(POLL)
+        if stop.is_set():
+            _end(child)
+            break
+        code = child.wait()
+        ran_for = time.monotonic() - started
+        failures = backoff.failures_after(failures, ran_for)
+        delay = backoff.delay(failures)
+        status.restarts += 1
+        how = f"exit {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
+        status.last_exit = f"{how} after {ran_for:.1f} s"
+        status.answering = False
+        status.save(root)
+        LOG.warning("controller ended (%s): restarting in %.1f s", status.last_exit, delay)
+        stop.wait(delay)
+    status.child_pid, status.answering = 0, False
+    status.save(root)
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m l2sm_lab.supervisor", description=(__doc__ or "").split("\n\n")[0]
+    )
+    parser.add_argument("--root", type=Path, required=True, help="the lab's state directory")
+    parser.add_argument("--netns", required=True, help="the controller's namespace")
+    parser.add_argument("--rest-fd", type=int, required=True, help="the REST API's listening socket")
+    parser.add_argument("--credentials", type=Path, required=True, help="file holding user:password")
+    parser.add_argument("--of-port", type=int, default=6633)
+    parser.add_argument("--resync-interval", type=float, default=10.0, help="update-status, in seconds")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        code = run(parse_args(argv))
+    except Exception:
+        LOG.exception("supervisor failed")
+        code = 1
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
