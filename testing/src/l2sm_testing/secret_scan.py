@@ -88,15 +88,20 @@ class Finding:
 class Allowed:
     """Where a secret belongs. `place` is a pattern over `Finding.where` (`*` for any text,
     nothing else special), in which `{label}` and `{key}` stand for the secret's own;
-    `secrets` one over its origin."""
+    `secrets` one over its origin, `step` one over the step that put it there."""
 
     place: str
     why: str
     secrets: str = "*"
+    step: str = "*"
 
     def covers(self, finding: Finding) -> bool:
         pattern = self.place.replace("{label}", finding.secret.label).replace("{key}", finding.secret.key)
-        return matches(pattern, finding.where) and matches(self.secrets, finding.secret.origin)
+        return (
+            matches(pattern, finding.where)
+            and matches(self.secrets, finding.secret.origin)
+            and matches(self.step, finding.step)
+        )
 
 
 def matches(pattern: str, text: str) -> bool:
@@ -451,22 +456,33 @@ def log_places(records: Iterable[Any]) -> Iterator[Place]:
             yield Place(f"log[{i}] {record.name} traceback", record.exc_text)
 
 
-def kube_places(objects: Iterable[Mapping[str, Any]]) -> Iterator[Place]:
+def kube_places(objects: Iterable[Mapping[str, Any]], step: str = "") -> Iterator[Place]:
     """The objects a fake cluster holds now (FakeKube.objects.values(), a FakeCluster's
     StatefulSet and pods)."""
     for obj in objects:
         meta = obj.get("metadata") or {}
         where = f"kube object {obj.get('kind')} {meta.get('namespace', '')}/{meta.get('name')}"
-        yield from flatten(where, obj)
+        yield from flatten(where, obj, step)
 
 
 class Sweep:
     """A charm's scenario run step by step, each output state kept, each action failure's
-    message too (and the scenario carries on from the failure's state)."""
+    message too (and the scenario carries on from the failure's state). Steps are named
+    `<name> step <n>: <event>`; `objects` gives what the fake cluster holds, read after each
+    step."""
 
-    def __init__(self, ctx: testing.Context[Any], capture: Capture):
+    def __init__(
+        self,
+        ctx: testing.Context[Any],
+        capture: Capture,
+        *,
+        name: str = "",
+        objects: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
+    ):
         self.ctx = ctx
         self.capture = capture
+        self.name = name
+        self.objects = objects
         self.inputs: list[testing.State] = []
         self.steps: list[tuple[str, testing.State]] = []
         self.failures: list[tuple[str, str]] = []
@@ -474,7 +490,8 @@ class Sweep:
         self._seen: set[tuple[str, str]] = set()
 
     def run(self, event: Any, state: testing.State) -> testing.State:
-        step = f"{len(self.steps) + 1}: {getattr(event, 'name', event)}"
+        step = f"{self.name} step " if self.name else ""
+        step += f"{len(self.steps) + 1}: {getattr(event, 'name', event)}"
         action = getattr(event, "action", None)
         if action is not None:
             step += f" {action.name}"
@@ -493,6 +510,7 @@ class Sweep:
             *state_places(self.ctx, out, step),
             *context_places(self.ctx, step),
             *self.capture.places(mark, step),
+            *(kube_places(self.objects(), step) if self.objects else ()),
         ):
             if (place.where, place.text) not in self._seen:
                 self._seen.add((place.where, place.text))
