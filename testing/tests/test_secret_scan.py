@@ -376,3 +376,26 @@ def test_base64_of_a_value_inside_anything_is_found(prefix, value, suffix, urlsa
     encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
     text = encode(prefix + value.encode() + suffix).decode()
     assert secret_scan.scan([SecretValue("x", "password", value)], [secret_scan.Place("p", text)])
+
+
+def test_secret_shaped_places_are_found_without_knowing_the_value(keys, world, tmp_path, caplog):
+    _leak(keys, tmp_path, caplog, "none")
+    key, _ = keys
+    places = [
+        secret_scan.Place("file /a", "nothing to see"),
+        secret_scan.Place("file /b", "x\n" + key),
+        *secret_scan.flatten("relation db local_app_data", {"admin-password": "", "address": "10.0.0.1/24"}),
+    ]
+    assert [p.where for p in secret_scan.secret_shaped(places)] == [
+        "file /b",
+        "relation db local_app_data (key)",
+    ]
+
+
+def test_allowed_can_name_the_step():
+    value = SecretValue("creds", "password", "p" * 20)
+    found = secret_scan.scan(
+        [value], [secret_scan.Place("kube apply Secret a/b.data.x", "p" * 20, "juju 3.6.4 step 2")]
+    )
+    assert secret_scan.leaks(found, [Allowed("kube apply Secret *", "2.9 only", step="juju 2.9*")]) == found
+    assert secret_scan.leaks(found, [Allowed("kube apply Secret *", "any Juju")]) == []

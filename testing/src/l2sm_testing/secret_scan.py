@@ -240,6 +240,16 @@ def scan(secrets: Iterable[SecretValue], places: Iterable[Place]) -> list[Findin
     return list(findings.values())
 
 
+def secret_shaped(places: Iterable[Place]) -> list[Place]:
+    """Places that look like a secret whatever the values: a PEM private key, or a mapping
+    key naming something private. For a charm that should hold no secret at all."""
+    return [
+        p
+        for p in places
+        if "PRIVATE KEY-----" in p.text or (p.where.endswith(" (key)") and is_secret_entry(p.text, ""))
+    ]
+
+
 def leaks(findings: Iterable[Finding], allowed: Iterable[Allowed]) -> list[Finding]:
     rules = list(allowed)
     return [f for f in findings if not any(rule.covers(f) for rule in rules)]

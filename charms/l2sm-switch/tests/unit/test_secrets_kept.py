@@ -1,0 +1,94 @@
+"""The controller's REST credentials reach this charm only as a reference (a Juju secret
+granted to the relation, or the controller's Kubernetes Secret on Juju 2.9): over a whole
+life it copies them nowhere, and it makes no secret of its own."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+
+from conftest import CONTROLLER_DATA, MODEL, controller_relation, knf_pod, nad
+from ops import testing
+
+from l2sm_controlplane.objects import charm_secret
+from l2sm_testing import secret_scan
+from l2sm_testing.secret_scan import Allowed, Capture, Sweep
+
+CONTROLLER_NAMESPACE = "l2sm"
+CONTROLLER_SECRET = "l2sm-controller-secrets"
+
+
+def _credentials(ctx, kube):
+    """Fresh credentials where this Juju keeps them, and the relation naming them."""
+    content = {"username": f"user-{secrets.token_hex(4)}", "password": secrets.token_urlsafe(24)}
+    if ctx.juju_version.startswith("2."):
+        kube.add(charm_secret("l2sm-controller", CONTROLLER_NAMESPACE, {"controller-credentials": content}))
+        reference = f"kubernetes:{CONTROLLER_NAMESPACE}/{CONTROLLER_SECRET}"
+        granted = None
+    else:
+        granted = testing.Secret(tracked_content=content)  # the controller's, granted to us
+        reference = granted.id
+    return granted, controller_relation({**CONTROLLER_DATA, "credentials-secret": reference})
+
+
+def allowed(granted) -> list[Allowed]:
+    if granted is not None:
+        return [
+            Allowed(f"juju-secret {granted.id} *", "the controller's Juju secret, granted to the relation")
+        ]
+    return [
+        Allowed(
+            f"kube object Secret {CONTROLLER_NAMESPACE}/{CONTROLLER_SECRET}.data.*",
+            "the controller's own Secret (Juju 2.9), which this charm never writes",
+        )
+    ]
+
+
+def test_credentials_stay_where_the_controller_put_them(ctx, kube, caplog):
+    caplog.set_level(logging.DEBUG)
+    granted, controller = _credentials(ctx, kube)
+    state = testing.State(
+        leader=True,
+        model=testing.Model(name=MODEL),
+        config={"nodes": "node-a,node-b"},
+        relations={controller},
+        secrets={granted} if granted else set(),
+    )
+    capture = Capture()
+    sweep = Sweep(ctx, capture, name=f"juju {ctx.juju_version}", objects=lambda: kube.objects.values())
+    run = sweep.run
+    with capture.installed():
+        state = run(ctx.on.install(), state)
+        state = run(ctx.on.relation_joined(state.get_relation(controller.id)), state)
+        state = run(ctx.on.config_changed(), state)
+        kube.add(nad("l2sm-switch", 1))
+        kube.add(knf_pod("cache-0", "node-a", [1]))
+        state = run(ctx.on.update_status(), state)
+        state = run(ctx.on.action("show-topology"), state)
+        state = run(
+            ctx.on.action("show-topology", params={"application-name": "Not An App"}), state
+        )  # refused
+        state = run(
+            ctx.on.config_changed(), dataclasses.replace(state, config={"nodes": "nowhere"})
+        )  # refused
+        state = run(
+            ctx.on.config_changed(), dataclasses.replace(state, config={"nodes": "node-a,node-b,node-c"})
+        )
+        state = run(ctx.on.upgrade_charm(), state)
+        state = run(ctx.on.update_status(), dataclasses.replace(state, leader=False))
+        state = run(ctx.on.action("show-topology"), state)  # refused: not the leader
+        state = run(ctx.on.leader_elected(), dataclasses.replace(state, leader=True))
+        state = run(ctx.on.relation_broken(state.get_relation(controller.id)), state)
+        run(ctx.on.remove(), state)
+
+    values = sweep.secret_values(kube.objects.values())
+    assert {v.key for v in values} == {"password"}  # what the controller handed over
+    places = sweep.places(secret_scan.log_places(caplog.records))
+    found = secret_scan.scan(values, places)
+    assert found, "the scan must at least see the credentials where the controller keeps them"
+    leaked = secret_scan.leaks(found, allowed(granted))
+    assert leaked == [], "\n".join(map(str, leaked))
+    # Nothing secret of its own either: no Juju secret made, no Secret written.
+    assert [s for _, out in sweep.steps for s in out.secrets if s != granted] == []
+    assert not [w for w in capture.kube if w.kind == "Secret"]
