@@ -417,6 +417,7 @@ def test_a_node_out_of_interfaces_fails_only_the_unit_that_needs_one(tmp_path):
     path = tmp_path / "crowded.yaml"
     path.write_text(yaml.safe_dump(bundle))
     root = tmp_path / "lab"
+    supervisor = {"pid": 0}
     up = _cli(root, "up", str(path), "--nodes", "2", "--id", f"x{os.getpid() % 1000}")
     try:
         assert up.returncode == 1, up.stderr
@@ -430,6 +431,27 @@ def test_a_node_out_of_interfaces_fails_only_the_unit_that_needs_one(tmp_path):
         assert message in _cli(root, "status").stdout
         ping = _cli(root, "exec", "cdn-cache/0", "--", "ping", "-c", "2", "-W", "2", SERVER)
         assert ping.returncode == 0 and "ttl=63" in ping.stdout, ping.stdout + ping.stderr
+        # Scaling down removes the highest number, the one that had no port: nothing left to say.
+        down1 = _cli(root, "scale", "cdn-cache", "1")
+        assert down1.returncode == 0 and "cdn-cache/1" in down1.stdout, down1.stderr
+        assert not [u for u in json.loads(_cli(root, "status", "--json").stdout)["units"] if u["problem"]]
+        # Up again: a new number (never 1 again), on the node with fewest units, still full.
+        again = _cli(root, "scale", "cdn-cache", "2")
+        assert again.returncode == 1 and "cdn-cache/2 did not start: lab-node-2" in again.stderr, again.stderr
+        # The supervisor crashing takes its controller with it, and `down` still cleans up.
+        supervisor = json.loads((root / "supervisor.json").read_text())
+        os.kill(supervisor["pid"], signal.SIGKILL)
+        _wait("the controller to die with its supervisor", lambda: not _alive(supervisor["child_pid"]), 10)
     finally:
         down = _cli(root, "down")
         assert down.returncode == 0, down.stderr
+    assert not _alive(supervisor["pid"]) and not (root / "record.json").exists()
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (an orphan's zombie waits for the machine's init to reap it)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2 :].split()[0] != "Z"
