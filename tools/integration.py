@@ -10,6 +10,7 @@ is: failures fail, and a run that collected nothing exits 5 (pytest's "no tests 
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = ROOT / "tests" / "integration"
-sys.path.insert(0, str(ROOT / "tests"))
 
-from integration import helpers  # noqa: E402
+
+def _helpers() -> Any:
+    # By path: the suite's probe, without putting tests/ on sys.path for this process.
+    spec = importlib.util.spec_from_file_location("l2sm_integration_helpers", SUITE / "helpers.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 class Outcomes:
@@ -55,7 +63,7 @@ def main(argv: list[str]) -> int:
     controller = next((a.split("=", 1)[1] for a in argv if a.startswith("--juju-controller=")), None)
     if "--juju-controller" in argv[:-1]:
         controller = argv[argv.index("--juju-controller") + 1]
-    missing = helpers.probe(controller).missing
+    missing = _helpers().probe(controller).missing
     outcomes = Outcomes()
     quiet = ["-q", "-rN"] if missing else []
     code = pytest.main([str(SUITE), *quiet, *argv], plugins=[outcomes])
