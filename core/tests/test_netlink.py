@@ -4,12 +4,13 @@ import json
 import os
 import re
 import subprocess
+import time
 import uuid
 
 import pytest
 
 from l2sm_core.knf import InterfacePlan
-from l2sm_core.netlink import RTPROT_L2SM, InterfaceMissing, apply_plans
+from l2sm_core.netlink import RTPROT_L2SM, InterfaceMissing, _announce, apply_plans, garp_frame
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root (CI runs as root)")
 
@@ -143,3 +144,55 @@ def test_a_plan_that_must_not_be_applied_changes_nothing(netns, plan, fragment):
     # Refused before anything was touched, the good plan beside it included.
     assert addresses(netns, "net2") == set() and addresses(netns, "net1") == set()
     assert routes(netns) == set()
+
+
+def test_garp_frame_is_a_broadcast_arp_request_for_the_address_itself():
+    mac = bytes.fromhex("020000000001")
+    frame = garp_frame(mac, "10.0.1.1")
+    assert frame[:6] == b"\xff" * 6 and frame[6:12] == mac and frame[12:14] == b"\x08\x06"
+    arp = frame[14:]
+    assert arp[6:8] == b"\x00\x01"  # a request
+    assert arp[8:14] == mac and arp[14:18] == bytes([10, 0, 1, 1])
+    assert arp[24:28] == bytes([10, 0, 1, 1])  # target = sender: gratuitous
+
+
+@pytest.fixture
+def pair():
+    """A unit's namespace and a neighbour's, joined by a veth pair."""
+    unit, peer = f"l2sm-u-{uuid.uuid4().hex[:8]}", f"l2sm-p-{uuid.uuid4().hex[:8]}"
+    ip("netns", "add", unit)
+    ip("netns", "add", peer)
+    ip("-n", unit, "link", "add", "net1", "type", "veth", "peer", "name", "peer1", "netns", peer)
+    ip("-n", peer, "addr", "add", "10.9.0.2/24", "dev", "peer1")
+    ip("-n", peer, "link", "set", "peer1", "up")
+    yield unit, peer
+    ip("netns", "del", unit)
+    ip("netns", "del", peer)
+
+
+def neighbour_mac(ns: str, address: str) -> str:
+    entries = json.loads(ip("-n", ns, "-j", "neigh", "show", address))
+    return entries[0].get("lladdr", "") if entries else ""
+
+
+def test_an_added_address_is_announced_so_neighbours_drop_a_predecessors_mac(pair):
+    unit, peer = pair
+    # The neighbour still holds the MAC of the pod that had this address before.
+    old = "02:00:00:00:00:99"
+    ip("-n", peer, "neigh", "replace", "10.9.0.1", "lladdr", old, "dev", "peer1", "nud", "stale")
+    plan = InterfacePlan("net1", 1400, ("10.9.0.1/24",))
+    changes = apply_plans([plan], netns=unit)
+    assert "net1 announced 10.9.0.1" in changes
+    own = json.loads(ip("-n", unit, "-j", "link", "show", "net1"))[0]["address"]
+    deadline = time.monotonic() + 5
+    while neighbour_mac(peer, "10.9.0.1") != own:
+        assert time.monotonic() < deadline, ip("-n", peer, "neigh", "show")
+        time.sleep(0.05)
+    # Nothing added, nothing announced.
+    assert apply_plans([plan], netns=unit) == []
+
+
+def test_an_announcement_that_cannot_be_sent_is_reported_not_raised(pair):
+    unit, _ = pair
+    message = _announce("no-such-if", "10.9.0.1", unit)
+    assert message.startswith("no-such-if: could not announce 10.9.0.1 (") and "expires" in message
