@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -395,3 +396,38 @@ def test_make_integration_here_skips_in_one_line() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(lines) == 1 and lines[0].startswith("integration: skipped ("), done.stdout
     assert lines[0].endswith("tests): no `juju` command on PATH (tools/setup-microk8s.sh sets one up)")
+
+
+SETUP = ROOT / "tools" / "setup-microk8s.sh"
+
+
+def test_the_setup_script_parses_and_names_what_exists() -> None:
+    subprocess.run(["bash", "-n", str(SETUP)], check=True)
+    text = SETUP.read_text()
+    assert text.splitlines()[:1] == ["#!/usr/bin/env bash"] and "set -euo pipefail" in text
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    named = set(re.findall(r"\bmake ([a-z][a-z-]*)", text))
+    assert named and named <= targets, f"make targets not in the Makefile: {sorted(named - targets)}"
+    paths = set(re.findall(r"\./((?:bundles|tools)/[\w@./-]+)", text)) | set(
+        re.findall(r"\btools/[\w.-]+", text)
+    )
+    assert {"bundles/l2sm.yaml", "bundles/overlays/l2sm-local-charms.yaml"} <= paths
+    assert [p for p in paths if not (ROOT / p).is_file()] == []
+    for flag in ("--juju-channel", "--microk8s-channel", "--no-deploy"):
+        assert flag in text
+
+
+def test_the_setup_script_s_juju_commands_are_the_readme_s() -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"\bjuju (bootstrap|add-model|deploy)\b([^\"\n|&;]*)", SETUP.read_text())
+    assert {verb for verb, _ in commands} == {"bootstrap", "add-model", "deploy"}
+    for verb, rest in commands:
+        command = re.sub(r"\s+-m \S+", "", f"juju {verb}{rest}").strip()
+        assert command in readme, f"{command!r} is not how the README says it"
+
+
+def test_the_setup_script_refuses_an_unknown_juju_channel() -> None:
+    done = subprocess.run(
+        ["bash", str(SETUP), "--juju-channel", "1.25/stable"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "--juju-channel" in done.stderr
