@@ -75,6 +75,8 @@ def test_every_locked_runtime_package_is_imported():
         "vermin",
         "hypothesis",
         "tomli",
+        # A pytest plugin: the integration suite uses its options and markers, never imports it.
+        "pytest-jubilant",
     }
     indirect = {"lightkube-models", "jsonschema", "markupsafe"}  # of lightkube, kubernetes-validate, jinja2
     # os-ken's own dependencies (the lab's OpenFlow controller), pinned so CI installs the same.
