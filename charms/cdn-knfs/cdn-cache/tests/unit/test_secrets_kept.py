@@ -79,7 +79,7 @@ def test_the_tls_key_stays_in_its_secret_and_nginx(ctx, juju_version, content, c
         assert values == [] and [s for _, out in sweep.steps for s in out.secrets] == []
         assert secret_scan.secret_shaped(places) == []
         return
-    # Two keys? The library keeps one per request; a renewal reuses it.
+    # The library's key (one per request; a renewal keeps it), a PEM private key.
     assert values and {v.value.startswith("-----BEGIN") for v in values} == {True}
     found = secret_scan.scan(values, places)
     assert any(f.where == f"container nginx file {charm.KEY_FILE}" for f in found)
