@@ -39,7 +39,7 @@ fmt: venv
 
 # Core and each charm run in their own pytest process: every charm has a module named `charm`.
 unit: venv
-	$(PY) -m pytest core/tests controlplane/tests knf/tests charmlib/tests \
+	$(PY) -m pytest core/tests controlplane/tests knf/tests charmlib/tests testing/tests \
 	  --cov=l2sm_core --cov=l2sm_controlplane --cov=l2sm_knf --cov=l2sm_charmlib \
 	  --cov-report=term-missing --cov-fail-under=$(COV_MIN)
 	@# The lab: its own process (its end-to-end parts need root and skip saying so without).
