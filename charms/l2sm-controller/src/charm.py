@@ -28,17 +28,20 @@ from l2sm_controlplane.resync import DesiredState, ResyncReport, apply_resync, p
 from l2sm_controlplane.vnets import OPENFLOW_APP, VNETS_APP, ControllerError, VnetsClient
 from l2sm_core import attachments
 from l2sm_core.manifests import (
-    INSTANCE,
-    MODEL,
     OWNER,
     OWNER_KIND,
     OWNER_KIND_ACTION,
     OWNER_KIND_APPLICATION,
     deleting,
+    foreign_refusal,
+    identity,
+    lacking,
+    made_by,
     owner_of,
+    ownership,
 )
 from l2sm_core.validation import describe_validation_error, shown, unicast_ipv4
-from l2sm_knf.kube import KubeForbidden, KubeNotFound
+from l2sm_knf.kube import KubeForbidden, KubeForeign, KubeNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +189,9 @@ class L2smControllerCharm(ReconcilingCharm):
             return  # nothing can be read without --trust, so nothing is published
         except (Blocked, Waiting, KubeNotFound) as exc:
             self.record_stop(exc)
+        except KubeForeign as exc:
+            # A name we use is taken by an object that is not ours: left alone, and said so.
+            self.record_stop(Blocked(str(exc)))
         # Published however far the reconcile got: related charms must not keep reading
         # "ready" from a controller that stopped short.
         if self._publish(ready) and isinstance(self.secrets, JujuSecrets):
@@ -229,15 +235,43 @@ class L2smControllerCharm(ReconcilingCharm):
     def _require_cluster(self) -> None:
         if self.kube.get(CustomResourceDefinition, NAD_CRD_NAME) is None:
             raise Blocked(f"Multus not found: install it (CRD {NAD_CRD_NAME} is missing)")
+        self._require_cluster_webhooks()
+
+    def _require_cluster_webhooks(self) -> None:
         ours = objects.webhook_configuration_name(self.app.name, self.namespace)
         for config in self.kube.list(MutatingWebhookConfiguration):
             name = config["metadata"]["name"]
-            if name != ours and any(_mutates_l2sm_pods(hook) for hook in config.get("webhooks") or []):
+            theirs = name != ours or bool(lacking(config, self.identity))
+            if theirs and any(_mutates_l2sm_pods(hook) for hook in config.get("webhooks") or []):
                 # Two pod mutators would each hand out interfaces: one L2S-M per cluster.
                 raise Blocked(f"another L2S-M is installed (webhook {name}): remove it or this application")
 
+    @property
+    def identity(self) -> dict[str, str]:
+        """The labels on everything this application makes (model name = namespace)."""
+        return identity(self.app.name, self.namespace)
+
+    def _check_crds(self, crds: list[dict[str, Any]]) -> None:
+        """Blocked if a CRD of ours is another installation's: applying it would rewrite the
+        schema of every object of its kind, and deleting it deletes them all."""
+        for crd in crds:
+            live = self.kube.get(CustomResourceDefinition, crd["metadata"]["name"])
+            if live is not None and lacking(live, self.identity):
+                labels = " ".join(f"{k}={v}" for k, v in lacking(live, self.identity).items())
+                raise Blocked(
+                    foreign_refusal(
+                        live,
+                        self.identity,
+                        "never delete a CRD to make room (every object of its kind goes with it): "
+                        "remove the installation that made it, or, if that is gone, hand it over "
+                        f"(kubectl label --overwrite crd {crd['metadata']['name']} {labels})",
+                    )
+                )
+
     def _apply_cluster_objects(self) -> None:
-        for crd in custom_resource_definitions(self.app.name, self.namespace):
+        crds = custom_resource_definitions(self.app.name, self.namespace)
+        self._check_crds(crds)
+        for crd in crds:
             self.kube.apply(crd)
         self.kube.apply(objects.sdn_service(self.app.name, self.namespace, self.pod_name))
         self.kube.apply(objects.webhook_service(self.app.name, self.namespace, self.pod_name))
@@ -427,10 +461,10 @@ class L2smControllerCharm(ReconcilingCharm):
             if self.secrets.get(CREDENTIALS_LABEL) != credentials:
                 self.secrets.put(CREDENTIALS_LABEL, credentials, "L2S-M REST API")
             answers = [(relation, self._answer(relation, cluster_ip, ready)) for relation in relations]
-        except Blocked as exc:
+        except (Blocked, KubeForeign) as exc:
             # Nothing written; a refusal met earlier in this dispatch stays the status.
             logger.warning("nothing published: %s", exc)
-            self.record_stop(exc)
+            self.record_stop(exc if isinstance(exc, Blocked) else Blocked(str(exc)))
             return False
         # All checked before any is written: every relation says the same, or none anything new.
         for relation, data in answers:
@@ -490,17 +524,25 @@ class L2smControllerCharm(ReconcilingCharm):
         if self.app.planned_units() > 0:
             return  # scaling down: the remaining leader keeps the cluster objects
         try:
+            # Asked before anything goes: whether the L2S-M in charge here was ours.
+            in_charge = self._in_charge()
             # Webhook first: left without its server it would block every L2S-M pod.
-            self.kube.delete(
+            self._delete_own(
                 MutatingWebhookConfiguration,
                 objects.webhook_configuration_name(self.app.name, self.namespace),
             )
-            self._release_finalizers()
+            if in_charge:
+                self._release_finalizers()
+            else:
+                logger.warning(
+                    "leaving the L2S-M finalizers alone: the L2S-M installed here is not this "
+                    "application's (its CRDs or pod webhook belong to another)"
+                )
             for name in (
                 objects.webhook_service_name(self.app.name),
                 objects.sdn_service_name(self.app.name),
             ):
-                self.kube.delete(Service, name, self.namespace)
+                self._delete_own(Service, name, self.namespace)
             # Juju removes its own secrets with the application; the Secret of Juju 2.9
             # (or one a 2.9 past left) is the charm's to remove.
             KubernetesSecrets(self.kube, self.app.name, self.namespace).delete()
@@ -519,22 +561,32 @@ class L2smControllerCharm(ReconcilingCharm):
                 )
                 return
             for kind in CRD_KINDS:
-                crd = self.kube.get(CustomResourceDefinition, crd_name(kind))
-                labels = ((crd or {}).get("metadata") or {}).get("labels") or {}
-                if (
-                    crd is not None
-                    and labels.get(INSTANCE) == self.app.name
-                    and labels.get(MODEL) == self.namespace
-                ):
-                    self.kube.delete(CustomResourceDefinition, crd_name(kind))
-                elif crd is not None:
-                    logger.warning("keeping CRD %s: another installation made it", crd_name(kind))
+                self._delete_own(CustomResourceDefinition, crd_name(kind))
             logger.info("removed the L2S-M CRDs: no L2S-M object was left")
         except KubeForbidden:
             logger.error(
                 "cannot clean up without --trust: delete the webhook %s by hand",
                 objects.webhook_configuration_name(self.app.name, self.namespace),
             )
+
+    def _delete_own(self, kind: Any, name: str, namespace: str | None = None) -> None:
+        """Delete an object of ours by name; one of that name that is not ours stays, logged."""
+        try:
+            self.kube.delete(kind, name, namespace, owner=self.identity)
+        except KubeForeign as exc:
+            logger.warning("not deleting: %s", exc)
+
+    def _in_charge(self) -> bool:
+        """Whether the L2S-M operator that put the finalizers on was ours: the L2Network CRD is
+        ours and no other L2S-M pod webhook exists (one per cluster, see _require_cluster)."""
+        crd = self.kube.get(CustomResourceDefinition, crd_name("L2Network"))
+        if crd is None or lacking(crd, self.identity):
+            return False
+        try:
+            self._require_cluster_webhooks()
+        except Blocked:
+            return False
+        return True
 
     def _release_finalizers(self) -> None:
         """With the manager gone nothing ever runs its finalizer: every L2Network and L2S-M
@@ -698,6 +750,11 @@ class L2smControllerCharm(ReconcilingCharm):
             "controller": described,
         }
 
+    def _action_owner(self) -> dict[str, str]:
+        """The owner labels of a network this application's create-network made (in this
+        model's namespace, as the network charm's owner labels are read)."""
+        return {OWNER_KIND: OWNER_KIND_ACTION, OWNER: self.app.name}
+
     def _create_network(self, params: CreateNetworkParams) -> dict[str, Any]:
         existing = self._network(params.name)
         if existing is not None:
@@ -705,9 +762,12 @@ class L2smControllerCharm(ReconcilingCharm):
                 f"parameter 'name': an L2Network named {params.name!r} already exists in namespace "
                 f"{_ns(existing)!r} (owner: {owner_of(existing)}); L2S-M names are cluster-wide"
             )
-        self.kube.apply(
-            objects.action_network(self.app.name, self.namespace, params.name, params.cidr or None)
-        )
+        try:
+            self.kube.apply(
+                objects.action_network(self.app.name, self.namespace, params.name, params.cidr or None)
+            )
+        except KubeForeign as exc:  # made meanwhile by someone else
+            raise Refused(f"parameter 'name': {exc}") from None
         return {"name": params.name, "namespace": self.namespace, "cidr": params.cidr or "none (L2 only)"}
 
     def _delete_network(self, params: DeleteNetworkParams) -> dict[str, Any]:
@@ -721,6 +781,18 @@ class L2smControllerCharm(ReconcilingCharm):
                 f"parameter 'name': {params.name!r} is owned by the l2sm-network application {owner!r}: "
                 f"remove that application instead (juju remove-application {owner})"
             )
+        mine = self._action_owner()
+        if ownership(network) and (lacking(network, mine) or _ns(network) != self.namespace):
+            # Another application of ours made it (another controller, maybe one of the same
+            # name in another model): only that one deletes it, force or not.
+            fix = f"run delete-network on the application that made it ({made_by(network)}"
+            fix += f" in model {_ns(network)!r})" if not lacking(network, mine) else ")"
+            raise Refused(
+                f"parameter 'name': {params.name!r} is not this application's: "
+                + foreign_refusal(network, mine, fix).replace(
+                    "its labels are not ours", f"it is in namespace {_ns(network)!r}"
+                )
+            )
         if labels.get(OWNER_KIND) != OWNER_KIND_ACTION and not params.force:
             raise Refused(
                 f"parameter 'force': {params.name!r} was not made by create-network (no owner label: "
@@ -732,7 +804,11 @@ class L2smControllerCharm(ReconcilingCharm):
                 f"parameter 'force': {len(pods)} pod(s) are attached to {params.name!r} "
                 f"({', '.join(pods)}); detach them or rerun with force=true"
             )
-        self.kube.delete(L2Network, params.name, _ns(network))
+        try:
+            # Ours, or (forced) one that carries no label of ours: checked again on the live object.
+            self.kube.delete(L2Network, params.name, _ns(network), owner=mine if ownership(network) else None)
+        except KubeForeign as exc:
+            raise Refused(f"parameter 'name': {exc}") from None
         return {"deleted": params.name, "namespace": _ns(network), "detached-pods": json.dumps(pods)}
 
     def _controller_status(self, _: NoParams) -> dict[str, Any]:

@@ -14,7 +14,8 @@ import ops
 from lightkube.resources.core_v1 import Secret
 
 from l2sm_controlplane import objects
-from l2sm_knf.kube import Kube
+from l2sm_core.manifests import identity, lacking
+from l2sm_knf.kube import Kube, KubeForeign
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +34,19 @@ class KubernetesSecrets:
         return objects.charm_secret_name(self._app)
 
     def entries(self) -> dict[str, dict[str, str]]:
+        """What the Secret holds; a Secret of that name that is not ours holds nothing for us
+        (its keys would become our CA or credentials), and storing into it is refused."""
         if self._entries is None:
-            self._entries = objects.charm_secret_entries(self._kube.get(Secret, self.name, self._namespace))
+            live = self._kube.get(Secret, self.name, self._namespace)
+            if live is not None and lacking(live, self._owner):
+                logger.warning("%s", KubeForeign(live, self._owner))
+                live = None
+            self._entries = objects.charm_secret_entries(live)
         return self._entries
+
+    @property
+    def _owner(self) -> dict[str, str]:
+        return identity(self._app, self._namespace)
 
     def get(self, label: str) -> dict[str, str] | None:
         content = self.entries().get(label)
@@ -53,8 +64,11 @@ class KubernetesSecrets:
         return f"kubernetes:{self._namespace}/{self.name}"
 
     def delete(self) -> None:
-        if self._kube.delete(Secret, self.name, self._namespace):
-            logger.info("deleted Secret %s/%s", self._namespace, self.name)
+        try:
+            if self._kube.delete(Secret, self.name, self._namespace, owner=self._owner):
+                logger.info("deleted Secret %s/%s", self._namespace, self.name)
+        except KubeForeign as exc:
+            logger.warning("not deleting: %s", exc)
         self._entries = {}
 
 

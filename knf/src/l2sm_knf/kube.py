@@ -1,12 +1,18 @@
 """A charm's one door to Kubernetes: lightkube, server-side apply, dicts in and out.
 
-Errors a charm must tell its user about come out as two exceptions: KubeForbidden (no
---trust) and KubeNotFound (a write met a 404). Everything else is lightkube's ApiError.
+Errors a charm must tell its user about come out as three exceptions: KubeForbidden (no
+--trust), KubeNotFound (a write met a 404) and KubeForeign (the live object of that name is
+not ours). Everything else is lightkube's ApiError.
+
+With --trust a charm may write anything in the cluster, so every write and delete of a named
+object checks, on the live object, the ownership labels the caller says it must carry (an
+object we build carries them itself): a name is no proof of ownership.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from lightkube import ALL_NS, Client, codecs
@@ -14,7 +20,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.core.resource import NamespacedResource
 from lightkube.types import CascadeType, PatchType
 
-from l2sm_core.manifests import SPEC_HASH
+from l2sm_core.manifests import SPEC_HASH, foreign_refusal, lacking, ownership
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +36,16 @@ class KubeForbidden(Exception):
 class KubeNotFound(Exception):
     """A write met a 404: the kind is unknown to the cluster (its CRD not installed yet, or
     removed) or the object is gone. The message says which, for an action failure or status."""
+
+
+class KubeForeign(Exception):
+    """The live object of a name we use lacks our ownership labels: it was left untouched.
+    The message names the object, the label it lacks, its owner and the fix."""
+
+    def __init__(self, obj: dict[str, Any], wanted: Mapping[str, str], fix: str = ""):
+        super().__init__(foreign_refusal(obj, wanted, fix))
+        self.obj = obj
+        self.lacking = lacking(obj, wanted)
 
 
 def _code(exc: ApiError) -> int:
@@ -92,11 +108,18 @@ class Kube:
                 return []
             raise
 
+    def _refuse_foreign(self, live: dict[str, Any] | None, owner: Mapping[str, str] | None) -> None:
+        if live is not None and owner and lacking(live, owner):
+            raise KubeForeign(live, owner)
+
     def apply(self, obj: dict[str, Any]) -> bool:
-        """Server-side apply, skipped when the live object carries the same spec hash."""
+        """Server-side apply, skipped when the live object carries the same spec hash.
+        KubeForeign, writing nothing, when a live object of that name lacks the ownership
+        labels `obj` carries."""
         resource = codecs.from_dict(obj)
         meta = obj["metadata"]
         live = self.get(type(resource), meta["name"], meta.get("namespace"))
+        self._refuse_foreign(live, ownership(obj))
         wanted = meta.get("annotations", {}).get(SPEC_HASH)
         if live is not None and wanted and live["metadata"].get("annotations", {}).get(SPEC_HASH) == wanted:
             return False
@@ -112,9 +135,19 @@ class Kube:
         logger.info("applied %s %s", obj["kind"], meta["name"])
         return True
 
-    def apply_patch(self, kind: Any, name: str, namespace: str | None, patch: dict[str, Any]) -> None:
+    def apply_patch(
+        self,
+        kind: Any,
+        name: str,
+        namespace: str | None,
+        patch: dict[str, Any],
+        owner: Mapping[str, str] | None = None,
+    ) -> None:
         """Server-side apply of a partial object (untyped: a typed model would demand every
-        required field). Fields this manager applied before and leaves out are removed."""
+        required field). Fields this manager applied before and leaves out are removed. With
+        `owner`, KubeForeign unless the live object carries those labels."""
+        if owner:
+            self._refuse_foreign(self.get(kind, name, namespace), owner)
         kwargs = {"namespace": namespace} if namespace else {}
         self._write(
             f"cannot patch {kind.__name__} {name}",
@@ -130,9 +163,19 @@ class Kube:
         )
         logger.info("applied a patch to %s %s", kind.__name__, name)
 
-    def merge_labels(self, kind: Any, name: str, namespace: str | None, labels: dict[str, str]) -> None:
+    def merge_labels(
+        self,
+        kind: Any,
+        name: str,
+        namespace: str | None,
+        labels: dict[str, str],
+        owner: Mapping[str, str] | None = None,
+    ) -> None:
         """Add labels to an object another controller owns (a JSON merge patch: unlike an apply,
-        it does not take ownership, so later patches never drop earlier labels)."""
+        it does not take ownership, so later patches never drop earlier labels). With `owner`,
+        KubeForeign unless the live object carries those labels (the ones its maker sets)."""
+        if owner:
+            self._refuse_foreign(self.get(kind, name, namespace), owner)
         kwargs = {"namespace": namespace} if namespace else {}
         patch = {"metadata": {"labels": labels}}
         self._write(
@@ -175,9 +218,22 @@ class Kube:
         logger.info("removed finalizer %s from %s %s", finalizer, kind.__name__, meta["name"])
         return True
 
-    def delete(self, kind: Any, name: str, namespace: str | None = None, foreground: bool = False) -> bool:
+    def delete(
+        self,
+        kind: Any,
+        name: str,
+        namespace: str | None = None,
+        foreground: bool = False,
+        owner: Mapping[str, str] | None = None,
+    ) -> bool:
         """True when something was deleted; absent objects are fine. With foreground, the object
-        stays (marked) until Kubernetes has removed everything it owns."""
+        stays (marked) until Kubernetes has removed everything it owns. With `owner`,
+        KubeForeign, deleting nothing, unless the live object carries those labels."""
+        if owner:
+            live = self.get(kind, name, namespace)
+            if live is None:
+                return False
+            self._refuse_foreign(live, owner)
         try:
             kwargs: dict[str, Any] = {"namespace": namespace} if namespace else {}
             if foreground:

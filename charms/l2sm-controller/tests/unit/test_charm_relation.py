@@ -11,7 +11,7 @@ from conftest import APP, JUJU_VERSIONS, NAMESPACE, JujuContext, make_state, sto
 from ops import testing
 
 from l2sm_charmlib.l2sm_controller import ControllerProviderAppData
-from l2sm_core.manifests import common_labels
+from l2sm_core.manifests import common_labels, identity
 
 CREDENTIALS = {"username": "karaf", "password": "karaf"}
 
@@ -136,7 +136,8 @@ def _ipv6_service(kube):
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {"name": f"{APP}-sdn", "namespace": NAMESPACE},
+            # The charm's own Service (its labels), given an address it cannot publish.
+            "metadata": {"name": f"{APP}-sdn", "namespace": NAMESPACE, "labels": identity(APP, NAMESPACE)},
             "spec": {"clusterIP": "fd00::10"},
         }
     )

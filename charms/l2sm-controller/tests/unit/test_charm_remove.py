@@ -103,4 +103,5 @@ def test_crds_another_installation_made_are_kept(ctx, kube, controller, oar_dir,
     ctx.run(ctx.on.remove(), _removing(state))
     for kind in CRD_KINDS:
         assert kube.find("CustomResourceDefinition", crd_name(kind)) is not None
-    assert "another installation made it" in caplog.text
+    assert "CustomResourceDefinition 'l2networks.l2sm.l2sm.k8s.local' is not ours" in caplog.text
+    assert "l2sm-charms.juju.is/model=l2sm" in caplog.text  # the label it lacks

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 import workload
-from conftest import controller_container, endpoint, l2network, l2sm_pod, make_state
+from conftest import APP, controller_container, endpoint, l2network, l2sm_pod, make_state
 from ops import pebble, testing
 
 pytestmark = pytest.mark.usefixtures("crds_installed")
@@ -178,7 +178,11 @@ def test_an_edited_annotation_moves_no_port(ctx, kube, controller, oar_dir, capl
 
 def test_an_edited_annotation_still_counts_for_show_and_delete(ctx, kube, controller, oar_dir):
     controller.vnets_installed = True
-    kube.add(l2network("net-a", labels={"l2sm-charms.juju.is/owner-kind": "action"}))
+    kube.add(
+        l2network(
+            "net-a", labels={"l2sm-charms.juju.is/owner-kind": "action", "l2sm-charms.juju.is/owner": APP}
+        )
+    )
     kube.add(l2network("net-c"))
     kube.add(l2sm_pod("router-0", "node-a", ["net-a"], [1]))
     out = ctx.run(ctx.on.update_status(), _state_with_running_controller(oar_dir))

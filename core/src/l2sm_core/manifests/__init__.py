@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from l2sm_core.validation import shown
+from l2sm_core.validation import clip, shown
 
 # Labels every object made by these charms carries, so removal can find exactly its own.
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -45,6 +45,61 @@ def owner_of(obj: Any) -> str:
         return f"create-network action of {name}"
     # No owner label, or one neither charm writes: nothing in Juju answers for it.
     return "none in Juju, made with helm or kubectl?"
+
+
+def identity(app: str, model: str) -> dict[str, str]:
+    """The labels naming the application (of one model) that made an object. A model's name
+    is its namespace, so the pair names one application in the whole cluster: what every
+    write or delete of a named object checks on the live object first."""
+    return {MANAGED_BY: MANAGED_BY_VALUE, INSTANCE: app, MODEL: model}
+
+
+# The labels that say who owns an object; every other label anyone may change.
+OWNERSHIP_LABELS = (MANAGED_BY, INSTANCE, MODEL, OWNER_KIND, OWNER)
+
+
+def ownership(obj: Any) -> dict[str, str]:
+    """The ownership labels an object (one we build) carries: what its live copy must carry
+    for us to write over it."""
+    labels = _meta(obj).get("labels")
+    labels = labels if isinstance(labels, Mapping) else {}
+    return {k: str(labels[k]) for k in OWNERSHIP_LABELS if k in labels}
+
+
+def lacking(obj: Any, wanted: Mapping[str, str]) -> dict[str, str]:
+    """The labels of `wanted` that the object does not carry with that value."""
+    labels = _meta(obj).get("labels")
+    labels = labels if isinstance(labels, Mapping) else {}
+    return {k: v for k, v in wanted.items() if labels.get(k) != v}
+
+
+def made_by(obj: Any) -> str:
+    """Who made an object, as its labels say (an L2Network's owner, else the application)."""
+    labels = _meta(obj).get("labels")
+    labels = labels if isinstance(labels, Mapping) else {}
+    if labels.get(OWNER_KIND):
+        return owner_of(obj)
+    if labels.get(MANAGED_BY) == MANAGED_BY_VALUE and labels.get(INSTANCE):
+        return f"application {shown(labels[INSTANCE], 60)} in model {shown(labels.get(MODEL, '?'), 60)}"
+    return "none in Juju, made with helm or kubectl?"
+
+
+def foreign_refusal(obj: Any, wanted: Mapping[str, str], fix: str = "") -> str:
+    """Why a live object of a name we use is left alone: which object, the ownership label it
+    lacks, who made it, and the fix (by default: delete it, or label it to hand it over)."""
+    meta = _meta(obj)
+    where = f"{meta.get('namespace')}/" if meta.get("namespace") else ""
+    name = shown(f"{where}{meta.get('name', '?')}", 120)
+    kind = clip(str(obj.get("kind", "object") if isinstance(obj, Mapping) else "object"), 60)
+    missing = lacking(obj, wanted)
+    first = next(iter(missing.items()), None)
+    lacks = f"it lacks label {first[0]}={first[1]}" if first else "its labels are not ours"
+    if not fix:
+        scope = f"-n {meta.get('namespace')} " if meta.get("namespace") else ""
+        labels = " ".join(f"{k}={v}" for k, v in missing.items())
+        command = f"kubectl label --overwrite {scope}{kind.lower()} {meta.get('name', '?')} {labels}"
+        fix = f"delete it if nothing needs it, or hand it over ({clip(command, 300)})"
+    return f"{kind} {name} is not ours ({lacks}; owner: {made_by(obj)}), so it is left untouched: {fix}"
 
 
 def deleting(obj: Any) -> bool:
