@@ -27,12 +27,12 @@ from l2sm_core.ipam import (
     reserved_held,
     unit_order,
 )
-from l2sm_core.manifests import OWNER, OWNER_KIND, OWNER_KIND_APPLICATION, owner_of
+from l2sm_core.manifests import OWNER, OWNER_KIND, OWNER_KIND_APPLICATION, foreign_refusal, lacking
 from l2sm_core.manifests.network import l2network
 from l2sm_core.validation import clip
 from l2sm_knf import l2sm_network
 from l2sm_knf.databag import InvalidDatabag
-from l2sm_knf.kube import KubeForbidden, KubeNotFound
+from l2sm_knf.kube import KubeForbidden, KubeForeign, KubeNotFound
 from l2sm_knf.l2sm_network import NetworkInfo, NetworkProviderAppData, Route, interface_address
 
 logger = logging.getLogger(__name__)
@@ -149,15 +149,28 @@ class L2smNetworkCharm(ReconcilingCharm):
             self._publish(config, membership)
         except (Blocked, Waiting, KubeNotFound, KubeForbidden) as exc:
             self.record_stop(exc)
+        except KubeForeign as exc:  # taken between our look and our write
+            self.record_stop(Blocked(str(exc)))
+
+    @property
+    def _owner(self) -> dict[str, str]:
+        """The owner labels of this application's L2Network (in this model's namespace)."""
+        return {OWNER_KIND: OWNER_KIND_APPLICATION, OWNER: self.app.name}
 
     def _own_or_absent(self, name: str) -> dict[str, Any] | None:
         """Our L2Network of that name, or None; Blocked if another owner holds the name."""
         existing = self._network(name)
         if existing is not None and not self._owns(existing):
-            raise Blocked(
-                f"network name {name!r} is taken in namespace {existing['metadata'].get('namespace')!r} "
-                f"(owner: {owner_of(existing)}): set option 'network-name'"
+            namespace = existing["metadata"].get("namespace")
+            refusal = foreign_refusal(
+                existing,
+                self._owner,
+                "L2S-M names are cluster-wide: set option 'network-name' to another name",
             )
+            if not lacking(existing, self._owner):
+                # Our labels, another model: an application of the same name elsewhere.
+                refusal = refusal.replace("its labels are not ours", f"it is in namespace {namespace!r}")
+            raise Blocked(f"network name {name!r} is taken: {refusal}")
         return existing
 
     def _network(self, name: str) -> dict[str, Any] | None:
@@ -175,15 +188,10 @@ class L2smNetworkCharm(ReconcilingCharm):
         for stale in self.kube.list(L2Network, namespace=self.model.name):
             if self._owns(stale) and stale["metadata"]["name"] != name:
                 logger.warning("network renamed: deleting L2Network %s", stale["metadata"]["name"])
-                self.kube.delete(L2Network, stale["metadata"]["name"], self.model.name)
+                self.kube.delete(L2Network, stale["metadata"]["name"], self.model.name, owner=self._owner)
 
     def _owns(self, network: dict[str, Any]) -> bool:
-        labels = network["metadata"].get("labels") or {}
-        return (
-            labels.get(OWNER_KIND) == OWNER_KIND_APPLICATION
-            and labels.get(OWNER) == self.app.name
-            and network["metadata"].get("namespace") == self.model.name
-        )
+        return not lacking(network, self._owner) and network["metadata"].get("namespace") == self.model.name
 
     def _publish(self, config: NetworkConfig, membership: Membership) -> None:
         info = NetworkInfo(
@@ -210,8 +218,11 @@ class L2smNetworkCharm(ReconcilingCharm):
         try:
             for network in self.kube.list(L2Network, namespace=self.model.name):
                 if self._owns(network):
-                    self.kube.delete(L2Network, network["metadata"]["name"], self.model.name)
-                    logger.warning("deleted L2Network %s: attached pods lose it", network["metadata"]["name"])
+                    name = network["metadata"]["name"]
+                    if self.kube.delete(L2Network, name, self.model.name, owner=self._owner):
+                        logger.warning("deleted L2Network %s: attached pods lose it", name)
+        except KubeForeign as exc:  # relabelled since it was listed
+            logger.warning("not deleting: %s", exc)
         except KubeForbidden:
             logger.error("cannot delete the L2Network without --trust: delete it by hand")
 

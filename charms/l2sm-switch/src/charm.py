@@ -20,10 +20,19 @@ from l2sm_charmlib.l2sm_controller import ControllerProviderAppData, controller_
 from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting
 from l2sm_controlplane.crds import crd_name
 from l2sm_core import attachments, naming, topology
-from l2sm_core.manifests import INSTANCE, MANAGED_BY, MANAGED_BY_VALUE, MODEL, SPEC_HASH, deleting
+from l2sm_core.manifests import (
+    INSTANCE,
+    MANAGED_BY,
+    MANAGED_BY_VALUE,
+    MODEL,
+    SPEC_HASH,
+    deleting,
+    identity,
+    lacking,
+)
 from l2sm_core.manifests import switch as switch_objects
 from l2sm_core.validation import clip, shown
-from l2sm_knf.kube import KubeForbidden, KubeNotFound
+from l2sm_knf.kube import KubeForbidden, KubeForeign, KubeNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -116,18 +125,17 @@ class L2smSwitchCharm(ReconcilingCharm):
             raise Waiting("no schedulable Linux node in the cluster")
         return usable
 
+    @property
+    def identity(self) -> dict[str, str]:
+        """The labels on every Overlay this application makes."""
+        return identity(self.app.name, self.model.name)
+
     def _ours(self, obj: dict[str, Any]) -> bool:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        return (
-            labels.get(MANAGED_BY) == MANAGED_BY_VALUE
-            and labels.get(INSTANCE) == self.app.name
-            and labels.get(MODEL) == self.model.name
-        )
+        return not lacking(obj, self.identity)
 
     def _owned_overlays(self) -> list[dict[str, Any]]:
         """The Overlays this application made, in any namespace (the controller's may have moved)."""
-        labels = {MANAGED_BY: MANAGED_BY_VALUE, INSTANCE: self.app.name, MODEL: self.model.name}
-        return self.kube.list(Overlay, labels=labels)
+        return self.kube.list(Overlay, labels=self.identity)
 
     def _check_alone(self) -> None:
         """One switch fabric per cluster: every Overlay's attachments use the same host bridges
@@ -152,8 +160,10 @@ class L2smSwitchCharm(ReconcilingCharm):
                 f"waiting for overlay {where} of {owner} to be deleted: one switch fabric per cluster"
             )
         more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
+        key, value = next(iter(lacking(others[0], self.identity).items()))
         raise Blocked(
-            f"overlay {where}{more} belongs to {owner}: one switch fabric per cluster "
+            f"overlay {where}{more} belongs to {owner} (it lacks label {key}={value}), so it is left "
+            "untouched: one switch fabric per cluster "
             "(two would share host bridges and attachments); remove one"
         )
 
@@ -181,6 +191,8 @@ class L2smSwitchCharm(ReconcilingCharm):
             self._mark_used_attachments(fabric, usage, wait=ATTACHMENT_WAIT_SECONDS if recreated else 0.0)
         except (Blocked, Waiting, KubeNotFound, KubeForbidden) as exc:
             self.record_stop(exc)
+        except KubeForeign as exc:
+            self.record_stop(Blocked(str(exc)))
 
     def _check_interfaces(self, fabric: Fabric, usage: dict[str, set[int]]) -> None:
         count = fabric.config.interfaces_per_node
@@ -202,7 +214,7 @@ class L2smSwitchCharm(ReconcilingCharm):
                     f"overlay {name!r}; move them off before renaming"
                 )
             logger.warning("deleting overlay %s/%s (renamed or moved)", namespace, name)
-            self.kube.delete(Overlay, name, namespace, foreground=True)
+            self.kube.delete(Overlay, name, namespace, foreground=True, owner=self.identity)
 
     def _desired(self, fabric: Fabric) -> dict[str, Any]:
         return switch_objects.overlay(
@@ -231,7 +243,7 @@ class L2smSwitchCharm(ReconcilingCharm):
                 logger.warning("%s: %s", RECREATING, _describe_change(live, desired))
                 # Foreground: the Overlay goes only after its switches, Services and NADs, so
                 # the operator never finds leftovers when it builds the new one.
-                self.kube.delete(Overlay, fabric.name, fabric.namespace, foreground=True)
+                self.kube.delete(Overlay, fabric.name, fabric.namespace, foreground=True, owner=self.identity)
             if not self._wait_gone(fabric):
                 raise Waiting(RECREATING)
         self.kube.apply(desired)
@@ -268,7 +280,14 @@ class L2smSwitchCharm(ReconcilingCharm):
                     if have.get(f"used-{node}") != "true"
                 }
                 if missing:
-                    self.kube.merge_labels(NetworkAttachmentDefinition, name, fabric.namespace, missing)
+                    # Only the attachments the operator made for this Overlay (its labels).
+                    self.kube.merge_labels(
+                        NetworkAttachmentDefinition,
+                        name,
+                        fabric.namespace,
+                        missing,
+                        owner={"app": "l2sm", "overlay": fabric.name},
+                    )
                 del pending[name]
             if not pending or time.monotonic() >= deadline:
                 break
@@ -285,7 +304,11 @@ class L2smSwitchCharm(ReconcilingCharm):
         try:
             for overlay in self._owned_overlays():
                 meta = overlay["metadata"]
-                self.kube.delete(Overlay, meta["name"], meta.get("namespace"))
+                try:
+                    self.kube.delete(Overlay, meta["name"], meta.get("namespace"), owner=self.identity)
+                except KubeForeign as exc:  # relabelled since it was listed
+                    logger.warning("not deleting: %s", exc)
+                    continue
                 logger.warning(
                     "deleted overlay %s/%s: pods on L2S-M networks lose connectivity",
                     meta.get("namespace"),

@@ -61,13 +61,15 @@ def test_name_taken_by_another_owner(ctx, kube):
     kube.add(_l2network(APP, "other", {OWNER_KIND: "action", OWNER: "l2sm-controller"}))
     out = ctx.run(ctx.on.config_changed(), make_state(config=CIDR))
     assert out.unit_status == testing.BlockedStatus(
-        f"network name {APP!r} is taken in namespace 'other' "
-        "(owner: create-network action of 'l2sm-controller'): set option 'network-name'"
+        f"network name {APP!r} is taken: L2Network 'other/{APP}' is not ours "
+        "(it lacks label l2sm-charms.juju.is/owner-kind=application; "
+        "owner: create-network action of 'l2sm-controller'), so it is left untouched: "
+        "L2S-M names are cluster-wide: set option 'network-name' to another name"
     )
     assert kube.writes == []
     kube.add(_l2network("helm-net", "helm", {}))
     out = ctx.run(ctx.on.config_changed(), make_state(config=CIDR | {"network-name": "helm-net"}))
-    assert "(owner: none in Juju, made with helm or kubectl?)" in out.unit_status.message
+    assert "owner: none in Juju, made with helm or kubectl?" in out.unit_status.message
 
 
 def test_rename_moves_the_network(ctx, kube):
@@ -205,4 +207,4 @@ def test_foreign_copy_anywhere_blocks_even_if_ours_exists(ctx, kube):
     kube.add(_l2network(APP, "zz-later", {}))  # sorts after our namespace
     out = ctx.run(ctx.on.update_status(), make_state(config=CIDR))
     assert out.unit_status.name == "blocked"
-    assert "namespace 'zz-later'" in out.unit_status.message
+    assert f"L2Network 'zz-later/{APP}' is not ours" in out.unit_status.message
