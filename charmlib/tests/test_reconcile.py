@@ -12,7 +12,7 @@ from ops import testing
 
 from l2sm_charmlib import l2sm_controller, reconcile
 from l2sm_controlplane.objects import action_network
-from l2sm_knf.kube import KubeForbidden, KubeNotFound
+from l2sm_knf.kube import KubeForbidden, KubeForeign, KubeNotFound
 from l2sm_testing import bad_input
 from l2sm_testing.fake_kube import FakeKube
 from l2sm_testing.samples import CONTROLLER_APP_DATA
@@ -36,6 +36,14 @@ class Depth(pydantic.BaseModel):
     depth: int = pydantic.Field(ge=0)
 
 
+# Another owner's object under a name the probe uses.
+FOREIGN = {"kind": "L2Network", "metadata": {"name": "net-a", "namespace": "m", "labels": {"owner": "them"}}}
+
+
+def foreign() -> KubeForeign:
+    return KubeForeign(FOREIGN, {"owner": "probe"}, "rename ours or hand theirs over")
+
+
 class Probe(reconcile.ReconcilingCharm):
     def __init__(self, framework):
         super().__init__(framework)
@@ -57,6 +65,8 @@ class Probe(reconcile.ReconcilingCharm):
             raise reconcile.Refused("parameter 'depth': seven is unlucky")
         if params.depth == 4:
             self.kube.apply(action_network(self.app.name, "m", "net-a", None))
+        if params.depth == 9:
+            raise foreign()
         return {"pods": len(self.kube.list(Pod)), "depth": params.depth}
 
     def assess(self):
@@ -79,7 +89,9 @@ class Probe(reconcile.ReconcilingCharm):
                 self.kube.list(Pod)
             if size == 1:
                 raise reconcile.Blocked("one is refused first")
-        except (reconcile.Blocked, reconcile.Waiting, KubeNotFound, KubeForbidden) as exc:
+            if size == 6:
+                raise foreign()
+        except (reconcile.Blocked, reconcile.Waiting, KubeNotFound, KubeForbidden, KubeForeign) as exc:
             self.record_stop(exc)
             self.stopped_by = type(exc).__name__
             if size == 1:  # a later refusal in the same dispatch: the first one stays
@@ -316,3 +328,16 @@ def test_a_charm_that_does_not_override_assess_fails_loudly():
     ctx = testing.Context(Unassessed, meta={"name": "bare"})
     with pytest.raises(testing.errors.UncaughtCharmError, match="Unassessed must override assess"):
         ctx.run(ctx.on.update_status(), testing.State())
+
+
+def test_a_foreign_object_met_while_acting_is_blocked_naming_it():
+    status = run(config={"size": 6})
+    assert status == testing.BlockedStatus(str(foreign()))
+    assert "net-a" in status.message and "owner" in status.message
+
+
+def test_an_action_meeting_a_foreign_object_fails_naming_it():
+    ctx = testing.Context(Probe, meta=META, config=CONFIG, actions=ACTIONS)
+    with pytest.raises(testing.ActionFailed) as failed:
+        ctx.run(ctx.on.action("measure", params={"depth": 9}), testing.State(leader=True))
+    assert failed.value.message == str(foreign())

@@ -1,7 +1,7 @@
 """The base class every platform charm here shares, and the exceptions that stop a reconcile.
 
 A charm observes its events into its own `_reconcile(event)`, whose one try/except catches
-the stops (Blocked, Waiting, KubeNotFound, KubeForbidden) and hands each to `record_stop`.
+the stops (Blocked, Waiting, KubeNotFound, KubeForbidden, KubeForeign) and hands each to `record_stop`.
 Its status comes from its own read-only `assess`, which this class collects once per
 dispatch for both collect-status events.
 """
@@ -17,7 +17,7 @@ import pydantic
 
 from l2sm_charmlib.hints import run_action_command
 from l2sm_core.validation import clip, describe_validation_error
-from l2sm_knf.kube import Kube, KubeForbidden, KubeNotFound, trust_message
+from l2sm_knf.kube import Kube, KubeForbidden, KubeForeign, KubeNotFound, trust_message
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class Refused(Exception):
 
 
 # What may stop a reconcile; a charm's `_reconcile` catches these and nothing else.
-Stop: TypeAlias = Blocked | Waiting | KubeNotFound | KubeForbidden
+Stop: TypeAlias = Blocked | Waiting | KubeNotFound | KubeForbidden | KubeForeign
 
 
 class ReconcilingCharm(ops.CharmBase):
@@ -72,7 +72,8 @@ class ReconcilingCharm(ops.CharmBase):
             logger.warning("Kubernetes API refused the charm: deploy with --trust")
             return
         logger.info("reconcile stopped: %s", exc)
-        if isinstance(exc, Blocked) and self._refusal is None:
+        # Another owner's object under a name we use: only the operator can settle it.
+        if isinstance(exc, (Blocked, KubeForeign)) and self._refusal is None:
             self._refusal = str(exc)
 
     @property
@@ -89,7 +90,7 @@ class ReconcilingCharm(ops.CharmBase):
     def _assessed(self) -> ops.StatusBase:
         try:
             return self.assess()
-        except Blocked as exc:
+        except (Blocked, KubeForeign) as exc:
             return ops.BlockedStatus(str(exc))
         except (Waiting, KubeNotFound) as exc:
             return ops.WaitingStatus(str(exc))
@@ -145,7 +146,7 @@ class ReconcilingCharm(ops.CharmBase):
             return
         try:
             event.set_results(body(params))
-        except (Refused, Blocked, Waiting, KubeNotFound) as exc:
+        except (Refused, Blocked, Waiting, KubeNotFound, KubeForeign) as exc:
             event.fail(str(exc))
         except KubeForbidden:
             event.fail("the Kubernetes API refused the charm: deploy with --trust")
