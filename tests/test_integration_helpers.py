@@ -5,11 +5,13 @@ on status and task objects of jubilant's and jubilant_backports' own types, pars
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.util
 import json
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,8 @@ import jubilant
 import jubilant_backports
 import pytest
 import yaml
-from integration import helpers
+from integration import cluster, helpers
+from integration.conftest import Models
 
 ROOT = Path(__file__).resolve().parent.parent
 DIALECTS = [jubilant, jubilant_backports]
@@ -340,9 +343,14 @@ def test_probe_says_in_one_line_what_is_missing() -> None:
 def test_probe_picks_the_dialect_from_the_controller(
     agent: str, cli: str, dialect: str, missing: str
 ) -> None:
-    k8s = {"mk8s": {"details": {"cloud": "microk8s", "agent-version": agent}}}
+    k8s = {
+        "mk8s": {
+            "details": {"cloud": "microk8s", "agent-version": agent},
+            "account": {"user": "alice", "access": "superuser"},
+        }
+    }
     env = helpers.probe("mk8s", run=_juju(k8s, {"microk8s": {"type": "k8s"}}, cli), which=lambda _: "juju")
-    assert (env.controller, env.cloud, env.dialect) == ("mk8s", "microk8s", dialect)
+    assert (env.controller, env.user, env.cloud, env.dialect) == ("mk8s", "alice", "microk8s", dialect)
     assert env.missing.startswith(missing) if missing else env.missing == ""
 
 
@@ -431,3 +439,190 @@ def test_the_setup_script_refuses_an_unknown_juju_channel() -> None:
         ["bash", str(SETUP), "--juju-channel", "1.25/stable"], capture_output=True, text=True
     )
     assert done.returncode == 2 and "--juju-channel" in done.stderr
+
+
+# -- the leftover check, on kubectl's own output --------------------------------------------
+
+METRICS_DOWN = (
+    "E0101 00:00:00.000000   1 memcache.go:287] couldn't get resource list for metrics.k8s.io/v1beta1: "
+    "the server is currently unable to handle the request\n"
+    "error: unable to retrieve the complete list of server APIs: metrics.k8s.io/v1beta1: "
+    "the server is currently unable to handle the request\n"
+)
+API_RESOURCES = (
+    "pods\nservices\nsecrets\ncustomresourcedefinitions.apiextensions.k8s.io\nwidgets.example.io\n"
+)
+
+
+class FakeKubectl:
+    """`kubectl api-resources` and `kubectl get` answered from canned output: `objects` by
+    kind, `broken` kinds whose get fails (as a kind of a dead aggregated API does)."""
+
+    def __init__(self, objects: dict[str, list[dict[str, Any]]], broken: dict[str, str], discovery=("", 0)):
+        self.objects, self.broken, self.discovery, self.calls = objects, broken, discovery, []
+
+    def __call__(self, args: Any) -> subprocess.CompletedProcess[str]:
+        args = list(args)
+        self.calls.append(args)
+        if args[1] == "api-resources":
+            err, code = self.discovery
+            return _done(args, API_RESOURCES, err, code)
+        assert args[1] == "get" and args[3:6] == ["-A", "-l", helpers.leftover_selector(["m"])], args
+        kinds = args[2].split(",")
+        failing = [k for k in kinds if k in self.broken]
+        if failing:
+            return _done(args, "", f"Error from server: {self.broken[failing[0]]}\n", 1)
+        items = [item for kind in kinds for item in self.objects.get(kind, [])]
+        return _done(args, json.dumps({"kind": "List", "items": items}))
+
+
+def _svc(name: str) -> dict[str, Any]:
+    return {"kind": "Service", "metadata": {"name": name, "namespace": "m"}}
+
+
+def test_listable_kinds_keeps_what_discovery_found() -> None:
+    listed = _done(["kubectl"], API_RESOURCES, METRICS_DOWN, 1)
+    kinds, problems = helpers.listable_kinds(listed)
+    assert "services" in kinds and "widgets.example.io" in kinds and len(kinds) == 5
+    assert len(problems) == 2 and all("metrics.k8s.io/v1beta1" in p for p in problems)
+    assert helpers.listable_kinds(_done(["kubectl"], "", "", 1)) == ([], ["kubectl api-resources exited 1"])
+    assert helpers.listable_kinds(_done(["kubectl"], API_RESOURCES))[1] == []
+
+
+def test_a_scan_skips_kinds_not_ours_that_kubectl_cannot_list() -> None:
+    fake = FakeKubectl({"services": [_svc("a-sdn")]}, {"widgets.example.io": "the server could not find it"})
+    found = cluster.scan(["kubectl"], helpers.leftover_selector(["m"]), run=fake)
+    assert found.left == ["Service m/a-sdn"] and found.unknown == []
+    assert found.skipped == ["widgets.example.io: Error from server: the server could not find it"]
+    # One get of them all, then one per kind once that failed.
+    assert [c[2] for c in fake.calls[1:]] == [
+        ",".join(sorted(API_RESOURCES.split())),
+        *sorted(API_RESOURCES.split()),
+    ]
+    assert not found.clean and "left behind after x: ['Service m/a-sdn']" in found.report("x")
+
+
+def test_a_scan_cannot_conclude_when_one_of_our_kinds_fails() -> None:
+    fake = FakeKubectl({}, {"secrets": "forbidden"})
+    found = cluster.scan(["kubectl"], helpers.leftover_selector(["m"]), run=fake)
+    assert found.left == [] and found.unknown == ["secrets: Error from server: forbidden"]
+    assert not found.clean and found.report("x").startswith("cannot tell what is left after x")
+    down = FakeKubectl(
+        {},
+        {},
+        (
+            "error: unable to retrieve the complete list of server APIs: "
+            "l2sm.l2sm.k8s.local/v1: stale GroupVersion discovery",
+            1,
+        ),
+    )
+    assert not cluster.scan(["kubectl"], helpers.leftover_selector(["m"]), run=down).clean
+    metrics = FakeKubectl({}, {}, (METRICS_DOWN, 1))
+    found = cluster.scan(["kubectl"], helpers.leftover_selector(["m"]), run=metrics)
+    assert found.clean and len(found.skipped) == 2
+    nothing = helpers.scan_leftovers([], ["error: connection refused"], lambda kinds: None)
+    assert nothing.unknown == ["no listable kind found: error: connection refused"]
+
+
+class RemovingJuju:
+    """remove_application, cli and wait as jubilant's Juju does them, on `juju status` JSON."""
+
+    def __init__(self, module: Any) -> None:
+        self.module, self.model, self.calls = module, "c:m", []
+
+    def remove_application(self, *apps: str, destroy_storage: bool = False) -> None:
+        self.calls.append(("remove-application", *apps))
+
+    def cli(self, *args: str) -> str:
+        self.calls.append(args)
+        return ""
+
+    def wait(self, ready: Any, **_: Any) -> Any:
+        status = _status(self.module, {})
+        assert ready(status)
+        remote = dataclasses.replace(status, app_endpoints={"l2sm-controller": object()})
+        self.calls.append(("wait", "saas" if not ready(remote) else "apps"))
+        return status
+
+
+@pytest.mark.parametrize("module", DIALECTS, ids=lambda m: m.__name__)
+def test_remove_and_check_says_what_is_left_never_a_kubectl_error(module: Any) -> None:
+    juju = RemovingJuju(module)
+    fake = FakeKubectl({"services": [_svc("a-sdn")]}, {"widgets.example.io": "gone"}, (METRICS_DOWN, 1))
+    with pytest.raises(AssertionError, match=r"left behind after removing a, b: \['Service m/a-sdn'\]"):
+        cluster.remove_and_check(juju, ["a", "b"], ["kubectl"], ["l2sm-controller"], run=fake, timeout=0)
+    # The applications go, then the saas (its offer's connection), each waited for.
+    assert juju.calls == [
+        ("remove-application", "a", "b"),
+        ("wait", "apps"),
+        ("remove-saas", "l2sm-controller"),
+        ("wait", "saas"),
+    ]
+    clean = FakeKubectl({}, {"widgets.example.io": "gone"})
+    with pytest.warns(UserWarning, match="not checked .*widgets.example.io"):
+        cluster.remove_and_check(RemovingJuju(module), ["a"], ["kubectl"], run=clean, timeout=0)
+
+
+def test_the_labelled_kinds_are_those_cluster_access_lists() -> None:
+    """Every kind docs/cluster-access.md says a charm labels (identity or owner labels) is one the
+    leftover check insists on listing."""
+    rows = re.findall(
+        r"^\| ([A-Z]\w+)[^|]*\|[^|]*\|[^|]*\| (identity|owner) labels",
+        (ROOT / "docs" / "cluster-access.md").read_text(),
+        re.MULTILINE,
+    )
+    kinds = {kind for kind, _ in rows}
+    assert kinds and kinds <= set(helpers.LABELLED_KINDS), sorted(kinds - set(helpers.LABELLED_KINDS))
+
+
+@pytest.mark.parametrize("module", DIALECTS, ids=lambda m: m.__name__)
+def test_offers_connected(module: Any) -> None:
+    status = _status(module, {})
+    offers = {
+        "l2sm-controller": module.statustypes.OfferStatus._from_dict(
+            {
+                "application": "l2sm-controller",
+                "endpoints": {},
+                "total-connected-count": 1,
+                "active-connected-count": 0,
+            }
+        ),
+        "idle": module.statustypes.OfferStatus._from_dict({"application": "x", "endpoints": {}}),
+    }
+    assert helpers.offers_connected(dataclasses.replace(status, offers=offers)) == {
+        "l2sm-controller": "1 connected, 0 active"
+    }
+
+
+class FakeModelJuju:
+    def __init__(self, log: list[str], model: str | None = None, wait_timeout: float | None = None) -> None:
+        self.log, self.model = log, model
+
+    def add_model(self, name: str, controller: str | None = None) -> None:
+        self.log.append(f"add {controller}:{name}")
+
+    def debug_log(self) -> str:
+        return f"log of {self.model}"
+
+    def destroy_model(self, model: str, destroy_storage: bool = False, force: bool = False) -> None:
+        if model.endswith("broken"):
+            raise jubilant.CLIError(1, ["juju"], stderr="ERROR cannot destroy")
+        self.log.append(f"destroy {model}")
+
+
+def test_models_are_qualified_and_destroyed_last_made_first(tmp_path: Path) -> None:
+    log: list[str] = []
+    dialect = types.SimpleNamespace(Juju=lambda **kw: FakeModelJuju(log, **kw), CLIError=jubilant.CLIError)
+    models = Models(dialect=dialect, prefix="p", controller="ctl", create=True, existing_ok=False)  # type: ignore[arg-type]
+    assert models.existing("l2sm").model == "ctl:l2sm" and models.made == []
+    for name in ("p-l2sm", "broken", "p-cdn"):
+        models.get(name)
+    assert models.teardown(str(tmp_path / "logs"), destroy=True) == ["ctl:broken: ERROR cannot destroy"]
+    assert log == [
+        "add ctl:p-l2sm",
+        "add ctl:broken",
+        "add ctl:p-cdn",
+        "destroy ctl:p-cdn",
+        "destroy ctl:p-l2sm",
+    ]
+    assert (tmp_path / "logs" / "ctl-p-l2sm-juju-debug.log").read_text() == "log of ctl:p-l2sm"

@@ -119,8 +119,15 @@ class Models:
     existing_ok: bool
     made: list[Any] = field(default_factory=list)
 
+    def qualified(self, name: str) -> str:
+        return f"{self.controller}:{name}" if self.controller else name
+
+    def existing(self, name: str) -> Any:
+        """A model this session neither makes nor removes, on this session's controller."""
+        return self.dialect.Juju(model=self.qualified(name), wait_timeout=30 * 60)
+
     def get(self, name: str) -> Any:
-        model = f"{self.controller}:{name}" if self.controller else name
+        model = self.qualified(name)
         juju = self.dialect.Juju(model=model, wait_timeout=30 * 60)
         if self.create:
             try:
@@ -132,26 +139,43 @@ class Models:
             juju.model = model
         return juju
 
+    def teardown(self, logs: str | None, destroy: bool) -> list[str]:
+        """Dump each model's log into `logs` (given) and destroy it (`destroy`), the last made
+        first: the core's model, made first, offers l2sm-controller to the others. Every model
+        is tried; what failed is returned."""
+        failures = []
+        for juju in reversed(self.made):
+            try:
+                if logs:
+                    Path(logs).mkdir(parents=True, exist_ok=True)
+                    name = f"{str(juju.model).replace(':', '-')}-juju-debug.log"
+                    (Path(logs) / name).write_text(juju.debug_log())
+                if destroy:
+                    juju.destroy_model(juju.model, destroy_storage=True, force=True)
+            except self.dialect.CLIError as exc:
+                failures.append(f"{juju.model}: {exc.stderr or exc}")
+        return failures
+
 
 @pytest.fixture(scope="session")
-def models(request: pytest.FixtureRequest, dialect: ModuleType) -> Iterator[Models]:
+def models(
+    request: pytest.FixtureRequest, dialect: ModuleType, environment: helpers.Environment
+) -> Iterator[Models]:
     option = request.config.getoption
     given = option("--juju-model")
     made = Models(
         dialect=dialect,
         prefix=given or f"l2sm-it-{secrets.token_hex(3)}",
-        controller=option("--juju-controller"),
+        # The controller probed (the current one unless named): every model is qualified with
+        # it, so a `juju switch` elsewhere during the run changes nothing.
+        controller=option("--juju-controller") or environment.controller or None,
         create=not option("--no-juju-setup"),
         existing_ok=bool(given),
     )
     yield made
-    logs = option("--juju-dump-logs")
-    for juju in made.made:
-        if logs:
-            Path(logs).mkdir(parents=True, exist_ok=True)
-            (Path(logs) / f"{str(juju.model).replace(':', '-')}-juju-debug.log").write_text(juju.debug_log())
-        if not option("--no-juju-teardown"):
-            juju.destroy_model(juju.model, destroy_storage=True, force=True)
+    failures = made.teardown(option("--juju-dump-logs"), destroy=not option("--no-juju-teardown"))
+    if failures:
+        pytest.fail(f"tearing the models down failed: {'; '.join(failures)}")
 
 
 @dataclass(frozen=True)
@@ -161,25 +185,33 @@ class Core:
     offer_url: str
 
 
-def _user(juju: Any) -> str:
-    return str(yaml.safe_load(juju.cli("whoami", "--format", "yaml", include_model=False))["user"])
+def _user(environment: helpers.Environment) -> str:
+    # The account on the controller probed, not `juju whoami`'s (the current controller's).
+    if not environment.user:
+        pytest.fail(f"`juju show-controller {environment.controller}` names no account user: no offer URL")
+    return environment.user
 
 
 @pytest.fixture(scope="session")
-def core(request: pytest.FixtureRequest, models: Models, packed: Path, tmp_path_factory) -> Core:
-    """The L2S-M core: the one named by --l2sm-model, or bundles/l2sm.yaml deployed with the
-    packed charms into `<prefix>-l2sm`."""
+def core(
+    request: pytest.FixtureRequest,
+    models: Models,
+    environment: helpers.Environment,
+    packed: Path,
+    tmp_path_factory,
+) -> Core:
+    """The L2S-M core: the one named by --l2sm-model (on the session's controller), or
+    bundles/l2sm.yaml deployed with the packed charms into `<prefix>-l2sm`."""
     existing = request.config.getoption("--l2sm-model")
     if existing:
-        juju = models.dialect.Juju(model=existing, wait_timeout=30 * 60)
-        return Core(juju, False, f"{_user(juju)}/{existing}.l2sm-controller")
+        return Core(models.existing(existing), False, f"{_user(environment)}/{existing}.l2sm-controller")
     juju = models.get(f"{models.prefix}-l2sm")
     if models.create:
         bundle = _bundle(ROOT / "bundles" / "l2sm.yaml", packed, tmp_path_factory.mktemp("core"))
         juju.deploy(bundle, trust=True)
     juju.wait(helpers.settled(CORE_CHARMS), error=helpers.errored(CORE_CHARMS), delay=5)
     name = str(juju.model).split(":")[-1]
-    return Core(juju, True, f"{_user(juju)}/{name}.l2sm-controller")
+    return Core(juju, True, f"{_user(environment)}/{name}.l2sm-controller")
 
 
 def _bundle(source: Path, charms: Path, out: Path, offer_url: str | None = None) -> Path:

@@ -42,6 +42,7 @@ class Environment:
     """The Juju controller the suite would use, or why there is none (`missing`, one line)."""
 
     controller: str = ""
+    user: str = ""  # the controller account's, for offer URLs (`juju whoami` answers for the current one)
     cloud: str = ""
     agent_version: str = ""
     cli_version: str = ""
@@ -92,14 +93,17 @@ def probe(
             missing=f"no reachable Juju controller (`juju show-controller`: {_first_line(shown.stderr)}; "
             f"{SETUP_HINT})",
         )
-    name, details = next(iter(json.loads(shown.stdout).items()))
-    details = details.get("details") or {}
+    name, shown_controller = next(iter(json.loads(shown.stdout).items()))
+    details = shown_controller.get("details") or {}
+    user = str((shown_controller.get("account") or {}).get("user", ""))
     cloud, agent = str(details.get("cloud", "")), str(details.get("agent-version", ""))
     clouds = run(["juju", "clouds", "--controller", name, "--format", "json"])
     kind = ""
     if clouds.returncode == 0 and clouds.stdout.strip():
         kind = str((json.loads(clouds.stdout).get(cloud) or {}).get("type", ""))
-    env = Environment(controller=name, cloud=cloud, agent_version=agent, cli_version=str(cli_version))
+    env = Environment(
+        controller=name, user=user, cloud=cloud, agent_version=agent, cli_version=str(cli_version)
+    )
     if kind != "k8s":
         why = (
             f"controller {name!r} is on cloud {cloud!r} of type {kind or 'unknown'!r}, not a Kubernetes cloud"
@@ -458,3 +462,101 @@ def leftovers(listing: Mapping[str, Any]) -> list[str]:
         where = f"{meta['namespace']}/" if meta.get("namespace") else ""
         out.append(f"{item.get('kind')} {where}{meta.get('name')}")
     return sorted(out)
+
+
+# What docs/cluster-access.md says our charms label (identity or owner labels), by kind, as
+# `kubectl api-resources -o name` names them: the leftover check must list every one the
+# cluster serves, or it cannot say nothing is left.
+LABELLED_KINDS = {
+    "CustomResourceDefinition": "customresourcedefinitions.apiextensions.k8s.io",
+    "Service": "services",
+    "MutatingWebhookConfiguration": "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+    "Secret": "secrets",
+    "L2Network": "l2networks.l2sm.l2sm.k8s.local",
+    "Overlay": "overlays.l2sm.l2sm.k8s.local",
+}
+
+
+def listable_kinds(listed: subprocess.CompletedProcess[str]) -> tuple[list[str], list[str]]:
+    """(kinds, discovery problems) of `kubectl api-resources --verbs=list -o name`: it exits
+    non-zero when one API group's discovery fails (an aggregated API down, such as metrics)
+    yet prints every kind it did find."""
+    kinds = sorted({line.strip() for line in listed.stdout.splitlines() if line.strip()})
+    problems = []
+    if listed.returncode != 0:
+        problems = sorted({line.strip() for line in listed.stderr.splitlines() if line.strip()})
+        problems = problems or [f"kubectl api-resources exited {listed.returncode}"]
+    return kinds, problems
+
+
+@dataclass(frozen=True)
+class LeftoverScan:
+    """One look for labelled objects: what is `left`, the kinds `skipped` (not ours, and
+    kubectl could not list them: noted, not fatal) and `unknown`, why it cannot conclude (one
+    of our labelled kinds, or kind discovery itself, failed)."""
+
+    left: list[str]
+    skipped: list[str]
+    unknown: list[str]
+
+    @property
+    def clean(self) -> bool:
+        return not self.left and not self.unknown
+
+    def report(self, what: str) -> str:
+        parts = []
+        if self.left:
+            parts.append(f"left behind after {what}: {self.left}")
+        if self.unknown:
+            parts.append(f"cannot tell what is left after {what}: {self.unknown}")
+        if self.skipped:
+            parts.append(f"not checked (kubectl could not list them): {self.skipped}")
+        return "; ".join(parts) or f"nothing left after {what}"
+
+
+def _listing(done: subprocess.CompletedProcess[str]) -> tuple[list[str] | None, str]:
+    if done.returncode != 0:
+        return None, _first_line(done.stderr)
+    try:
+        return leftovers(json.loads(done.stdout)), ""
+    except (ValueError, AttributeError, KeyError) as exc:
+        return None, f"unreadable kubectl output ({exc})"
+
+
+def scan_leftovers(
+    kinds: Sequence[str], discovery: Sequence[str], get: Callable[[Sequence[str]], Any]
+) -> LeftoverScan:
+    """Look for labelled objects of every listable kind: one `get` of them all (`get(kinds)`
+    returns kubectl's CompletedProcess), else, when that fails, kind by kind, skipping a kind
+    kubectl cannot list unless it is one of ours. `discovery` is what listing the kinds said
+    was wrong; it makes the scan inconclusive only if no kind was found at all."""
+    ours = set(LABELLED_KINDS.values())
+    if not kinds:
+        return LeftoverScan([], [], [f"no listable kind found: {'; '.join(discovery) or 'empty list'}"])
+    # A group of ours whose discovery failed hides kinds we label: that is no "nothing left".
+    groups = {kind.split(".", 1)[1] for kind in ours if "." in kind}
+    skipped: list[str] = []
+    unknown: list[str] = []
+    for line in discovery:
+        (unknown if any(group in line for group in groups) else skipped).append(f"discovery: {line}")
+    found, why = _listing(get(kinds))
+    if found is not None:
+        return LeftoverScan(found, skipped, unknown)
+    left: list[str] = []
+    for kind in kinds:
+        found, why = _listing(get([kind]))
+        if found is not None:
+            left += found
+        else:
+            (unknown if kind in ours else skipped).append(f"{kind}: {why}")
+    return LeftoverScan(sorted(left), skipped, unknown)
+
+
+def offers_connected(status: Status) -> dict[str, str]:
+    """offer -> its connection counts, for each offer of the model that still has connections
+    (Juju refuses to remove an application whose offer has any)."""
+    return {
+        name: f"{offer.total_connected_count} connected, {offer.active_connected_count} active"
+        for name, offer in sorted(status.offers.items())
+        if offer.total_connected_count or offer.active_connected_count
+    }

@@ -128,4 +128,4 @@ def test_removing_a_network_relation_detaches_the_unit(cdn: Any, kubectl: list[s
 
 @pytest.mark.juju_teardown
 def test_removing_the_applications_leaves_no_labelled_object(cdn: Any, kubectl: list[str]) -> None:
-    cluster.remove_and_check(cdn, APPS, kubectl)
+    cluster.remove_and_check(cdn, APPS, kubectl, saas=tuple(BUNDLE.get("saas") or ()))

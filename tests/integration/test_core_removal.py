@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import cluster
+from . import cluster, helpers
 from .conftest import CORE_CHARMS, Core
 
 
@@ -13,4 +13,15 @@ from .conftest import CORE_CHARMS, Core
 def test_removing_the_core_leaves_no_labelled_object(core: Core, kubectl: list[str]) -> None:
     if not core.deployed:
         pytest.skip("the core is --l2sm-model's, not this session's: it stays")
+    # The consumers removed their saas; Juju keeps an application whose offer has connections.
+    connected: list[dict[str, str]] = []
+
+    def disconnected() -> bool:
+        connected[:] = [helpers.offers_connected(core.juju.status())]
+        return not connected[0]
+
+    try:
+        helpers.wait_for("the core's offers without connections", disconnected, timeout=300, poll=10)
+    except TimeoutError:
+        raise AssertionError(f"offers still connected, the core cannot be removed: {connected[0]}") from None
     cluster.remove_and_check(core.juju, CORE_CHARMS, kubectl)

@@ -95,4 +95,4 @@ def test_day_2_primitive(osm: Any, name: str, given: dict[str, Any]) -> None:
 
 @pytest.mark.juju_teardown
 def test_removing_the_kdu_leaves_no_labelled_object(osm: Any, kubectl: list[str]) -> None:
-    cluster.remove_and_check(osm, APPS, kubectl)
+    cluster.remove_and_check(osm, APPS, kubectl, saas=tuple(BUNDLE.get("saas") or ()))
