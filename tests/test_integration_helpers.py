@@ -20,7 +20,7 @@ import jubilant_backports
 import pytest
 import yaml
 from integration import cluster, helpers
-from integration.conftest import Models
+from integration.conftest import SUITE_CHARMS, Models
 
 ROOT = Path(__file__).resolve().parent.parent
 DIALECTS = [jubilant, jubilant_backports]
@@ -429,7 +429,8 @@ def test_the_setup_script_s_juju_commands_are_the_readme_s() -> None:
     readme = (ROOT / "README.md").read_text()
     commands = re.findall(r"\bjuju (bootstrap|add-model|deploy)\b([^\"\n|&;]*)", SETUP.read_text())
     assert {verb for verb, _ in commands} == {"bootstrap", "add-model", "deploy"}
-    for verb, rest in commands:
+    # A command on a cloud the script names by variable (the strict Juju's) is the next test's.
+    for verb, rest in [(verb, rest) for verb, rest in commands if rest.strip()]:
         command = re.sub(r"\s+-m \S+", "", f"juju {verb}{rest}").strip()
         assert command in readme, f"{command!r} is not how the README says it"
 
@@ -626,3 +627,59 @@ def test_models_are_qualified_and_destroyed_last_made_first(tmp_path: Path) -> N
         "destroy ctl:p-l2sm",
     ]
     assert (tmp_path / "logs" / "ctl-p-l2sm-juju-debug.log").read_text() == "log of ctl:p-l2sm"
+
+
+def _setup_lines() -> list[str]:
+    return [line.strip() for line in SETUP.read_text().splitlines() if not line.strip().startswith("#")]
+
+
+def _first(lines: list[str], pattern: str) -> int:
+    return next(i for i, line in enumerate(lines) if re.search(pattern, line))
+
+
+def test_the_setup_script_gives_a_strict_juju_the_cluster_as_a_cloud() -> None:
+    """A strict Juju (3.x, 4) sees the built-in microk8s cloud only with a strict MicroK8s: with
+    another confinement it gets `microk8s config` through add-k8s, and bootstraps that cloud;
+    ~/.local/share exists before any bootstrap (the strict snap cannot make it)."""
+    lines = _setup_lines()
+    cloud = re.search(r"^ADDED_CLOUD=([\w-]+)$", SETUP.read_text(), re.MULTILINE)
+    assert cloud and cloud.group(1) != "microk8s"  # the built-in cloud's name is taken
+    add = _first(lines, r'sudo microk8s config \| juju add-k8s "\$ADDED_CLOUD" --client$')
+    boot = _first(lines, r'^juju bootstrap "\$ADDED_CLOUD"$')
+    assert add < boot
+    assert _first(lines, r'mkdir -p "\$HOME/.local/share"') < _first(lines, r"juju bootstrap")
+    same = _first(lines, r'if \[ "\$\(confinement juju\)" = "\$\(confinement microk8s\)" \]')
+    assert same < _first(lines, r'sg "\$MK8S_GROUP" -c "juju bootstrap microk8s"') < add
+
+
+def test_the_setup_script_uses_the_group_of_the_microk8s_installed() -> None:
+    lines = _setup_lines()
+    assert (
+        "MK8S_GROUP=microk8s" in lines
+        and '[ "$(confinement microk8s)" = classic ] || MK8S_GROUP=snap_microk8s' in lines
+    )
+    assert not [line for line in lines if re.search(r"-G snap_microk8s|sg snap_microk8s", line)]
+
+
+def test_the_setup_script_packs_the_suite_s_charms_in_an_initialised_lxd() -> None:
+    text = SETUP.read_text()
+    charms = re.search(r'^CHARMS="([^"]+)"$', text, re.MULTILINE)
+    assert charms and tuple(charms.group(1).split()) == SUITE_CHARMS
+    assert re.search(r"^BASE=(\S+)$", text, re.MULTILINE).group(1) == helpers.CHARM_BASE  # type: ignore[union-attr]
+    lines = _setup_lines()
+    pack = _first(lines, r"charmcraft pack")
+    assert _first(lines, r"lxd init --auto") < pack and _first(lines, r"usermod -a -G lxd") < pack
+    # The lxd group is new to this shell too; no --destructive-mode (it builds on the host).
+    assert 'sg lxd -c "charmcraft pack --platform $BASE:amd64"' in lines[pack]
+    assert "--destructive-mode" not in text
+
+
+def test_the_setup_script_leaves_kubectl_working_in_this_shell() -> None:
+    """The suite's kubectl must work without the MicroK8s group (not active until a new login):
+    kubectl installed and ~/.kube/config written from `microk8s config`, an existing one kept."""
+    lines = _setup_lines()
+    write = _first(lines, r'sudo microk8s config >"\$HOME/.kube/config"')
+    assert 'if [ ! -s "$HOME/.kube/config" ]; then' in lines[write - 2 : write]
+    assert "umask 077" in lines[write]
+    assert _first(lines, r"command -v kubectl .*snap install kubectl") < write
+    assert "--kubectl" in lines[-1] or "KUBECONFIG_NOTE" in lines[-1]

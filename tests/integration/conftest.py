@@ -30,6 +30,8 @@ from . import helpers
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CORE_CHARMS = ("l2sm-controller", "l2sm-switch")
+# Every charm the suite deploys (tools/setup-microk8s.sh packs the same; a test holds them equal).
+SUITE_CHARMS = (*CORE_CHARMS, "l2sm-network", "cdn-content-server", "cdn-router", "cdn-cache")
 
 
 def _named(config: pytest.Config) -> bool:
@@ -92,7 +94,7 @@ def dialect(environment: helpers.Environment) -> ModuleType:
 def packed(build_dir: Path) -> Path:
     """The build dir with every charm packed (ubuntu@22.04): packs what is missing when
     charmcraft is here (in make stage's build/<charm>/), else fails naming the files."""
-    charms = [*CORE_CHARMS, "l2sm-network", "cdn-content-server", "cdn-router", "cdn-cache"]
+    charms = SUITE_CHARMS
     missing = [c for c in charms if not helpers.charm_file(build_dir, c).is_file()]
     if missing and shutil.which("charmcraft"):
         for charm in missing:
