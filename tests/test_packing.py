@@ -7,8 +7,10 @@ run here (it refuses non-Ubuntu hosts), so this holds the parts to that."""
 from __future__ import annotations
 
 import filecmp
+import importlib.metadata
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +26,17 @@ sys.modules[_spec.name] = stage
 _spec.loader.exec_module(stage)
 
 CHARMS = sorted(p.parent for p in ROOT.glob("charms/**/charmcraft.yaml") if "tests" not in p.parts)
-PART_KEYS = {"plugin", "source", "charm-entrypoint", "charm-requirements", "override-build"}
+PART_KEYS = {
+    "plugin",
+    "source",
+    "charm-entrypoint",
+    "charm-requirements",
+    "charm-binary-python-packages",
+    "override-build",
+}
+# Compiled packages whose source build needs only what the charm plugin installs (python3-dev,
+# libyaml-dev): C speed-ups with a pure fallback. Any other compiled one must come as a wheel.
+BUILDS_FROM_SOURCE = {"markupsafe", "pyyaml"}
 # charmcraft's default ignores (its jujuignore): a staged tree holding one would lose it.
 IGNORED = {".git", ".svn", ".hg", ".bzr", ".tox", ".jujuignore", "build", "revision"}
 NOT_PACKED = {"tests", "__pycache__", ".pytest_cache", ".coverage"}
@@ -101,3 +113,60 @@ def test_the_guard_passes_on_the_staged_tree_and_stops_packing_in_place(charm: P
     done = subprocess.run(["bash", "-euc", script], cwd=charm, env=env, capture_output=True, text=True)
     assert done.returncode == 1 and "craftctl" not in done.stdout
     assert f"missing: run make stage, pack in build/{charm.name}/" in done.stderr
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[=<>!~ ;\[]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _compiled(name: str) -> bool:
+    """The wheel installed here (from the lock) holds platform code."""
+    wheel = importlib.metadata.distribution(name).read_text("WHEEL") or ""
+    return "Root-Is-Purelib: false" in wheel
+
+
+def _closure(names: set[str]) -> dict[str, str]:
+    """Every distribution the names pull in (markers as on this interpreter), with the version
+    installed from the lock."""
+    from packaging.requirements import Requirement
+
+    seen: dict[str, str] = {}
+    todo = sorted(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        dist = importlib.metadata.distribution(name)
+        seen[name] = dist.version
+        for line in dist.requires or ():
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name.lower().replace("_", "-"))
+    return seen
+
+
+@pytest.mark.parametrize("charm", CHARMS, ids=lambda p: p.name)
+def test_what_compiles_from_rust_is_packed_from_wheels(charm: Path) -> None:
+    """charmcraft's plugin runs pip with --no-binary for every package the requirements name,
+    and the part's build environment has no Rust: a named compiled package (cryptography) must
+    be in charm-binary-python-packages, and pydantic-core too. Each pinned to the version the
+    lock resolves, or pip would fetch another and clash with the requirements' pins."""
+    binary = _part(charm).get("charm-binary-python-packages") or []
+    lines = (charm / "requirements.txt").read_text().splitlines()
+    named = {_name(line) for line in lines if line.strip() and not line.lstrip().startswith("#")}
+    closure = _closure(named)
+    pins = {}
+    for entry in binary:
+        name, _, version = entry.partition("==")
+        assert version, f"{charm.name}: {entry!r} in charm-binary-python-packages: pin it (==)"
+        pins[_name(name)] = version
+    for name, version in sorted(pins.items()):
+        assert closure.get(name) == version, (
+            f"{charm.name}: charm-binary-python-packages has {name}=={version}, "
+            f"the lock resolves {closure.get(name, 'nothing of that name')}"
+        )
+    need = {n for n in named if _compiled(n)} - BUILDS_FROM_SOURCE
+    if "pydantic-core" in closure:
+        need.add("pydantic-core")
+    missing = sorted(need - set(pins))
+    assert not missing, f"{charm.name}: add {missing} (==the lock's version) to charm-binary-python-packages"
