@@ -1,6 +1,8 @@
 """The client against a real HTTP server (the test double speaks HTTP; the client is not mocked)."""
 
+import http.client
 import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,7 +80,7 @@ def test_endpoints_checked_before_sending(controller):
     before = len(controller.requests)
     for bad in ("of:E5E40BE8C6B4BF54/1", "of:e5e40be8/1", "of:e5e40be8c6b4bf54/0", "eth0", f"{EP1}\n", 7):
         with pytest.raises(ValueError, match="not a switch port"):
-            client.add_ports("net-a", [bad])
+            client.add_ports("net-a", [bad])  # pyright: ignore[reportArgumentType]
     assert len(controller.requests) == before
 
 
@@ -173,7 +175,7 @@ def test_timeout_is_unreachable():
         def do_GET(self):
             release.wait(5)
 
-        def log_message(self, *args):
+        def log_message(self, format, *args):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
@@ -190,6 +192,87 @@ def test_timeout_is_unreachable():
         server.server_close()
 
 
+class _CutOff:
+    """A real socket server that reads each request's head, writes `reply` and closes (or
+    resets, with `reset`), as a controller SIGKILLed half-way through its answer does."""
+
+    def __init__(self, reply: bytes, reset: bool = False):
+        self.reply, self.reset, self.served = reply, reset, 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self.done.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                conn.sendall(self.reply)
+                if self.reset:  # linger 0: the close sends RST, not FIN
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.served += 1
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 64\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("reply", "reset", "why"),
+    [
+        (_HEAD + b"Id: net-a\nEndpoints: \n", False, "IncompleteRead"),  # body cut off
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 64\r\n", False, "IncompleteRead"),  # head cut off
+        (b"", False, "closed connection without response"),  # RemoteDisconnected
+        (b"\x00\x17garbage\r\n\r\n", False, "BadStatusLine"),
+        (_HEAD + b"Id: net-a\n", True, None),  # reset: ConnectionResetError or IncompleteRead
+    ],
+    ids=["body", "head", "nothing", "not-http", "reset"],
+)
+def test_an_answer_cut_off_is_unreachable_not_an_escape(reply, reset, why):
+    """Every read and check call surfaces a cut-off answer as ControllerUnreachable, so a
+    caller catching ControllerError (is_ready, the resync) never meets http.client's errors."""
+    server = _CutOff(reply, reset)
+    try:
+        client = VnetsClient(server.url, "u", "p", timeout=2)
+        with pytest.raises(vnets.ControllerUnreachable, match=why) as caught:
+            client.network_ports("net-a")
+        assert isinstance(caught.value.__cause__, (http.client.HTTPException, OSError))
+        assert not client.is_ready() and not client.onos_ready()
+        with pytest.raises(vnets.ControllerUnreachable):
+            client.add_ports("net-a", ["of:00000000000000a1/1"])
+        assert server.served == 4
+    finally:
+        server.close()
+
+
+def test_an_error_answer_cut_off_keeps_its_status():
+    """The code was read before the body broke off: a 404 is still NetworkMissing."""
+    server = _CutOff(b"HTTP/1.1 404 Not Found\r\nContent-Length: 40\r\n\r\nno such")
+    try:
+        client = VnetsClient(server.url, "u", "p", timeout=2)
+        assert not client.network_exists("net-a")
+    finally:
+        server.close()
+
+
 @pytest.mark.parametrize("path", ["/devices-bad-json", "/devices-no-list"])
 def test_devices_bad_body(path):
     class Odd(BaseHTTPRequestHandler):
@@ -200,7 +283,7 @@ def test_devices_bad_body(path):
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args):
+        def log_message(self, format, *args):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Odd)

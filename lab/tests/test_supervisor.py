@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
+from l2sm_controlplane.resync import ResyncReport
 from l2sm_controlplane.vnets import VnetsClient
-from l2sm_lab.supervisor import Backoff, ResyncSchedule, desired_state, operator_lock, resync
+from l2sm_lab.supervisor import (
+    Abandoned,
+    Backoff,
+    ResyncSchedule,
+    Supervisor,
+    desired_state,
+    operator_lock,
+    read_status,
+    resync,
+)
 from l2sm_testing.controller_server import FakeController
 
 A1, A2, B1, C1 = (
@@ -127,4 +138,117 @@ def test_the_lock_excludes_other_processes_and_is_reentrant_here(tmp_path):
         with operator_lock(tmp_path, timeout=10), operator_lock(tmp_path, timeout=0):
             assert time.monotonic() - started > 0.5  # it waited for the other process
     finally:
+        other.wait(10)
+
+
+def _sleeper() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def _until(test, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not test():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _running(supervisor: Supervisor) -> threading.Thread:
+    thread = threading.Thread(target=supervisor.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_an_unexpected_error_in_a_resync_or_probe_is_recorded_and_the_loop_goes_on(
+    controller, tmp_path, monkeypatch
+):
+    """A bug in one poll must not end the supervisor: its death would take the controller
+    with it (PDEATHSIG) and nothing would restart either."""
+    calls: list[int] = []
+
+    def flaky(client, root) -> ResyncReport:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise TypeError("a bug in the resync")
+        return ResyncReport()
+
+    children: list[subprocess.Popen] = []
+
+    def start() -> subprocess.Popen:
+        children.append(_sleeper())
+        return children[-1]
+
+    client = VnetsClient(controller.url, "karaf", "karaf", timeout=1.0)
+    supervisor = Supervisor(tmp_path, client, start, interval=0.1, resync=flaky)
+    supervisor.schedule.retry = 0.1
+    probes = {"n": 0}
+    real_probe = client.is_ready
+
+    def probe() -> bool:
+        probes["n"] += 1
+        if probes["n"] == 3:
+            raise RuntimeError("a bug in the probe")
+        return real_probe()
+
+    monkeypatch.setattr(client, "is_ready", probe)
+    thread = _running(supervisor)
+    try:
+        _until(lambda: len(calls) >= 3 and probes["n"] > 3)
+    finally:
+        supervisor.stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
+    status = read_status(tmp_path)
+    assert status is not None
+    assert "resync: TypeError: a bug in the resync" in status["failures"]
+    assert "readiness probe: RuntimeError: a bug in the probe" in status["failures"]
+    assert status["resyncs"] >= 2  # resyncs went on after the failure
+    assert len(children) == 1 and status["restarts"] == 0  # the controller was never touched
+    assert children[0].poll() is not None  # and ended with the supervisor's stop
+
+
+def test_a_child_that_cannot_start_is_retried_with_backoff(controller, tmp_path):
+    attempts: list[float] = []
+    children: list[subprocess.Popen] = []
+
+    def start() -> subprocess.Popen:
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:
+            raise OSError("fork refused")
+        children.append(_sleeper())
+        return children[-1]
+
+    client = VnetsClient(controller.url, "karaf", "karaf", timeout=1.0)
+    supervisor = Supervisor(
+        tmp_path, client, start, interval=10.0, resync=lambda c, r: ResyncReport(), backoff=Backoff(0.1)
+    )
+    thread = _running(supervisor)
+    try:
+        _until(lambda: bool(children) and (read_status(tmp_path) or {}).get("resyncs", 0) >= 1)
+    finally:
+        supervisor.stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
+    assert attempts[2] - attempts[1] >= 0.2 - 0.01  # the second failure waits twice as long
+    status = read_status(tmp_path) or {}
+    assert status["restarts"] == 2 and "could not start: fork refused" in status["last_exit"]
+    assert children[0].poll() is not None
+
+
+def test_a_lock_wait_gives_up_when_told_to_stop(tmp_path):
+    holder = (
+        "import sys, time; from pathlib import Path; from l2sm_lab.supervisor import operator_lock\n"
+        "with operator_lock(Path(sys.argv[1])):\n"
+        "    print('held', flush=True); time.sleep(5)\n"
+    )
+    other = subprocess.Popen([sys.executable, "-c", holder, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "held"
+        stop = threading.Event()
+        threading.Timer(0.3, stop.set).start()
+        started = time.monotonic()
+        with pytest.raises(Abandoned), operator_lock(tmp_path, timeout=30, give_up=stop):
+            pass
+        assert time.monotonic() - started < 2
+    finally:
+        other.kill()
         other.wait(10)

@@ -7,6 +7,7 @@ dependencies. Every failure is one of the typed errors below, never a bare urlli
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import re
 import urllib.error
@@ -33,7 +34,8 @@ class ControllerError(Exception):
 
 
 class ControllerUnreachable(ControllerError):
-    """No HTTP answer: connection refused, DNS failure or timeout."""
+    """No complete HTTP answer: connection refused, reset or closed before the answer ended
+    (a controller killed mid-response), a status line that is not HTTP, DNS failure or timeout."""
 
 
 class ControllerUnauthorized(ControllerError):
@@ -153,10 +155,19 @@ class VnetsClient:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as exc:
-            status, payload = exc.code, exc.read()
-            exc.close()
-        except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
+            status = exc.code
+            try:
+                payload = exc.read()
+            except (http.client.HTTPException, OSError):
+                payload = b""  # the code was answered; only the detail was cut off
+            finally:
+                exc.close()
+        except (TimeoutError, urllib.error.URLError, OSError) as exc:
             raise ControllerUnreachable(f"{method} {self.base_url}{path}: {exc}") from exc
+        except http.client.HTTPException as exc:
+            # No OSError (IncompleteRead, BadStatusLine): a controller killed mid-answer.
+            why = f"{type(exc).__name__}: {exc}"
+            raise ControllerUnreachable(f"{method} {self.base_url}{path}: answer cut off ({why})") from exc
         what = f"{method} {path} answered {status}: {payload[:200].decode(errors='replace')}"
         if status in (401, 403):
             raise ControllerUnauthorized(what)

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,15 +51,24 @@ RECORD = "record.json"
 USER = "karaf"
 POLL = 0.2
 STOP_TIMEOUT = 5.0
+FAILURES_KEPT = 5
 _PR_SET_PDEATHSIG = 1
 
 # Root -> (fd, depth): the lock is reentrant within one process (flock is per open file).
 _HELD: dict[Path, list[int]] = {}
 
 
+class Abandoned(Exception):
+    """The wait for the lock was given up because the process is stopping."""
+
+
 @contextlib.contextmanager
-def operator_lock(root: Path, timeout: float = 120.0) -> Iterator[None]:
-    """Serialise the lab's port changes with resyncs (see the module's docstring)."""
+def operator_lock(
+    root: Path, timeout: float = 120.0, give_up: threading.Event | None = None
+) -> Iterator[None]:
+    """Serialise the lab's port changes with resyncs (see the module's docstring). A waiter
+    whose `give_up` gets set stops waiting (Abandoned): a supervisor told to stop must not
+    sit on the lock until it is SIGKILLed, which would leave its child to die later."""
     root = Path(root).resolve()
     held = _HELD.get(root)
     if held is not None:
@@ -79,7 +88,10 @@ def operator_lock(root: Path, timeout: float = 120.0) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{root / RESYNC_LOCK} held for {timeout:.0f} s") from None
-                time.sleep(0.05)
+                if give_up is not None and give_up.wait(0.05):
+                    raise Abandoned(f"stopped while waiting for {root / RESYNC_LOCK}") from None
+                if give_up is None:
+                    time.sleep(0.05)
         _HELD[root] = [fd, 1]
         try:
             yield
@@ -250,22 +262,123 @@ def _end(child: subprocess.Popen) -> None:
         child.wait(STOP_TIMEOUT)
 
 
-def _resync_now(root: Path, client: VnetsClient, status: Status) -> bool:
-    try:
-        with operator_lock(root):
-            report = resync(client, read_record(root))
-    except (ControllerError, OSError, ValueError, KeyError, TimeoutError) as exc:
-        status.failures = [*status.failures[-4:], f"resync: {exc}"]
-        LOG.warning("resync failed: %s", exc)
-        return False
-    now = time.time()
-    status.resyncs += 1
-    status.last_resync, status.last_resync_summary = now, report.summary()
-    status.last_resync_ports = report.ports_restored + report.ports_added + report.ports_rebuilt
-    if report.repaired or report.ports_removed:
-        status.last_repair, status.last_repair_summary = now, report.summary()
-        LOG.warning("resync repaired the controller: %s", report.summary())
-    return not report.failures
+def _note(status: Status, failure: str) -> None:
+    status.failures = [*status.failures[-(FAILURES_KEPT - 1) :], failure]
+
+
+Resync = Callable[[VnetsClient, Path], ResyncReport]
+
+
+def resync_record(client: VnetsClient, root: Path) -> ResyncReport:
+    """The resync against the lab's record on disk, read as often as the charm lists the API."""
+    return resync(client, read_record(root))
+
+
+@dataclass
+class Supervisor:
+    """The restart loop and the resync schedule. Nothing that goes wrong in one poll (a bug,
+    an answer no one foresaw) may end it: this process ending takes the controller with it
+    (PDEATHSIG) and nothing restarts either. Such a failure is logged, kept in `failures`
+    and the next poll goes on; a failed resync is retried as a refused one is."""
+
+    root: Path
+    client: VnetsClient
+    start_child: Callable[[], subprocess.Popen]
+    interval: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    resync: Resync = resync_record
+    backoff: Backoff = field(default_factory=Backoff)
+
+    def __post_init__(self) -> None:
+        self.schedule = ResyncSchedule(self.interval)
+        self.status = Status(pid=os.getpid())
+
+    def _resync_now(self) -> bool:
+        try:
+            with operator_lock(self.root, give_up=self.stop):
+                report = self.resync(self.client, self.root)
+        except Abandoned:
+            return False
+        except (ControllerError, OSError, ValueError, KeyError, TimeoutError) as exc:
+            _note(self.status, f"resync: {exc}")
+            LOG.warning("resync failed: %s", exc)
+            return False
+        status, now = self.status, time.time()
+        status.resyncs += 1
+        status.last_resync, status.last_resync_summary = now, report.summary()
+        status.last_resync_ports = report.ports_restored + report.ports_added + report.ports_rebuilt
+        if report.repaired or report.ports_removed:
+            status.last_repair, status.last_repair_summary = now, report.summary()
+            LOG.warning("resync repaired the controller: %s", report.summary())
+        return not report.failures
+
+    def poll(self) -> None:
+        """One look at the controller: is it answering, and is a resync due."""
+        try:
+            answering = self.client.is_ready()
+        except Exception as exc:  # see the class's docstring
+            self._unexpected("readiness probe", exc)
+            return
+        if answering != self.status.answering:
+            self.status.answering = answering
+            self._save()
+        now = time.monotonic()
+        if self.schedule.due(now, answering):
+            try:
+                ok = self._resync_now()
+            except Exception as exc:  # see the class's docstring
+                self._unexpected("resync", exc)
+                ok = False
+            self.schedule.done(now, ok)
+            self._save()
+
+    def _unexpected(self, what: str, exc: Exception) -> None:
+        LOG.error("%s failed unexpectedly; the supervisor goes on", what, exc_info=exc)
+        _note(self.status, f"{what}: {type(exc).__name__}: {exc}")
+        self._save()
+
+    def run(self) -> int:
+        status, failures = self.status, 0
+        while not self.stop.is_set():
+            started, code_text = time.monotonic(), ""
+            try:
+                child = self.start_child()
+            except OSError as exc:  # fork or exec refused: a failed start, retried with backoff
+                child = None
+                code_text = f"could not start: {exc}"
+                _note(status, f"start: {exc}")
+            if child is not None:
+                status.child_pid, status.child_start = child.pid, _start_time(child.pid)
+                status.child_started_at, status.answering = time.time(), False
+                self.schedule.started()
+                self._save()
+                LOG.info("controller started (pid %d)", child.pid)
+                while child.poll() is None and not self.stop.is_set():
+                    self.poll()
+                    self.stop.wait(POLL)
+                if self.stop.is_set():
+                    _end(child)
+                    break
+                code = child.wait()
+                how = f"exit {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
+                code_text = f"{how} after {time.monotonic() - started:.1f} s"
+            ran_for = time.monotonic() - started
+            failures = self.backoff.failures_after(failures, ran_for)
+            delay = self.backoff.delay(failures)
+            status.restarts += 1
+            status.last_exit, status.answering = code_text, False
+            self._save()
+            LOG.warning("controller ended (%s): restarting in %.1f s", status.last_exit, delay)
+            self.stop.wait(delay)
+        status.child_pid, status.answering = 0, False
+        self._save()
+        return 0
+
+    def _save(self) -> None:
+        try:
+            self.status.save(self.root)
+        except OSError as exc:  # status is for people; the controller matters more
+            LOG.warning("cannot write %s: %s", STATUS, exc)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -274,48 +387,10 @@ def run(args: argparse.Namespace) -> int:
     with socket.socket(fileno=os.dup(args.rest_fd)) as listener:
         port = int(listener.getsockname()[1])
     client = VnetsClient(f"http://127.0.0.1:{port}", user, password, timeout=2.0)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    backoff = Backoff()
-    schedule = ResyncSchedule(args.resync_interval)
-    status = Status(pid=os.getpid())
-    failures = 0
-    while not stop.is_set():
-        child = _start_child(args)
-        started = time.monotonic()
-        status.child_pid, status.child_start = child.pid, _start_time(child.pid)
-        status.child_started_at, status.answering = time.time(), False
-        schedule.started()
-        status.save(root)
-        LOG.info("controller started (pid %d)", child.pid)
-        while child.poll() is None and not stop.is_set():
-            answering = client.is_ready()
-            if answering != status.answering:
-                status.answering = answering
-                status.save(root)
-            now = time.monotonic()
-            if schedule.due(now, answering):
-                schedule.done(now, _resync_now(root, client, status))
-                status.save(root)
-            stop.wait(POLL)
-        if stop.is_set():
-            _end(child)
-            break
-        code = child.wait()
-        ran_for = time.monotonic() - started
-        failures = backoff.failures_after(failures, ran_for)
-        delay = backoff.delay(failures)
-        status.restarts += 1
-        how = f"exit {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
-        status.last_exit = f"{how} after {ran_for:.1f} s"
-        status.answering = False
-        status.save(root)
-        LOG.warning("controller ended (%s): restarting in %.1f s", status.last_exit, delay)
-        stop.wait(delay)
-    status.child_pid, status.answering = 0, False
-    status.save(root)
-    return 0
+    supervisor = Supervisor(root, client, lambda: _start_child(args), args.resync_interval)
+    signal.signal(signal.SIGTERM, lambda *_: supervisor.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: supervisor.stop.set())
+    return supervisor.run()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
