@@ -1,8 +1,10 @@
 """The interface configuration applied for real, in network namespaces this test makes."""
 
+import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 import uuid
@@ -11,6 +13,7 @@ import pytest
 
 from l2sm_core.knf import InterfacePlan
 from l2sm_core.netlink import RTPROT_L2SM, InterfaceMissing, _announce, apply_plans, garp_frame
+from l2sm_testing.netns import in_netns
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root (CI runs as root)")
 
@@ -194,5 +197,40 @@ def test_an_added_address_is_announced_so_neighbours_drop_a_predecessors_mac(pai
 
 def test_an_announcement_that_cannot_be_sent_is_reported_not_raised(pair):
     unit, _ = pair
-    message = _announce("no-such-if", "10.9.0.1", unit)
+    (message,) = _announce([("no-such-if", "10.9.0.1")], unit, rounds=2, gap=0.01)
     assert message.startswith("no-such-if: could not announce 10.9.0.1 (") and "expires" in message
+    (message,) = _announce([("net1", "10.9.0.1")], "l2sm-no-such-ns", rounds=1)
+    assert message.startswith("could not announce in l2sm-no-such-ns (")
+
+
+def test_each_added_address_is_announced_every_round(pair):
+    """Repeated: the first frame may go before the switch forwards for the new port."""
+    unit, peer = pair
+    ip("-n", unit, "link", "set", "net1", "up")
+
+    def listener() -> socket.socket:
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+        raw.bind(("peer1", 0))
+        raw.settimeout(0.5)
+        return raw
+
+    raw = in_netns(peer, listener)
+    try:
+        said = _announce([("net1", "10.9.0.1"), ("net1", "10.9.0.7")], unit, rounds=3, gap=0.05)
+        assert said == ["net1 announced 10.9.0.1", "net1 announced 10.9.0.7"]
+        seen: dict[bytes, int] = {}
+        with contextlib.suppress(TimeoutError):
+            while True:
+                frame = raw.recv(2048)
+                arp = frame[14:]
+                if arp[14:18] == arp[24:28]:  # gratuitous: sender = target
+                    seen[arp[14:18]] = seen.get(arp[14:18], 0) + 1
+    finally:
+        raw.close()
+    assert seen == {bytes([10, 9, 0, 1]): 3, bytes([10, 9, 0, 7]): 3}
+
+
+def test_no_announcement_when_the_caller_asks_for_none(pair):
+    unit, _ = pair
+    changes = apply_plans([InterfacePlan("net1", 1400, ("10.9.0.1/24",))], netns=unit, announce_rounds=0)
+    assert "net1 added 10.9.0.1/24" in changes and not [c for c in changes if "announce" in c]

@@ -19,6 +19,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -29,6 +30,7 @@ from l2sm_core.knf import InterfacePlan, plan_problems
 
 RTPROT_L2SM = 73  # our routes' protocol number (not assigned in /etc/iproute2/rt_protos)
 ETH_P_ARP = 0x0806
+ANNOUNCE_ROUNDS, ANNOUNCE_GAP = 3, 0.5  # as arping -U -c 3 would, within a second
 CLONE_NEWNET = 0x40000000
 
 
@@ -36,12 +38,16 @@ class InterfaceMissing(Exception):
     """The plan names an interface the namespace does not have (yet)."""
 
 
-def apply_plans(plans: Iterable[InterfacePlan], netns: str | None = None) -> list[str]:
+def apply_plans(
+    plans: Iterable[InterfacePlan], netns: str | None = None, *, announce_rounds: int = ANNOUNCE_ROUNDS
+) -> list[str]:
     """Make each interface carry exactly its plan's IPv4 addresses and MTU, and the namespace
     exactly the routes of all plans. One route per prefix: if two networks bring the same
     prefix, the plan listed first keeps it; a route to a prefix that somebody else added is
     left alone. Returns what changed (and what was left alone), in words, for the log.
-    A plan `plan_problems` refuses is a ValueError, and nothing is changed."""
+    A plan `plan_problems` refuses is a ValueError, and nothing is changed. Added addresses
+    are announced `announce_rounds` times (a caller that knows the switch forwards for the
+    port already may send one)."""
     changes: list[str] = []
     announce: list[tuple[str, str]] = []  # (ifname, address) newly added
     plans = list(plans)
@@ -75,10 +81,9 @@ def apply_plans(plans: Iterable[InterfacePlan], netns: str | None = None) -> lis
                 _delete_route(ipr, route)
                 changes.append(f"removed route {key} via {route.get_attr('RTA_GATEWAY')}")
         for plan in plans:
-            done = _apply_link_and_addresses(ipr, indexes[plan.ifname], plan)
+            done, added = _apply_link_and_addresses(ipr, indexes[plan.ifname], plan)
             changes += done
-            added = f"{plan.ifname} added "
-            announce += [(plan.ifname, c[len(added) :].split("/")[0]) for c in done if c.startswith(added)]
+            announce += [(plan.ifname, address) for address in added]
         # Read again: removing an address makes the kernel drop the routes through it.
         ours = {_dst(r) for r in _our_routes(ipr)}
         others = {
@@ -92,8 +97,8 @@ def apply_plans(plans: Iterable[InterfacePlan], netns: str | None = None) -> lis
                 continue
             ipr.route("add", dst=prefix, gateway=via, oif=oif, proto=RTPROT_L2SM)
             changes.append(f"{ifname} route {prefix} via {via}")
-    for ifname, address in announce:
-        changes.append(_announce(ifname, address, netns))
+    if announce and announce_rounds > 0:
+        changes += _announce(announce, netns, rounds=announce_rounds)
     return changes
 
 
@@ -105,25 +110,47 @@ def garp_frame(mac: bytes, address: str) -> bytes:
     return b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP) + arp
 
 
-def _announce(ifname: str, address: str, netns: str | None) -> str:
-    """Send the announcement; a failure (no CAP_NET_RAW in some pods) only costs the wait for
-    neighbours' entries to expire, so it is reported, not raised."""
+def _announce(
+    added: list[tuple[str, str]], netns: str | None, rounds: int = ANNOUNCE_ROUNDS, gap: float = ANNOUNCE_GAP
+) -> list[str]:
+    """Announce each (interface, address), `rounds` times `gap` seconds apart: the first frame
+    may go before the switch forwards for the port (the operator adds it on its own time).
+    A failure (no CAP_NET_RAW in some pods) only costs the wait for neighbours' entries to
+    expire, so it is reported, not raised."""
+    outcome: dict[tuple[str, str], str] = {}
 
     def send() -> None:
-        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as raw:
-            raw.bind((ifname, 0))
-            mac = raw.getsockname()[4]
-            raw.send(garp_frame(mac, address))
+        for turn in range(rounds):
+            if turn:
+                time.sleep(gap)
+            for ifname, address in added:
+                if outcome.get((ifname, address), "").startswith("could not"):
+                    continue
+                try:
+                    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as raw:
+                        raw.bind((ifname, 0))
+                        raw.send(garp_frame(raw.getsockname()[4], address))
+                    outcome[(ifname, address)] = "announced"
+                except OSError as exc:
+                    outcome[(ifname, address)] = f"could not announce ({exc.strerror or exc})"
 
     try:
         if netns:
             _in_netns(netns, send)
         else:
             send()
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        return f"{ifname}: could not announce {address} ({why}): neighbours learn it when their entry expires"
-    return f"{ifname} announced {address}"
+    except OSError as exc:  # the namespace itself
+        return [f"could not announce in {netns} ({exc.strerror or exc}): neighbours learn on expiry"]
+    said = []
+    for (ifname, address), result in outcome.items():
+        if result == "announced":
+            said.append(f"{ifname} announced {address}")
+        else:
+            said.append(
+                f"{ifname}: {result.replace('announce', f'announce {address}', 1)}: "
+                "neighbours learn it when their entry expires"
+            )
+    return said
 
 
 def _in_netns(netns: str, call: Callable[[], Any]) -> None:
@@ -152,8 +179,9 @@ def _in_netns(netns: str, call: Callable[[], Any]) -> None:
         raise failure[0]
 
 
-def _apply_link_and_addresses(ipr: IPRoute, index: int, plan: InterfacePlan) -> list[str]:
-    changes = []
+def _apply_link_and_addresses(ipr: IPRoute, index: int, plan: InterfacePlan) -> tuple[list[str], list[str]]:
+    """What changed, in words, and the addresses added (to announce)."""
+    changes, added = [], []
     link = next(iter(ipr.get_links(index)))
     if plan.mtu and link.get_attr("IFLA_MTU") != plan.mtu:
         ipr.link("set", index=index, mtu=plan.mtu)
@@ -174,7 +202,8 @@ def _apply_link_and_addresses(ipr: IPRoute, index: int, plan: InterfacePlan) -> 
         ip, length = address.split("/")
         ipr.addr("add", index=index, address=ip, prefixlen=int(length))
         changes.append(f"{plan.ifname} added {address}")
-    return changes
+        added.append(ip)
+    return changes, added
 
 
 def _dst(route) -> str:
