@@ -39,7 +39,7 @@ def lab(tmp_path_factory):
     from l2sm_lab.lab import Lab
 
     root = tmp_path_factory.mktemp("faults")
-    lab = Lab.up(CDN, nodes=2, root=root, lab_id=f"t{os.getpid() % 1000}", resync_interval=RESYNC_INTERVAL)
+    lab = Lab.up(CDN, nodes=2, root=root, lab_id=f"g{os.getpid() % 1000}", resync_interval=RESYNC_INTERVAL)
     yield lab
     Lab.down(root)
 
@@ -175,7 +175,7 @@ def test_controller_killed_during_traffic_isolates_and_recovers_with_no_one_acti
     time.sleep(2.0)
     killed_at = time.monotonic()
     pid = lab.kill_controller(signal.SIGKILL)
-    _wait("the supervisor to see the controller die", lambda: lab.controller_pid() not in (pid,), 10)
+    _wait("the supervisor to start a new controller", lambda: lab.controller_pid() not in (None, pid), 10)
     # Until the supervisor resyncs, the new controller holds nothing: wait for all the ports.
     ports_back = _wait(
         "the controller to hold every port again", lambda: _held(lab) == _wanted(lab), 30, 0.05
@@ -224,6 +224,56 @@ def test_status_shows_the_supervisors_restarts_and_last_resync(lab, capsys):
     status = lab.supervisor_status() or {}
     assert f"supervisor: {status['restarts']} restart(s)" in out and "last resync (" in out
     assert "last repair (" in out and "recreated" in out
+
+
+def _log_has(lab, text: str) -> bool:
+    return text in (lab.state.root / "controller.log").read_text(errors="replace")
+
+
+def test_a_restart_while_the_supervisor_waits_for_the_lock_or_after_it_was_killed(lab):
+    """restart_controller stops the old supervisor before it takes the resync lock, and the old
+    one gives up waiting for that lock at SIGTERM (no SIGKILL, whose PDEATHSIG leaves its child
+    holding the REST port a while). A supervisor SIGKILLed just before a restart: the restart
+    waits until its controller is gone and gets the same REST port."""
+    port = lab.state.data["controller"]["rest-port"]
+    old = lab.supervisor_status() or {}
+    hold = RESYNC_INTERVAL + 8.0
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from l2sm_lab.supervisor import operator_lock\n"
+            "with operator_lock(Path(sys.argv[1])):\n"
+            "    print('held', flush=True); time.sleep(float(sys.argv[2]))\n",
+            str(lab.state.root),
+            str(hold),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        held_at = time.time()
+        # Past its next periodic resync, the supervisor is waiting for the lock.
+        time.sleep(max(0.0, old["last_resync"] + RESYNC_INTERVAL + 1.0 - held_at))
+        report = lab.restart_controller()
+        assert time.time() - held_at >= hold - 0.5  # the restart waited for the holder, after the stop
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert _log_has(lab, f"supervisor {old['pid']} stopped")  # SIGTERM was enough
+    assert lab.state.data["controller"]["rest-port"] == port
+    assert sorted(report.networks_recreated) == sorted(lab.desired().networks)
+    assert _held(lab) == _wanted(lab)
+
+    status = lab.supervisor_status() or {}
+    child = status["child_pid"]
+    os.kill(status["pid"], signal.SIGKILL)
+    lab.restart_controller()
+    assert not _alive(child) and not _log_has(lab, f"supervisor {status['pid']} stopped")
+    assert lab.state.data["controller"]["rest-port"] == port
+    assert _held(lab) == _wanted(lab)
+    assert _reaches(lab, _unit(lab, CACHE_APP), SERVER)
 
 
 def test_a_killed_switch_comes_back_with_its_identity_ports_and_tunnels(lab):
@@ -382,12 +432,22 @@ def test_a_missed_delete_never_lands_a_later_unit_in_the_old_network(lab):
     assert not checks.ip_leak(lab, router, FIRST, late_ip)
 
     # The same unit removed again, the operator missing it, the pod left Terminating.
-    now = time.time()
-    assert lab.scale("cdn-content-server", 1, missed_delete=True, leaves="Terminating") == [late]
-    assert stale in _held(lab)[SECOND]
+    # The lock keeps the periodic resync out until the port is seen held after the scale.
+    with lab.operator():
+        assert lab.scale("cdn-content-server", 1, missed_delete=True, leaves="Terminating") == [late]
+        assert stale in _held(lab)[SECOND]
+        released = time.time()
     _wait(
         "the resync to remove the released port", lambda: stale not in _held(lab)[SECOND], 3 * RESYNC_INTERVAL
     )
+
+    def removed_by_resync() -> bool:
+        status = lab.supervisor_status() or {}
+        return status.get("last_repair", 0) >= released and "1 stale port(s) removed" in status.get(
+            "last_repair_summary", ""
+        )
+
+    _wait("the supervisor to report the removal", removed_by_resync, RESYNC_INTERVAL)
     status = lab.status()
     gone = next(u for u in status["units"] if u["unit"] == late)
     assert "Terminating" in gone["problem"] and not gone["running"]

@@ -12,6 +12,7 @@ processes, and `down` works after a crash.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
@@ -224,10 +225,7 @@ class Lab:
             out.write(f"{USER}:{info['password']}\n")
         # REST listens on this host's loopback, OpenFlow inside the controller's namespace:
         # the socket is bound here and inherited across `ip netns exec`.
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", int(info.get("rest-port", 0))))
-        listener.listen(64)
+        listener = _bind_rest(int(info.get("rest-port", 0)))
         info["rest-port"] = listener.getsockname()[1]
         self.state.save()
         try:
@@ -280,16 +278,21 @@ class Lab:
 
     def stop_controller(self) -> None:
         """The controller's pod goes (supervisor and controller); the switches keep their
-        flows (secure fail mode)."""
+        flows (secure fail mode). Returns once nothing runs in the controller's namespace: a
+        supervisor that had to be SIGKILLed leaves its child to PDEATHSIG, which ends it
+        later, holding the REST port until then."""
         if any(p.name == CONTROLLER for p in self.state.procs):
             self.state.stop(CONTROLLER)
+        if self.fabric.controller_ns in self.state.namespaces:
+            self.state.end_stragglers(self.fabric.controller_ns)
 
     def restart_controller(self, progress: Progress = _quiet) -> ResyncReport:
         """Kill the controller (its state goes, as ONOS's does), start it again, and run the
         controller charm's resync so networks and ports come back. The supervisor's own
-        resync after the start waits for this one, and then finds nothing to do."""
+        resync after the start waits for this one, and then finds nothing to do. The lock is
+        taken after the stop: the old supervisor may be waiting for it."""
+        self.stop_controller()
         with self.operator():
-            self.stop_controller()
             self._start_controller()
             self._wait_switches(progress)
             return self.resync()
@@ -537,6 +540,24 @@ class Lab:
             "networks": networks,
             "units": units,
         }
+
+
+def _bind_rest(port: int, wait: float = 5.0) -> socket.socket:
+    """The REST listener on this host's loopback, at `port` (0: any). A process of ours that
+    is ending may still hold it for a moment: retried briefly, never taken over."""
+    deadline = time.monotonic() + wait
+    while True:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(("127.0.0.1", port))
+            listener.listen(64)
+            return listener
+        except OSError as exc:
+            listener.close()
+            if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                raise LabError(f"cannot listen on 127.0.0.1:{port} for the controller's REST: {exc}") from exc
+            time.sleep(0.1)
 
 
 def _devices(client: VnetsClient) -> list[Any]:

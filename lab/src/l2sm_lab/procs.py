@@ -226,15 +226,18 @@ class LabState:
         if name not in self.namespaces:
             raise LabError(f"namespace {name} was not made by lab {self.lab}: left alone")
         if netns_exists(name):
-            self._end_stragglers(name)
+            self.end_stragglers(name)
             run(["ip", "netns", "delete", name])
         self.namespaces.remove(name)
         self.save()
 
-    def _end_stragglers(self, name: str, timeout: float = 3.0) -> None:
+    def end_stragglers(self, name: str, timeout: float = 3.0) -> None:
         """Processes still in one of our namespaces (a start that crashed before its PID was
-        recorded, workers of a killed nginx): deleting the namespace would not end them, and a
-        userspace switch would run on unseen. Ended by PID, inside our namespace only."""
+        recorded, workers of a killed nginx, a child its SIGKILLed parent's PDEATHSIG has not
+        ended yet): deleting the namespace would not end them, and a userspace switch would
+        run on unseen. Ended by PID, inside our namespace only; returns once none runs."""
+        if name not in self.namespaces:
+            raise LabError(f"namespace {name} was not made by lab {self.lab}: left alone")
         listed = run(["ip", "netns", "pids", name], check=False).stdout.split()
         pids = [int(p) for p in listed if p.isdigit() and int(p) != os.getpid()]
         for sig in (signal.SIGTERM, signal.SIGKILL):

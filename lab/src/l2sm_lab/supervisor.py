@@ -372,6 +372,7 @@ class Supervisor:
             self.stop.wait(delay)
         status.child_pid, status.answering = 0, False
         self._save()
+        LOG.info("supervisor %d stopped", status.pid)
         return 0
 
     def _save(self) -> None:
