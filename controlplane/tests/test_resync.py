@@ -4,7 +4,18 @@ with repeats, and one record per port of the network it is in."""
 import pytest
 
 from l2sm_controlplane import vnets
-from l2sm_controlplane.resync import DesiredState, HeldState, apply_resync, plan_resync, read_held
+from l2sm_controlplane.resync import (
+    DesiredState,
+    HeldState,
+    PodPorts,
+    ResyncReport,
+    apply_resync,
+    desired_from_pods,
+    forget_deleted,
+    plan_resync,
+    read_held,
+    resync_cluster,
+)
 from l2sm_controlplane.vnets import VnetsClient
 
 A1 = "of:e5e40be8c6b4bf54/1"
@@ -268,3 +279,99 @@ def test_no_rebuild_blind_when_the_second_look_cannot_be_read(controller):
     assert [m for m, _, _ in controller.writes()] == ["DELETE"]  # the refused removal only
     assert report.networks_rebuilt == {}
     assert any(f.startswith("read net-a again") for f in report.failures)
+
+
+# -- the whole round: pods to desired state, the charm's order, networks deleted meanwhile ------
+
+
+def test_desired_from_pods_releases_gone_pods_and_sets_young_ones_apart():
+    pods = [
+        PodPorts("old-0", {"net-a": [A1], "net-b": [B1]}),
+        PodPorts("new-0", {"net-a": [A2]}, young=True),  # neither wanted nor released
+        PodPorts("gone-0", {"net-a": [A3]}, gone=True, young=True),  # released however young
+        PodPorts("going-0", {"net-b": [A1]}, gone=True),
+    ]
+    desired, young = desired_from_pods(["net-a", "net-b"], pods)
+    assert desired.networks == {"net-a", "net-b"}
+    assert desired.ports == {"net-a": {A1}, "net-b": {B1}}
+    assert desired.released == {"net-a": {A3}, "net-b": {A1}}
+    assert young == {A2}
+    assert desired_from_pods([], []) == (DesiredState.build([]), frozenset())
+
+
+def test_resync_cluster_reads_the_controller_before_the_pods(controller):
+    """The charm's order: networks, the controller, pods. A pod listed before the read could
+    see its port posted by the operator between the two, then posted again (held twice)."""
+    seen: list[tuple[str, int]] = []
+
+    def networks():
+        seen.append(("networks", len(controller.requests)))
+        return ["net-a", "net-b"]
+
+    def pods():
+        seen.append(("pods", len(controller.requests)))
+        return [PodPorts("p-0", {"net-a": [A1]}), PodPorts("q-0", {"net-b": [B1]})]
+
+    controller.hold("net-a", A1)
+    report, young = resync_cluster(client_for(controller), networks, pods)
+    # One GET per network before the pods; networks again only because net-b was made.
+    assert seen == [("networks", 0), ("pods", 2), ("networks", len(controller.requests))]
+    assert report.networks_recreated == ["net-b"] and report.ports_confirmed == 1 and young == frozenset()
+    assert controller.networks == {"net-a": [A1], "net-b": [B1]}
+    seen.clear()
+    again, _ = resync_cluster(client_for(controller), networks, pods)
+    assert [what for what, _ in seen] == ["networks", "pods"]  # nothing made: no second listing
+    assert not again.repaired
+
+
+def test_a_network_deleted_while_it_was_remade_is_taken_out_again(controller):
+    listings = iter([["net-a", "net-b"], ["net-a"]])  # net-b's L2Network goes during the round
+    pods = [PodPorts("p-0", {"net-a": [A1]}), PodPorts("q-0", {"net-b": [B1]})]
+    report, _ = resync_cluster(client_for(controller), lambda: next(listings), lambda: pods)
+    assert set(controller.networks) == {"net-a"}
+    assert report.networks_recreated == ["net-a"] and report.deleted_meanwhile == ["net-b"]
+    assert "deleted meanwhile, taken out of the controller again: net-b" in report.summary()
+    assert not report.failures
+
+
+def test_a_rebuilt_network_deleted_meanwhile_leaves_no_repair_behind(controller):
+    controller.hold("net-a", A1, A1)  # held twice: rebuilt
+    listings = iter([["net-a"], []])
+    report, _ = resync_cluster(
+        client_for(controller), lambda: next(listings), lambda: [PodPorts("p-0", {"net-a": [A1]})]
+    )
+    assert controller.networks == {} and report.networks_rebuilt == {} and not report.repaired
+    assert report.deleted_meanwhile == ["net-a"]
+
+
+class _Refusing:
+    """A client whose deletes are refused or find nothing: only forget_deleted's calls."""
+
+    def __init__(self, error: Exception):
+        self.error, self.deleted = error, []
+
+    def delete_network(self, name: str) -> None:
+        self.deleted.append(name)
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "failures"),
+    [
+        (vnets.NetworkMissing("gone already"), []),
+        (vnets.ControllerConflict("refused"), ["delete net-b, deleted meanwhile: refused"]),
+    ],
+)
+def test_forget_deleted_reports_a_refusal_and_accepts_a_network_already_gone(error, failures):
+    report = ResyncReport(networks_recreated=["net-a", "net-b"], networks_rebuilt={"net-c": "twice"})
+    client = _Refusing(error)
+    gone = forget_deleted(client, report, lambda: ["net-a", "net-c"])  # pyright: ignore[reportArgumentType]
+    assert gone == ["net-b"] == client.deleted
+    assert report.networks_recreated == ["net-a"] and report.networks_rebuilt == {"net-c": "twice"}
+    assert report.failures == failures
+
+
+def test_forget_deleted_lets_an_unreachable_controller_through():
+    report = ResyncReport(networks_recreated=["net-b"])
+    with pytest.raises(vnets.ControllerUnreachable):
+        forget_deleted(_Refusing(vnets.ControllerUnreachable("down")), report, list)  # pyright: ignore[reportArgumentType]

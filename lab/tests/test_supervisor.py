@@ -93,10 +93,10 @@ def controller():
 
 def test_a_lost_controller_gets_networks_and_ports_back(controller):
     client = VnetsClient(controller.url, "karaf", "karaf")
-    report = resync(client, _record())
+    report = resync(client, _record)
     assert sorted(report.networks_recreated) == ["net-a", "net-b"] and report.ports_restored == 2
     assert controller.learned("net-a") == [A1] and controller.learned("net-b") == [A2]
-    again = resync(client, _record())
+    again = resync(client, _record)
     assert not again.repaired and again.ports_confirmed == 2
 
 
@@ -105,7 +105,7 @@ def test_released_ports_go_and_a_port_no_pod_explains_is_reported_not_removed(co
     # B1: its pod is Terminating (released). C1: its pod left no trace (a missed delete).
     controller.hold("net-a", A1, B1, C1)
     controller.hold("net-b", A2)
-    report = resync(client, _record())
+    report = resync(client, _record)
     assert report.ports_removed == 1
     assert report.unexplained == {"net-a": [C1]}
     assert "no pod explains" in report.summary() and C1 in report.summary()
@@ -117,7 +117,7 @@ def test_a_stale_port_another_network_now_wants_leaves_the_old_network(controlle
     client = VnetsClient(controller.url, "karaf", "karaf")
     controller.hold("net-a", A1, A2)  # A2: the old pod's port, never removed
     controller.hold("net-b", A2)  # the new pod's, posted by the operator
-    report = resync(client, _record())
+    report = resync(client, _record)
     assert not report.failures, report.summary()
     assert controller.networks["net-a"] == [A1]
     assert controller.learned("net-b") == [A2]
@@ -252,3 +252,21 @@ def test_a_lock_wait_gives_up_when_told_to_stop(tmp_path):
     finally:
         other.kill()
         other.wait(10)
+
+
+def test_the_record_is_read_as_the_charm_lists_the_api(controller):
+    """Networks, then the controller, then the pods; after (re)making a network, the networks
+    again: one gone from the record meanwhile is taken out of the controller."""
+    reads: list[int] = []
+
+    def read() -> dict:
+        reads.append(len(controller.requests))
+        record = _record()
+        if len(reads) > 2:
+            record["networks"] = ["net-a"]  # net-b deleted while the resync made it
+        return record
+
+    report = resync(VnetsClient(controller.url, "karaf", "karaf"), read)
+    assert reads[:2] == [0, 2]  # the pods are read after one GET per network
+    assert len(reads) == 3 and report.deleted_meanwhile == ["net-b"]
+    assert set(controller.networks) == {"net-a"} and controller.learned("net-a") == [A1]

@@ -24,7 +24,7 @@ from l2sm_charmlib.kube import L2SM_KINDS, NAD_CRD_NAME, L2Network
 from l2sm_charmlib.reconcile import Blocked, ReconcilingCharm, Refused, Waiting
 from l2sm_controlplane import objects
 from l2sm_controlplane.crds import CRD_KINDS, crd_name, custom_resource_definitions
-from l2sm_controlplane.resync import DesiredState, ResyncReport, apply_resync, plan_resync, read_held
+from l2sm_controlplane.resync import PodPorts, ResyncReport, resync_cluster
 from l2sm_controlplane.vnets import OPENFLOW_APP, VNETS_APP, ControllerError, VnetsClient
 from l2sm_core import attachments
 from l2sm_core.manifests import (
@@ -394,41 +394,16 @@ class L2smControllerCharm(ReconcilingCharm):
             self._stored.attached_ports = remembered
         return list(settled.pods)
 
-    def _desired_state(self, networks: set[str]) -> tuple[DesiredState, set[str]]:
-        """What the controller should hold, and the ports of pods still in their grace period."""
-        ports: dict[str, set[str]] = {}
-        released: dict[str, set[str]] = {}
-        young: set[str] = set()
+    def _pods(self) -> list[PodPorts]:
+        """Every L2S-M pod with the ports it was attached with, gone or young as the API shows."""
         now = datetime.datetime.now(datetime.timezone.utc)
-        for pod, held in self._settled_pods():
-            if not pod.gone and _young(pod, now):
-                # Neither wanted nor released: a copy the controller holds is "unexplained"
-                # to the planner, and left alone until the pod is past its grace period.
-                young.update(p for endpoints in held.values() for p in endpoints)
-                continue
-            for network, endpoints in held.items():
-                (released if pod.gone else ports).setdefault(network, set()).update(endpoints)
-        return DesiredState.build(networks, ports, released), young
+        settled = self._settled_pods()
+        return [PodPorts(pod.pod, held, gone=pod.gone, young=_young(pod, now)) for pod, held in settled]
 
     def _resync(self) -> ResyncReport:
-        client = self._vnets()
-        networks = self._live_networks()
-        # The controller first, the pods after: a port it holds was added for a pod that
-        # exists by the time the pods are listed, so no new pod's port looks stale.
-        held = read_held(client, networks)
-        desired, young = self._desired_state(networks)
-        report = apply_resync(client, plan_resync(desired, held))
-        made = set(report.networks_recreated) | set(report.networks_rebuilt)
-        if made:
-            # An L2Network deleted while we (re)made it would leave an orphan in the
-            # controller (the operator deleted it there already): look again.
-            still = self._live_networks()
-            for name in sorted(made - still):
-                client.delete_network(name)
-                if name in report.networks_recreated:
-                    report.networks_recreated.remove(name)
-                report.networks_rebuilt.pop(name, None)
-                logger.info("resync: %s was deleted meanwhile; removed it from the controller again", name)
+        # l2sm_controlplane.resync: live networks, the controller, then the pods, and a
+        # network deleted while (re)made taken out of the controller again.
+        report, young = resync_cluster(self._vnets(), self._live_networks, self._pods)
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self._stored.last_resync = now
         self._stored.last_resync_summary = report.summary()

@@ -19,6 +19,11 @@ DELETE /{id} drop it, and a port held without its record is not forwarded for. S
 - `apply_resync` deletes the networks to rebuild first, then removes, then adds: an
   interruption anywhere leaves a network absent (which the next resync sees) rather than
   holding a port without its record (which no read can see).
+
+`resync_cluster` is the whole round as the controller charm runs it (and the lab's
+supervisor, on the lab's record): live networks, the controller, then the pods
+(`desired_from_pods`), the plan applied, and a network (re)made meanwhile deleted from the
+cluster taken out of the controller again (`forget_deleted`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from l2sm_controlplane.vnets import (
@@ -62,6 +67,38 @@ class DesiredState:
             ports={k: frozenset(v) for k, v in (ports or {}).items()},
             released={k: frozenset(v) for k, v in (released or {}).items()},
         )
+
+
+@dataclass(frozen=True)
+class PodPorts:
+    """One pod as the cluster shows it: the ports it was attached with (network -> endpoints),
+    whether it is gone or going (deleted, Terminating, finished: its ports are released) and
+    whether it is still young (its attach may be under way: see `desired_from_pods`)."""
+
+    name: str
+    ports: Mapping[str, Iterable[str]]
+    gone: bool = False
+    young: bool = False
+
+
+def desired_from_pods(
+    networks: Iterable[str], pods: Iterable[PodPorts]
+) -> tuple[DesiredState, frozenset[str]]:
+    """Pure: what the controller should hold, and the ports of young pods. A gone pod's ports
+    are released however young it is. A young pod's are neither wanted nor released: the
+    operator may be posting them right now, and a resync that listed the pod after reading
+    the controller would post them too (held twice); a copy held already shows up as
+    unexplained and is left alone until the pod is past its youth."""
+    ports: dict[str, set[str]] = {}
+    released: dict[str, set[str]] = {}
+    young: set[str] = set()
+    for pod in pods:
+        if pod.young and not pod.gone:
+            young.update(p for endpoints in pod.ports.values() for p in endpoints)
+            continue
+        for network, endpoints in pod.ports.items():
+            (released if pod.gone else ports).setdefault(network, set()).update(endpoints)
+    return DesiredState.build(networks, ports, released), frozenset(young)
 
 
 @dataclass(frozen=True)
@@ -187,6 +224,8 @@ class ResyncReport:
     unexplained: dict[str, list[str]] = field(default_factory=dict)
     orphans: dict[str, list[str]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    # (Re)made here while their L2Network was being deleted: taken out again (forget_deleted).
+    deleted_meanwhile: list[str] = field(default_factory=list)
 
     @property
     def repaired(self) -> bool:
@@ -210,6 +249,9 @@ class ResyncReport:
             parts.append(f"ports no pod explains, left alone: {held}")
         if self.orphans:
             parts.append(f"ports for unknown networks skipped: {', '.join(sorted(self.orphans))}")
+        if self.deleted_meanwhile:
+            names = ", ".join(sorted(self.deleted_meanwhile))
+            parts.append(f"deleted meanwhile, taken out of the controller again: {names}")
         if self.failures:
             parts.append(f"{len(self.failures)} failure(s): {'; '.join(self.failures)}")
         return ", ".join(parts)
@@ -336,3 +378,46 @@ def _call(report: ResyncReport, failed: set[str], network: str, what: str, fn, *
         failed.add(network)
         return False
     return True
+
+
+def forget_deleted(client: VnetsClient, report: ResyncReport, live: Callable[[], Iterable[str]]) -> list[str]:
+    """After `apply_resync`: a network recreated or rebuilt here whose L2Network went while
+    the resync ran would stay in the controller as an orphan (the operator deleted it there
+    already). The live networks are listed again (only when something was made) and each
+    such network is deleted again and taken out of the report. Returns their names."""
+    made = set(report.networks_recreated) | set(report.networks_rebuilt)
+    if not made:
+        return []
+    gone = sorted(made - set(live()))
+    for name in gone:
+        try:
+            client.delete_network(name)
+        except NetworkMissing:
+            pass  # gone from the controller too
+        except (ControllerUnreachable, ControllerUnauthorized):
+            raise
+        except ControllerError as exc:
+            report.failures.append(f"delete {name}, deleted meanwhile: {exc}")
+        if name in report.networks_recreated:
+            report.networks_recreated.remove(name)
+        report.networks_rebuilt.pop(name, None)
+        report.deleted_meanwhile.append(name)
+        logger.info("resync: %s was deleted meanwhile; removed it from the controller again", name)
+    return gone
+
+
+def resync_cluster(
+    client: VnetsClient,
+    live_networks: Callable[[], Iterable[str]],
+    pods: Callable[[], Iterable[PodPorts]],
+) -> tuple[ResyncReport, frozenset[str]]:
+    """One resync round; returns the report and the young pods' ports. The controller is read
+    before the pods are listed: a port it holds was added for a pod that exists by the time
+    the pods are listed, so no new pod's port looks stale. `live_networks` is called again
+    after the apply when a network was (re)made (see `forget_deleted`)."""
+    networks = set(live_networks())
+    held = read_held(client, networks)
+    desired, young = desired_from_pods(networks, pods())
+    report = apply_resync(client, plan_resync(desired, held))
+    forget_deleted(client, report, live_networks)
+    return report, young

@@ -323,7 +323,7 @@ class Lab:
 
     def resync(self) -> ResyncReport:
         with self.operator():
-            return supervisor.resync(self.client(), self.state.data["lab"])
+            return supervisor.resync(self.client(), lambda: self.state.data["lab"])
 
     # -- units ---------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from l2sm_controlplane.resync import DesiredState, ResyncReport, apply_resync, plan_resync, read_held
+from l2sm_controlplane.resync import DesiredState, PodPorts, ResyncReport, desired_from_pods, resync_cluster
 from l2sm_controlplane.vnets import ControllerError, VnetsClient
 
 LOG = logging.getLogger("l2sm_lab.supervisor")
@@ -104,19 +104,29 @@ def operator_lock(
 # -- what the cluster says ---------------------------------------------------------------------
 
 
+def live_networks(lab: Mapping[str, Any]) -> list[str]:
+    """The L2Networks the cluster holds: the lab's record never deletes one."""
+    return list(lab.get("networks") or [])
+
+
+def pods(lab: Mapping[str, Any]) -> list[PodPorts]:
+    """The lab's pods as the API shows them: every unit with the ports it was attached with;
+    one left Terminating or Failed is gone (its ports released). A pod gone entirely is not
+    in the record at all, as it is not in the API. None is young: the lab's operator holds
+    the resync lock through an attach, which the charm's grace period stands for."""
+    return [
+        PodPorts(
+            name,
+            {net: [port["endpoint"]] for net, port in (unit.get("ports") or {}).items()},
+            gone=bool(unit.get("gone")),
+        )
+        for name, unit in sorted((lab.get("units") or {}).items())
+    ]
+
+
 def desired_state(lab: Mapping[str, Any]) -> DesiredState:
-    """What the controller should hold, from the lab's record as the charm reads the cluster:
-    the live networks; the ports of every pod that exists (wanted); the ports of a pod
-    Terminating or Failed (released: it still shows them). A pod gone entirely is not in
-    the record at all, as it is not in the API: its ports are neither."""
-    networks = list(lab.get("networks") or [])
-    ports: dict[str, set[str]] = {n: set() for n in networks}
-    released: dict[str, set[str]] = {}
-    for unit in (lab.get("units") or {}).values():
-        target = released if unit.get("gone") else ports
-        for network, port in (unit.get("ports") or {}).items():
-            target.setdefault(network, set()).add(port["endpoint"])
-    return DesiredState.build(networks, ports, released)
+    """What the controller should hold by the record (l2sm_controlplane.resync.desired_from_pods)."""
+    return desired_from_pods(live_networks(lab), pods(lab))[0]
 
 
 def read_record(root: Path) -> dict[str, Any]:
@@ -124,11 +134,11 @@ def read_record(root: Path) -> dict[str, Any]:
     return dict(json.loads((Path(root) / RECORD).read_text())["data"].get("lab") or {})
 
 
-def resync(client: VnetsClient, lab: Mapping[str, Any]) -> ResyncReport:
-    """The charm's resync (controller read first, then the cluster) against the lab's state."""
-    desired = desired_state(lab)
-    held = read_held(client, sorted(desired.networks))
-    return apply_resync(client, plan_resync(desired, held))
+def resync(client: VnetsClient, read: Callable[[], Mapping[str, Any]]) -> ResyncReport:
+    """The charm's resync (l2sm_controlplane.resync.resync_cluster) with the lab's record as
+    the cluster: `read` gives the record as it is now, called each time the charm lists the
+    API (networks, then the controller is read, then pods, then networks again)."""
+    return resync_cluster(client, lambda: live_networks(read()), lambda: pods(read()))[0]
 
 
 # -- decisions, kept pure ----------------------------------------------------------------------
@@ -271,7 +281,7 @@ Resync = Callable[[VnetsClient, Path], ResyncReport]
 
 def resync_record(client: VnetsClient, root: Path) -> ResyncReport:
     """The resync against the lab's record on disk, read as often as the charm lists the API."""
-    return resync(client, read_record(root))
+    return resync(client, lambda: read_record(root))
 
 
 @dataclass

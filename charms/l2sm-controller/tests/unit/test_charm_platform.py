@@ -339,20 +339,20 @@ def test_one_bad_pod_never_stops_show_or_delete(ctx, kube, controller, oar_dir, 
 
 @pytest.mark.usefixtures("crds_installed")
 def test_network_deleted_while_rebuilt_is_not_left_behind(ctx, kube, controller, oar_dir, monkeypatch):
-    import charm as charm_module
+    import l2sm_controlplane.resync as resync_module
 
     controller.vnets_installed = True
     kube.add(l2network("net-a"))
     kube.add(l2sm_pod("cache-0", "node-a", ["net-a"], [3]))
     controller.hold("net-a", endpoint("node-a", 3), endpoint("node-a", 3))
-    real = charm_module.apply_resync
+    real = resync_module.apply_resync
 
     def racing(client, plan):
         report = real(client, plan)
         kube.objects.pop(("L2Network", NAMESPACE, "net-a"))  # deleted by its owner meanwhile
         return report
 
-    monkeypatch.setattr(charm_module, "apply_resync", racing)
+    monkeypatch.setattr(resync_module, "apply_resync", racing)
     out = ctx.run(ctx.on.update_status(), _state(oar_dir))
     assert controller.networks == {}
     assert _stored(out)["last_repair"] == ""

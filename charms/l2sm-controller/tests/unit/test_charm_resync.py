@@ -114,20 +114,20 @@ def test_networks_of_every_namespace_count(ctx, kube, controller, oar_dir):
 def test_network_deleted_during_resync_is_not_left_in_the_controller(
     ctx, kube, controller, oar_dir, monkeypatch
 ):
-    import charm as charm_module
+    import l2sm_controlplane.resync as resync_module
 
     controller.vnets_installed = True
     kube.add(l2network("net-a"))
     kube.add(l2network("net-b"))
     controller.restart()
-    real = charm_module.apply_resync
+    real = resync_module.apply_resync
 
     def racing(client, plan):
         report = real(client, plan)
         kube.objects.pop(("L2Network", "l2sm", "net-b"))  # deleted by its owner meanwhile
         return report
 
-    monkeypatch.setattr(charm_module, "apply_resync", racing)
+    monkeypatch.setattr(resync_module, "apply_resync", racing)
     state = _state_with_running_controller(oar_dir)
     out = ctx.run(ctx.on.update_status(), state)
     assert set(controller.networks) == {"net-a"}
