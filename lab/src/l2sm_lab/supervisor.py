@@ -14,7 +14,9 @@ in namespace NS. When a child answers after a start, and every --resync-interval
 while it answers, it runs the resync against the lab's desired state, read from the lab's
 record (never written here: the lab's commands own it). What it did goes to
 ROOT/supervisor.json (its own file, which `l2sm-lab status` reads). SIGTERM ends the child
-and then itself; should this process die, the child is killed by the kernel (PDEATHSIG).
+and then itself; should this process die, the child is killed by the kernel (PDEATHSIG), so
+nothing that goes wrong in one poll may end it: it is logged, kept in the file's failures,
+and the next poll goes on.
 
 The lab's operator (port adds and removes in l2sm_lab.lab) and every resync take
 ROOT/resync.lock, so a resync never reads the controller and the record half-way through
@@ -88,10 +90,10 @@ def operator_lock(
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{root / RESYNC_LOCK} held for {timeout:.0f} s") from None
-                if give_up is not None and give_up.wait(0.05):
-                    raise Abandoned(f"stopped while waiting for {root / RESYNC_LOCK}") from None
                 if give_up is None:
                     time.sleep(0.05)
+                elif give_up.wait(0.05):
+                    raise Abandoned(f"stopped while waiting for {root / RESYNC_LOCK}") from None
         _HELD[root] = [fd, 1]
         try:
             yield
