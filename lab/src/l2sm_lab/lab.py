@@ -367,7 +367,8 @@ class Lab:
                     what = f"{endpoint} to {membership.network}"
                     print(f"l2sm-lab: {what}: {exc} (the resync adds it)", file=sys.stderr)
         if unit.interfaces:
-            netlink.apply_plans(unit.interfaces, netns=ns)
+            # One announcement: unlike a pod's, this unit's ports are in the controller already.
+            netlink.apply_plans(unit.interfaces, netns=ns, announce_rounds=1)
         knfs.start_workload(self.state, unit, ns)
 
     def remove_unit(self, name: str, *, missed_delete: bool = False, leaves: str = "") -> None:
@@ -460,7 +461,7 @@ class Lab:
                 ns = self.state.data["lab"]["units"].get(unit.name, {}).get("ns")
                 if ns:
                     progress(f"{unit.name}: new interface plans")
-                    netlink.apply_plans(unit.interfaces, netns=ns)
+                    netlink.apply_plans(unit.interfaces, netns=ns, announce_rounds=1)
         return changed
 
     def exec(
