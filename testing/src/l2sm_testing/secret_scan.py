@@ -23,6 +23,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from secrets import token_hex, token_urlsafe
 from typing import Any
 from unittest import mock
 
@@ -549,3 +550,38 @@ class Sweep:
         for group in extra:
             out += group
         return out
+
+
+# -- the controller's REST credentials, as a related charm receives them ------------------------
+
+CONTROLLER_NAMESPACE = "l2sm"
+CONTROLLER_APP = "l2sm-controller"
+
+
+def granted_credentials(juju_version: str, kube: FakeKube) -> tuple[testing.Secret | None, str]:
+    """Fresh credentials where that Juju keeps them, and the reference the relation carries:
+    a Juju secret granted to the relation (3.x, returned), or an entry of the controller's own
+    Kubernetes Secret (2.9, put in `kube`; None returned)."""
+    from l2sm_controlplane.objects import charm_secret
+
+    content = {"username": f"user-{token_hex(4)}", "password": token_urlsafe(24)}
+    if juju_version.startswith("2."):
+        made = charm_secret(CONTROLLER_APP, CONTROLLER_NAMESPACE, {"controller-credentials": content})
+        kube.add(made)
+        return None, f"kubernetes:{CONTROLLER_NAMESPACE}/{made['metadata']['name']}"
+    granted = testing.Secret(tracked_content=content)  # the controller's, granted to the relation
+    return granted, granted.id
+
+
+def credential_places(granted: testing.Secret | None) -> list[Allowed]:
+    """Where those credentials may be seen: the controller's store, which the charm never writes."""
+    if granted is not None:
+        return [
+            Allowed(f"juju-secret {granted.id} *", "the controller's Juju secret, granted to the relation")
+        ]
+    return [
+        Allowed(
+            f"kube object Secret {CONTROLLER_NAMESPACE}/{CONTROLLER_APP}-secrets.data.*",
+            "the controller's own Secret (Juju 2.9), which this charm never writes",
+        )
+    ]

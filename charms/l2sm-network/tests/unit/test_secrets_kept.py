@@ -6,43 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
 
 from conftest import CONTROLLER_DATA, MODEL, controller_relation, members
 from ops import testing
 
-from l2sm_controlplane.objects import charm_secret
 from l2sm_testing import secret_scan
-from l2sm_testing.secret_scan import Allowed, Capture, Sweep
-
-CONTROLLER_NAMESPACE = "l2sm"
-CONTROLLER_SECRET = "l2sm-controller-secrets"
+from l2sm_testing.secret_scan import Capture, Sweep
 
 
 def _credentials(ctx, kube):
     """Fresh credentials where this Juju keeps them, and the relation naming them."""
-    content = {"username": f"user-{secrets.token_hex(4)}", "password": secrets.token_urlsafe(24)}
-    if ctx.juju_version.startswith("2."):
-        kube.add(charm_secret("l2sm-controller", CONTROLLER_NAMESPACE, {"controller-credentials": content}))
-        reference = f"kubernetes:{CONTROLLER_NAMESPACE}/{CONTROLLER_SECRET}"
-        granted = None
-    else:
-        granted = testing.Secret(tracked_content=content)  # the controller's, granted to us
-        reference = granted.id
+    granted, reference = secret_scan.granted_credentials(ctx.juju_version, kube)
     return granted, controller_relation({**CONTROLLER_DATA, "credentials-secret": reference})
-
-
-def allowed(granted) -> list[Allowed]:
-    if granted is not None:
-        return [
-            Allowed(f"juju-secret {granted.id} *", "the controller's Juju secret, granted to the relation")
-        ]
-    return [
-        Allowed(
-            f"kube object Secret {CONTROLLER_NAMESPACE}/{CONTROLLER_SECRET}.data.*",
-            "the controller's own Secret (Juju 2.9), which this charm never writes",
-        )
-    ]
 
 
 def test_credentials_stay_where_the_controller_put_them(ctx, kube, caplog):
@@ -86,7 +61,7 @@ def test_credentials_stay_where_the_controller_put_them(ctx, kube, caplog):
     places = sweep.places(secret_scan.log_places(caplog.records))
     found = secret_scan.scan(values, places)
     assert found, "the scan must at least see the credentials where the controller keeps them"
-    leaked = secret_scan.leaks(found, allowed(granted))
+    leaked = secret_scan.leaks(found, secret_scan.credential_places(granted))
     assert leaked == [], "\n".join(map(str, leaked))
     # Nothing secret of its own either: no Juju secret made, no Secret written.
     assert [s for _, out in sweep.steps for s in out.secrets if s != granted] == []
